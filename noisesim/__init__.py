@@ -1,0 +1,20 @@
+"""noisesim: simulate analog noise and quantization in neural networks, and allocate energy or bits.
+
+    import noisesim
+    cfg = noisesim.SimConfig(weight_bits=8, act_bits=8, noise_type="thermal", e_mac=10)
+    sim = noisesim.prepare(model, cfg)          # a copy with every matmul layer instrumented
+    noisesim.calibrate(sim, batches)            # activation ranges, noise off
+    df = noisesim.energy_report(sim)            # per-layer MACs, energy, bits, SNR
+    with noisesim.noise_disabled(sim): ...
+"""
+from noisesim.config import ConfigError, NoiseConfig, QuantConfig, SimConfig
+from noisesim.context import calibrate, calibrating, noise_disabled
+from noisesim.energy import (average_act_bits, average_energy, average_weight_bits, bits_penalty,
+                             count_macs, energy_penalty, energy_report, photons_to_aj)
+from noisesim.nn.prepare import prepare, sim_layers, to_float
+
+__version__ = "0.1.0"
+
+__all__ = ["SimConfig", "QuantConfig", "NoiseConfig", "ConfigError", "prepare", "calibrate", "calibrating",
+           "noise_disabled", "energy_report", "average_energy", "average_weight_bits", "average_act_bits",
+           "count_macs", "energy_penalty", "bits_penalty", "photons_to_aj", "sim_layers", "to_float"]

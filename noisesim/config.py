@@ -1,0 +1,252 @@
+"""Configuration as frozen, validated dataclasses with a JSON round trip.
+
+``SimConfig`` is what users write; its keyword arguments carry the names of the CLI
+flags (``weight_bits``, ``act_bits``, ``noise_type``, ``e_mac``, ...). Each instrumented
+layer resolves it into per-concept configs (:class:`QuantConfig` for its weight and
+input quantizers, :class:`NoiseConfig` for its noise model) after applying the per-layer
+exceptions in ``overrides`` — data, never ``if model_name == ...``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+NOISE_TYPES = ("thermal", "shot", "weight", "none")
+OBSERVERS = ("minmax", "ema", "percentile", "aciq", "mse")
+BIT_ROUNDING = ("none", "round", "discrete", "stochastic")
+MIN_BITS, MAX_BITS = 2, 16
+THERMAL_SIGMA = 0.01  # sigma_t of DESIGN.md section 2 (fraction of R_w * R_x)
+WEIGHT_SIGMA = 0.1  # sigma_w (fraction of the weight range R_w)
+PHOTON_ENERGY_AJ = 0.128  # photon energy at 1550 nm, attojoules
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the field and what is allowed."""
+
+
+def _check_bits(name: str, bits: Optional[float]) -> None:
+    if bits is not None and not MIN_BITS <= bits <= MAX_BITS:
+        raise ConfigError(f"{name} must be between {MIN_BITS} and {MAX_BITS} bits (or None for off), got {bits}")
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """One fake quantizer.
+
+    bits: 2-16, or None for no quantization. symmetric: signed levels around zero
+    (zero point 0) instead of an affine [lo, hi] grid. per_channel: one range per
+    channel. observer: how the range is calibrated (minmax, ema, percentile, aciq, mse).
+    learnable_range: the range (lo, hi) becomes trainable. learnable_bits: log2(bits)
+    becomes trainable, rounded by ``bit_rounding``; ``per_channel_bits`` gives each
+    channel its own bit-width.
+    """
+
+    bits: Optional[float] = 8
+    symmetric: bool = False
+    per_channel: bool = False
+    observer: str = "minmax"
+    percentile: float = 99.99
+    ema_decay: float = 0.1
+    learnable_range: bool = False
+    learnable_bits: bool = False
+    bit_rounding: str = "round"
+    per_channel_bits: bool = False
+
+    def __post_init__(self):
+        _check_bits("bits", self.bits)
+        _check_choice("observer", self.observer, OBSERVERS)
+        _check_choice("bit_rounding", self.bit_rounding, BIT_ROUNDING)
+        if not 50 < self.percentile <= 100:
+            raise ConfigError(f"percentile must be in (50, 100], got {self.percentile}")
+        if self.learnable_bits and self.bits is None:
+            raise ConfigError("learnable bits need a starting bit-width, got bits=None")
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """One analog noise model (DESIGN.md section 2).
+
+    kind: thermal, shot, weight or none. e_mac: energy per MAC in photons (> 0).
+    per_channel: one energy per output channel. learnable: the log-energy trains.
+    quantize_energy: round E to whole repeats/photons (straight-through). sigma:
+    sigma_t (thermal) or sigma_w (weight); unused by shot noise. seed: seeds the layer's
+    own generator (None: the global torch RNG). replace_with_quantizer: use the
+    equivalent uniform quantizer (noise bits) instead of Gaussian noise.
+    """
+
+    kind: str = "none"
+    e_mac: float = 10.0
+    per_channel: bool = False
+    learnable: bool = False
+    quantize_energy: bool = False
+    sigma: Optional[float] = None
+    seed: Optional[int] = None
+    record_snr: bool = False
+    replace_with_quantizer: bool = False
+
+    def __post_init__(self):
+        _check_choice("noise_type", self.kind, NOISE_TYPES)
+        if not self.e_mac > 0:
+            raise ConfigError(f"e_mac must be > 0 photons/MAC, got {self.e_mac}")
+        if self.sigma is None:
+            default = {"thermal": THERMAL_SIGMA, "weight": WEIGHT_SIGMA}.get(self.kind, 0.0)
+            object.__setattr__(self, "sigma", default)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything ``noisesim.prepare`` needs; field names follow the CLI flags.
+
+    Quantization: weight_bits / act_bits (None = float), *_symmetric, weight_per_channel,
+    *_observer, percentile. Noise: noise_type, e_mac (photons/MAC), noise_per_channel,
+    quantize_energy, thermal_sigma, weight_sigma. Training switches: train_noise
+    (learnable log-energies), train_bitwidth (learnable log2 bits; weight_bits_only keeps
+    activations fixed), train_qminmax (learnable ranges), round/discrete/stochastic
+    _bitwidth (how learnt bits are rounded; none of them = continuous bits),
+    per_channel_bitwidth. Structure: fold_bn, quantize_residual (fake-quantize residual
+    adds and concatenations), ignore (layer-name regexes, or ``first``/``last``, left in
+    float), overrides (regex or ``first``/``last`` -> dict of these fields), seed,
+    record_snr, override_with_noise_bits, photon_energy_aj.
+    """
+
+    weight_bits: Optional[float] = 8
+    act_bits: Optional[float] = 8
+    weight_symmetric: bool = True
+    act_symmetric: bool = False
+    weight_per_channel: bool = False
+    weight_observer: str = "minmax"
+    act_observer: str = "minmax"
+    percentile: float = 99.99
+    noise_type: str = "none"
+    e_mac: float = 10.0
+    noise_per_channel: bool = False
+    quantize_energy: bool = False
+    thermal_sigma: float = THERMAL_SIGMA
+    weight_sigma: float = WEIGHT_SIGMA
+    train_noise: bool = False
+    train_bitwidth: bool = False
+    weight_bits_only: bool = False
+    train_qminmax: bool = False
+    round_bitwidth: bool = False
+    discrete_bitwidth: bool = False
+    stochastic_bitwidth: bool = False
+    per_channel_bitwidth: bool = False
+    fold_bn: bool = True
+    quantize_residual: bool = False
+    record_snr: bool = False
+    override_with_noise_bits: bool = False
+    seed: Optional[int] = None
+    photon_energy_aj: float = PHOTON_ENERGY_AJ
+    ignore: tuple[str, ...] = ()
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        _check_bits("weight_bits", self.weight_bits)
+        _check_bits("act_bits", self.act_bits)
+        _check_choice("noise_type", self.noise_type, NOISE_TYPES)
+        _check_choice("weight_observer", self.weight_observer, OBSERVERS)
+        _check_choice("act_observer", self.act_observer, OBSERVERS)
+        if not self.e_mac > 0:
+            raise ConfigError(f"e_mac must be > 0 photons/MAC, got {self.e_mac}")
+        if sum([self.round_bitwidth, self.discrete_bitwidth, self.stochastic_bitwidth]) > 1:
+            raise ConfigError("choose at most one of round_bitwidth, discrete_bitwidth, stochastic_bitwidth")
+        if self.noise_type == "thermal" and (self.weight_bits is None or self.act_bits is None):
+            raise ConfigError("thermal noise is set by the quantizer ranges: it needs weight_bits and act_bits")
+        if self.train_bitwidth and self.weight_bits is None:
+            raise ConfigError("train_bitwidth needs weight_bits to start from")
+        if self.photon_energy_aj <= 0:
+            raise ConfigError(f"photon_energy_aj must be > 0, got {self.photon_energy_aj}")
+        object.__setattr__(self, "ignore", tuple(self.ignore))
+        names = {f.name for f in dataclasses.fields(self)} - {"overrides", "ignore"}
+        for pattern, values in self.overrides.items():
+            _compile(pattern)
+            unknown = set(values) - names
+            if unknown:
+                raise ConfigError(f"override {pattern!r} sets unknown fields {sorted(unknown)}")
+        for pattern in self.ignore:
+            _compile(pattern)
+
+    # -- per-layer resolution -------------------------------------------------
+    def for_layer(self, name: str, aliases: tuple[str, ...] = ()) -> "SimConfig":
+        """This config with every override whose pattern matches ``name`` (or an alias) applied in order."""
+        cfg = self
+        for pattern, values in self.overrides.items():
+            if _matches(pattern, name, aliases):
+                cfg = dataclasses.replace(cfg, **values)
+        return cfg
+
+    def ignores(self, name: str, aliases: tuple[str, ...] = ()) -> bool:
+        return any(_matches(p, name, aliases) for p in self.ignore)
+
+    @property
+    def bit_rounding(self) -> str:
+        if self.discrete_bitwidth:
+            return "discrete"
+        if self.stochastic_bitwidth:
+            return "stochastic"
+        return "round" if self.round_bitwidth else "none"
+
+    def weight_quant(self) -> QuantConfig:
+        return QuantConfig(bits=self.weight_bits, symmetric=self.weight_symmetric,
+                           per_channel=self.weight_per_channel, observer=self.weight_observer,
+                           percentile=self.percentile, learnable_range=False,
+                           learnable_bits=self.train_bitwidth and self.weight_bits is not None,
+                           bit_rounding=self.bit_rounding, per_channel_bits=self.per_channel_bitwidth)
+
+    def act_quant(self) -> QuantConfig:
+        learn_bits = self.train_bitwidth and not self.weight_bits_only and self.act_bits is not None
+        return QuantConfig(bits=self.act_bits, symmetric=self.act_symmetric, per_channel=False,
+                           observer=self.act_observer, percentile=self.percentile,
+                           learnable_range=self.train_qminmax and self.act_bits is not None,
+                           learnable_bits=learn_bits, bit_rounding=self.bit_rounding)
+
+    def noise(self, layer_index: int = 0) -> NoiseConfig:
+        sigma = {"thermal": self.thermal_sigma, "weight": self.weight_sigma}.get(self.noise_type)
+        return NoiseConfig(kind=self.noise_type, e_mac=self.e_mac, per_channel=self.noise_per_channel,
+                           learnable=self.train_noise, quantize_energy=self.quantize_energy,
+                           sigma=sigma, seed=None if self.seed is None else self.seed + layer_index,
+                           record_snr=self.record_snr,
+                           replace_with_quantizer=self.override_with_noise_bits)
+
+    # -- JSON -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["ignore"] = list(self.ignore)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SimConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"unknown SimConfig fields {sorted(unknown)}")
+        d = dict(d)
+        if "ignore" in d:
+            d["ignore"] = tuple(d["ignore"])
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SimConfig":
+        return cls.from_dict(json.loads(text))
+
+
+def _compile(pattern: str) -> re.Pattern:
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise ConfigError(f"layer pattern {pattern!r} is not a valid regex: {e}") from None
+
+
+def _matches(pattern: str, name: str, aliases: tuple[str, ...]) -> bool:
+    return pattern in aliases or re.fullmatch(pattern, name) is not None

@@ -1,0 +1,158 @@
+"""MAC counting, energy accounting and the constrained penalties (DESIGN.md section 2).
+
+MACs per sample of a layer = fan-in D x output elements per sample (Conv: C_in/groups *
+k_h * k_w * C_out * H_out * W_out; Linear: in_features x outputs; matmul: contracted size
+x outputs), counted at the layer's last forward.
+
+    average energy  E_avg = sum_l mean_c(E_l) * MACs_l / sum_l MACs_l      [photons/MAC]
+    energy loss     task + lambda * max(0, log E_avg - log E_target)       (constrained)
+                    task + lambda * log E_avg                              (unconstrained)
+    bits penalty    lambda * [max(0, w_avg - w_target) + max(0, a_avg - a_target)]
+
+Average weight bits are weighted by each layer's weight count; average activation bits by
+the layer's input elements (or, with ``max_act``, the bits of the largest input map).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from noisesim.config import PHOTON_ENERGY_AJ
+from noisesim.context import noise_disabled
+from noisesim.nn.base import SimLayer
+from noisesim.nn.prepare import sim_layers
+from noisesim.train.tasks import call_model
+
+
+# -- pure functions ------------------------------------------------------------
+def mac_weighted_mean(values: Sequence[torch.Tensor], macs: Sequence[int]) -> torch.Tensor:
+    """sum_l mean(values_l) * macs_l / sum_l macs_l (differentiable in ``values``)."""
+    total = float(sum(macs))
+    if total <= 0:
+        raise ValueError("no MACs counted: run a forward pass first")
+    return sum(v.mean() * (m / total) for v, m in zip(values, macs))
+
+
+def energy_penalty(avg_energy: torch.Tensor, target: Optional[float], lambd: float,
+                   constrained: bool = True) -> torch.Tensor:
+    """lambda * max(0, log E_avg - log E_target), or lambda * log E_avg without the constraint."""
+    log_e = torch.log(avg_energy)
+    if not constrained or target is None:
+        return lambd * log_e
+    return lambd * torch.clamp(log_e - math.log(target), min=0)
+
+
+def bits_penalty(w_avg: torch.Tensor, a_avg: Optional[torch.Tensor], w_target: Optional[float],
+                 a_target: Optional[float], lambd: float) -> torch.Tensor:
+    """lambda * [max(0, w_avg - w_target) + max(0, a_avg - a_target)] (missing targets count 0)."""
+    pen = torch.zeros((), dtype=w_avg.dtype, device=w_avg.device)
+    if w_target is not None:
+        pen = pen + torch.clamp(w_avg - w_target, min=0)
+    if a_avg is not None and a_target is not None:
+        pen = pen + torch.clamp(a_avg - a_target, min=0)
+    return lambd * pen
+
+
+def photons_to_aj(photons: float | torch.Tensor, photon_energy_aj: float = PHOTON_ENERGY_AJ):
+    """Energy per MAC in attojoules."""
+    return photons * photon_energy_aj
+
+
+# -- model-level quantities ------------------------------------------------------
+def _layers(model: nn.Module) -> list[SimLayer]:
+    layers = sim_layers(model)
+    if not layers:
+        raise ValueError("model has no instrumented layer: call noisesim.prepare first")
+    return layers
+
+
+def average_energy(model: nn.Module) -> torch.Tensor:
+    """MAC-weighted average energy (photons/MAC) over the layers that have noise; differentiable."""
+    layers = [m for m in _layers(model) if m.noise is not None]
+    if not layers:
+        raise ValueError("no layer has a noise model (noise_type none)")
+    return mac_weighted_mean([m.energy() for m in layers], [m.macs for m in layers])
+
+
+def average_weight_bits(model: nn.Module) -> Optional[torch.Tensor]:
+    """Weight-count weighted average weight bits (differentiable when bits are learnable)."""
+    layers = [m for m in _layers(model) if m.weight_quant is not None and m.weight_quant.enabled]
+    if not layers:
+        return None
+    bits = [torch.as_tensor(m.weight_quant.bits(), dtype=torch.float32).mean() for m in layers]
+    return mac_weighted_mean(bits, [m.weight_count for m in layers])
+
+
+def average_act_bits(model: nn.Module, max_act: bool = False) -> Optional[torch.Tensor]:
+    """Input-element weighted average activation bits, or the bits of the largest input map."""
+    layers = [m for m in _layers(model) if m.act_quant.enabled]
+    if not layers:
+        return None
+    bits = [torch.as_tensor(m.act_quant.bits(), dtype=torch.float32).mean() for m in layers]
+    sizes = [m.in_elems for m in layers]
+    if max_act:
+        return bits[max(range(len(bits)), key=lambda i: sizes[i])]
+    return mac_weighted_mean(bits, sizes)
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, example_input) -> int:
+    """Run one noise-free forward on ``example_input`` and return MACs per sample."""
+    was_training = model.training
+    model.eval()
+    with noise_disabled(model):
+        call_model(model, example_input)
+    model.train(was_training)
+    return sum(m.macs for m in _layers(model))
+
+
+def energy_report(model: nn.Module, example_input=None, photon_energy_aj: float = PHOTON_ENERGY_AJ) -> pd.DataFrame:
+    """One row per instrumented layer.
+
+    Columns: name, kind, fan_in, macs (per sample), e_mac (photons, mean over channels),
+    e_mac_aj, e_min, e_max, weight_bits, act_bits, noise_type, weights, in_elems, snr
+    (linear, if recorded), snr_db, noise_bits (ENOB equivalent, mean over channels).
+    ``example_input`` runs a noise-free forward first (needed if none has run yet).
+    ``df.attrs`` holds the totals: macs, avg_energy (photons), avg_energy_aj, avg_weight_bits, avg_act_bits.
+    """
+    if example_input is not None:
+        count_macs(model, example_input)
+    rows = []
+    for m in _layers(model):
+        e = m.energy()
+        e = None if e is None else e.detach().float()
+        noise = m.noise
+        snr = noise.snr() if noise is not None else float("nan")
+        nb = noise.noise_bits().mean().item() if noise is not None and math.isfinite(noise.output_range()) \
+            else float("nan")
+        rows.append({
+            "name": m.name, "kind": m.kind, "fan_in": m.fan_in, "macs": m.macs,
+            "e_mac": float("nan") if e is None else e.mean().item(),
+            "e_mac_aj": float("nan") if e is None else photons_to_aj(e.mean().item(), photon_energy_aj),
+            "e_min": float("nan") if e is None else e.min().item(),
+            "e_max": float("nan") if e is None else e.max().item(),
+            "weight_bits": m.weight_quant.mean_bits() if m.weight_quant is not None else float("nan"),
+            "act_bits": m.act_quant.mean_bits(),
+            "noise_type": noise.kind if noise is not None else "none",
+            "weights": m.weight_count, "in_elems": m.in_elems,
+            "snr": snr, "snr_db": 10 * math.log10(snr) if snr > 0 and math.isfinite(snr) else float("nan"),
+            "noise_bits": nb,
+        })
+    df = pd.DataFrame(rows)
+    total = df["macs"].sum()
+    noisy = df[df["noise_type"] != "none"]
+    avg_e = float((noisy["e_mac"] * noisy["macs"]).sum() / noisy["macs"].sum()) if len(noisy) and \
+        noisy["macs"].sum() > 0 else float("nan")
+    wb = df.dropna(subset=["weight_bits"])
+    ab = df.dropna(subset=["act_bits"])
+    df.attrs.update(
+        macs=int(total), avg_energy=avg_e, avg_energy_aj=photons_to_aj(avg_e, photon_energy_aj),
+        avg_weight_bits=float((wb["weight_bits"] * wb["weights"]).sum() / wb["weights"].sum())
+        if len(wb) and wb["weights"].sum() > 0 else float("nan"),
+        avg_act_bits=float((ab["act_bits"] * ab["in_elems"]).sum() / ab["in_elems"].sum())
+        if len(ab) and ab["in_elems"].sum() > 0 else float("nan"))
+    return df

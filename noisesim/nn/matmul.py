@@ -1,0 +1,139 @@
+"""Matrix products of two activations (attention scores and attention-weighted values).
+
+``Matmul`` and ``Einsum`` are float modules a model uses in place of ``torch.matmul`` /
+``torch.einsum`` so that ``prepare`` can instrument them; ``SimMatmul`` / ``SimEinsum``
+quantize both operands with activation quantizers and add output noise with fan-in D =
+the contracted size (read at every forward, since it may be the sequence length).
+Thermal scale: R_a * R_b. Shot scale: ||a_row|| * ||b_col||; for an einsum it is computed
+as sqrt(einsum(a^2, 1)) * sqrt(einsum(1, b^2)), which sums the squares over exactly the
+contracted indices. Weight noise has no weights to act on here and leaves them exact.
+Energies are per layer (the output width of a matmul is not a fixed channel count).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import nn
+
+from noisesim.config import SimConfig
+from noisesim.nn.base import SimLayer
+from noisesim.quant.fake_quant import FakeQuantize
+
+
+class Matmul(nn.Module):
+    """``torch.matmul(a, b)`` as a module."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(a, b)
+
+
+class Einsum(nn.Module):
+    """``torch.einsum(equation, a, b)`` as a module (two operands)."""
+
+    def __init__(self, equation: str):
+        super().__init__()
+        self.equation = equation.replace(" ", "")
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.einsum(self.equation, a, b)
+
+    def extra_repr(self) -> str:
+        return repr(self.equation)
+
+
+def _contracted_size(equation: str, a: torch.Tensor) -> int:
+    inputs, out = equation.split("->")
+    a_idx, b_idx = inputs.split(",")
+    return math.prod(a.shape[i] for i, c in enumerate(a_idx) if c in b_idx and c not in out)
+
+
+class _SimProduct(SimLayer):
+    def __init__(self, cfg: SimConfig, name: str, layer_index: int):
+        super().__init__()
+        cfg = dataclasses.replace(cfg, noise_per_channel=False)
+        self._init_sim(cfg, name, 1, 1, -1, layer_index)
+        self.act_quant_b = FakeQuantize(cfg.act_quant())
+        if self.noise is not None and self.noise.kind == "weight":
+            self.noise = None
+
+    def product(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def fan_in_of(self, a: torch.Tensor) -> int:
+        raise NotImplementedError
+
+    def shot_scale(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        aq, bq = self.quantize_input(a), self.act_quant_b(b)
+        y = self.product(aq, bq)
+        self.fan_in = self.fan_in_of(aq)
+        return self.add_output_noise(y, lambda: self.thermal_scale_ab() if self.noise.kind == "thermal"
+                                     else self.shot_scale(aq, bq))
+
+    def thermal_scale_ab(self) -> torch.Tensor:
+        return (self.act_quant.full_range() * self.act_quant_b.full_range()).reshape(())
+
+
+class SimMatmul(_SimProduct):
+    kind = "matmul"
+
+    @classmethod
+    def from_float(cls, mod: Matmul, cfg: SimConfig, name: str = "", layer_index: int = 0) -> "SimMatmul":
+        return cls(cfg, name, layer_index)
+
+    def to_float(self) -> Matmul:
+        return Matmul()
+
+    def product(self, a, b):
+        return torch.matmul(a, b)
+
+    def fan_in_of(self, a):
+        return a.shape[-1]
+
+    def shot_scale(self, a, b):
+        a_norm = a.norm(dim=-1, keepdim=True)
+        b_norm = b.norm(dim=-2, keepdim=True) if b.dim() > 1 else b.norm()
+        return a_norm * b_norm
+
+    def extra_repr(self) -> str:
+        return f"{self.name or 'matmul'}: a @ b"
+
+
+class SimEinsum(_SimProduct):
+    kind = "matmul"
+
+    def __init__(self, equation: str, cfg: SimConfig, name: str = "", layer_index: int = 0):
+        super().__init__(cfg, name, layer_index)
+        self.equation = equation if "->" in equation else _implicit_output(equation)
+
+    @classmethod
+    def from_float(cls, mod: Einsum, cfg: SimConfig, name: str = "", layer_index: int = 0) -> "SimEinsum":
+        return cls(mod.equation, cfg, name, layer_index)
+
+    def to_float(self) -> Einsum:
+        return Einsum(self.equation)
+
+    def product(self, a, b):
+        return torch.einsum(self.equation, a, b)
+
+    def fan_in_of(self, a):
+        return _contracted_size(self.equation, a)
+
+    def shot_scale(self, a, b):
+        a2 = torch.einsum(self.equation, a.pow(2), torch.ones_like(b))
+        b2 = torch.einsum(self.equation, torch.ones_like(a), b.pow(2))
+        return (a2 * b2).sqrt()
+
+    def extra_repr(self) -> str:
+        return f"{self.name or 'einsum'}: {self.equation}"
+
+
+def _implicit_output(equation: str) -> str:
+    """Explicit form of an implicit einsum: output = indices appearing once, sorted."""
+    letters = equation.replace(",", "")
+    out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    return f"{equation}->{out}"

@@ -1,0 +1,91 @@
+"""The module swap: ``prepare(model, config)`` instruments every matmul layer of any nn.Module.
+
+Conv1d, Conv2d, Linear and the ``Matmul`` / ``Einsum`` modules become SimConv, SimLinear,
+SimMatmul and SimEinsum, named by their module path. The model is deep-copied unless
+``inplace=True``. Per-layer exceptions come from ``config.overrides`` and ``config.ignore``
+(regexes on the module path, or ``first`` / ``last`` for the first and last matmul layer
+in registration order).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Optional
+
+from torch import nn
+
+from noisesim.config import SimConfig
+from noisesim.nn.base import SimLayer
+from noisesim.nn.conv import SimConv
+from noisesim.nn.fold import fold_batchnorm
+from noisesim.nn.linear import SimLinear
+from noisesim.nn.matmul import Einsum, Matmul, SimEinsum, SimMatmul
+from noisesim.nn.residual import quantize_residuals
+
+SIM_CLASSES = {nn.Conv1d: SimConv, nn.Conv2d: SimConv, nn.Linear: SimLinear, Matmul: SimMatmul,
+               Einsum: SimEinsum}
+
+
+def _targets(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Instrumentable modules, skipping those whose weights a parent reads directly (MultiheadAttention)."""
+    mha = [name for name, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
+
+    def inside_mha(name: str) -> bool:
+        return any(p == "" or name.startswith(f"{p}.") for p in mha)
+
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, tuple(SIM_CLASSES)) and not inside_mha(name)]
+
+
+def _sim_class(m: nn.Module) -> type:
+    for cls, sim in SIM_CLASSES.items():
+        if isinstance(m, cls):
+            return sim
+    raise TypeError(type(m))
+
+
+def prepare(model: nn.Module, config: Optional[SimConfig] = None, inplace: bool = False) -> nn.Module:
+    """Return ``model`` with simulated quantizers and noise on every matmul layer.
+
+    Steps: copy (unless ``inplace``) -> fold conv+BN (``config.fold_bn``) -> reroute
+    residual adds / concatenations through quantizers (``config.quantize_residual``;
+    the result is a torch.fx GraphModule) -> swap layers. Run ``noisesim.calibrate``
+    before evaluating a model with activation quantizers.
+    """
+    config = config or SimConfig()
+    if not inplace:
+        model = copy.deepcopy(model)
+    if config.fold_bn:
+        fold_batchnorm(model)
+    if config.quantize_residual:
+        model = quantize_residuals(model, config)
+    targets = _targets(model)
+    if not targets:
+        raise ValueError(f"{type(model).__name__} has no Conv1d, Conv2d, Linear, Matmul or Einsum layer to instrument")
+    first, last = targets[0][0], targets[-1][0]
+    for index, (name, mod) in enumerate(targets):
+        aliases = tuple(a for a, n in (("first", first), ("last", last)) if n == name)
+        if config.ignores(name, aliases):
+            continue
+        sim = _sim_class(mod).from_float(mod, config.for_layer(name, aliases), name=name or type(mod).__name__,
+                                         layer_index=index)
+        if name == "":
+            return sim
+        model.set_submodule(name, sim)
+    return model
+
+
+def sim_layers(model: nn.Module) -> list[SimLayer]:
+    """The instrumented layers of a prepared model, in registration order."""
+    return [m for m in model.modules() if isinstance(m, SimLayer)]
+
+
+def to_float(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """Replace every instrumented layer by its float module (BN stays folded)."""
+    if not inplace:
+        model = copy.deepcopy(model)
+    if isinstance(model, SimLayer):
+        return model.to_float()
+    for name, m in list(model.named_modules()):
+        if isinstance(m, SimLayer):
+            model.set_submodule(name, m.to_float())
+    return model

@@ -1,0 +1,48 @@
+"""Learnable bit-width: the parameter is log2(bits), one per layer or per channel.
+
+forward() returns the bits used by the quantizer, 2 <= bits <= 16, rounded by a
+straight-through estimator according to ``rounding``:
+
+* ``none``       continuous bits (2^b - 1 levels need not be an integer: a relaxation);
+* ``round``      nearest integer;
+* ``discrete``   nearest of {2, 4, 8} in log2 space;
+* ``stochastic`` floor(b) + Bernoulli(b - floor(b)) while training, nearest integer in eval.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from noisesim.config import MAX_BITS, MIN_BITS
+
+
+def _ste(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    return x + (value - x).detach()
+
+
+class BitWidth(nn.Module):
+    def __init__(self, bits: float, channels: int = 1, rounding: str = "round"):
+        super().__init__()
+        self.log2_bits = nn.Parameter(torch.full((channels,), math.log2(bits)))
+        self.rounding = rounding
+
+    def forward(self) -> torch.Tensor:
+        bits = torch.exp2(self.log2_bits).clamp(MIN_BITS, MAX_BITS)
+        if self.rounding == "round":
+            return _ste(bits, torch.round(bits))
+        if self.rounding == "discrete":
+            return _ste(bits, torch.exp2(torch.round(torch.log2(bits)).clamp(1, 3)))
+        if self.rounding == "stochastic":
+            if self.training:
+                floor = torch.floor(bits)
+                return _ste(bits, floor + (torch.rand_like(bits) < bits - floor).float())
+            return _ste(bits, torch.round(bits))
+        return bits
+
+    def extra_repr(self) -> str:
+        with torch.no_grad():
+            b = self.forward()
+        shown = f"{b.item():.2f}" if b.numel() == 1 else f"per-channel({b.numel()}) mean {b.mean().item():.2f}"
+        return f"bits={shown} rounding={self.rounding} learnable"

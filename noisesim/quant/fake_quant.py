@@ -1,0 +1,133 @@
+"""FakeQuantize: a calibrated affine fake quantizer (see ``noisesim.quant.functional``).
+
+Modes: ``calibrating`` (the observer watches, values pass through unchanged), frozen
+(quantizes with the stored range), disabled (``bits=None``: identity). With a fixed
+integer bit-width and a fixed range it calls PyTorch's fused
+``torch.fake_quantize_per_tensor_affine`` / ``..._per_channel_affine`` (STE gradient
+for the input); learnable ranges or bit-widths take the differentiable STE path.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from noisesim.config import QuantConfig
+from noisesim.quant.bitwidth import BitWidth
+from noisesim.quant.functional import fake_quant_ste, full_range, qparams
+from noisesim.quant.observers import make_observer
+
+
+class FakeQuantize(nn.Module):
+    """Fake quantizer for a tensor whose channels lie on ``ch_axis``.
+
+    ``channels`` is the size of that axis; it sizes per-channel ranges and per-channel
+    learnable bit-widths. ``lo`` / ``hi`` hold the range (parameters when learnable).
+    """
+
+    def __init__(self, cfg: QuantConfig, channels: int = 1, ch_axis: int = 0):
+        super().__init__()
+        self.cfg, self.ch_axis, self.channels = cfg, ch_axis, channels
+        n_range = channels if cfg.per_channel else 1
+        self.observer = make_observer(cfg.observer, ch_axis if cfg.per_channel else None, cfg.bits,
+                                      cfg.symmetric, cfg.percentile, cfg.ema_decay)
+        lo, hi = torch.zeros(n_range), torch.ones(n_range)
+        if cfg.learnable_range:
+            self.lo, self.hi = nn.Parameter(lo), nn.Parameter(hi)
+        else:
+            self.register_buffer("lo", lo)
+            self.register_buffer("hi", hi)
+        self.bitwidth = (BitWidth(cfg.bits, channels if cfg.per_channel_bits else 1, cfg.bit_rounding)
+                         if cfg.learnable_bits else None)
+        self.register_buffer("calibrated", torch.tensor(False))
+        self.calibrating = False
+        self.version = 0  # bumped when the range or bits change; lets layers cache quantized weights
+        self._fused: Optional[tuple] = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.bits is not None
+
+    @property
+    def learnable(self) -> bool:
+        return self.cfg.learnable_range or self.bitwidth is not None
+
+    def bits(self) -> torch.Tensor | float:
+        """Bits in use: a float, or a tensor (one value, or one per channel) when learnable."""
+        return self.bitwidth() if self.bitwidth is not None else self.cfg.bits
+
+    def mean_bits(self) -> float:
+        if not self.enabled:
+            return float("nan")
+        b = self.bits()
+        return float(b.detach().mean()) if torch.is_tensor(b) else float(b)
+
+    def _shape(self, t: torch.Tensor, ndim: int) -> torch.Tensor:
+        """Broadcast a per-channel vector along ``ch_axis`` of an ``ndim`` tensor (scalars stay scalars)."""
+        if t.numel() == 1:
+            return t.reshape(())
+        shape = [1] * ndim
+        shape[self.ch_axis] = -1
+        return t.reshape(shape)
+
+    @torch.no_grad()
+    def freeze(self) -> None:
+        """Take the observer's range and stop observing."""
+        lo, hi = self.observer.range()
+        self.lo.data.copy_(lo.to(self.lo))
+        self.hi.data.copy_(hi.to(self.hi))
+        self.calibrated.fill_(True)
+        self.calibrating = False
+        self.touch()
+
+    def touch(self) -> None:
+        """Mark the range as changed (drops cached quantized tensors)."""
+        self.version += 1
+        self._fused = None
+
+    def _fused_qparams(self):
+        if self._fused is None:
+            scale, zp, qmin, qmax = qparams(self.lo.detach(), self.hi.detach(), self.cfg.bits, self.cfg.symmetric)
+            self._fused = (scale.float(), zp.round().to(torch.int32), int(qmin), int(qmax))
+        return self._fused
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        if self.calibrating:
+            self.observer.update(x)
+            return x
+        if not bool(self.calibrated):
+            raise RuntimeError("fake quantizer used before calibration: run noisesim.calibrate(model, batches)")
+        fixed = not self.learnable and float(self.cfg.bits).is_integer()
+        if fixed and x.dtype == torch.float32:
+            scale, zp, qmin, qmax = self._fused_qparams()
+            if scale.numel() == 1:
+                return torch.fake_quantize_per_tensor_affine(x, scale.reshape(()), zp.reshape(()), qmin, qmax)
+            return torch.fake_quantize_per_channel_affine(x, scale, zp, self.ch_axis, qmin, qmax)
+        nd = x.dim()
+        bits = self.bits()
+        if torch.is_tensor(bits):
+            bits = self._shape(bits, nd)
+        scale, zp, qmin, qmax = qparams(self._shape(self.lo, nd), self._shape(self.hi, nd), bits,
+                                        self.cfg.symmetric)
+        return fake_quant_ste(x, scale, zp, qmin, qmax)
+
+    def full_range(self) -> torch.Tensor:
+        """R = (q_max - q_min) * scale: one value, or one per channel (per-channel ranges or bits)."""
+        bits = self.bits()
+        scale, _, _, _ = qparams(self.lo, self.hi, bits, self.cfg.symmetric)
+        return full_range(scale, bits, self.cfg.symmetric)
+
+    def extra_repr(self) -> str:
+        if not self.enabled:
+            return "off"
+        bits = f"{self.mean_bits():.3g}b" + (" learnable" if self.bitwidth is not None else "")
+        kind = "sym" if self.cfg.symmetric else "asym"
+        gran = f"per-channel({self.lo.numel()})" if self.cfg.per_channel else "per-tensor"
+        state = "calibrating" if self.calibrating else (
+            f"range=[{self.lo.min().item():.4g}, {self.hi.max().item():.4g}]" if bool(self.calibrated)
+            else "uncalibrated")
+        learn = " learnable-range" if self.cfg.learnable_range else ""
+        return f"{bits} {kind} {gran} {self.cfg.observer} {state}{learn}"

@@ -1,0 +1,164 @@
+"""The one training and evaluation loop, shared by every task and every trained quantity.
+
+``train`` optimises exactly the parameters it is given (log-energies, log2 bit-widths,
+quantizer ranges, or a float network's weights when it is pre-trained) on
+``task.loss + penalty()``; the caller decides the model's mode (energy training keeps
+the network in eval mode, with frozen weights and BN statistics).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from noisesim.train.tasks import call_model, split_batch
+
+Penalty = Callable[[], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and schedule of one training run.
+
+    steps: optimiser steps (batches); lr: learning rate; optimizer: ``adam`` or ``sgd``
+    (with ``momentum``); schedule: ``constant`` or ``cosine`` (to zero at the last step);
+    generated_labels: train on the teacher's own top-1 predictions instead of labels;
+    eval_every: evaluate (and checkpoint) every this many steps, 0 = only at the end.
+    """
+
+    steps: int
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    generated_labels: bool = False
+    eval_every: int = 0
+    progress: bool = True
+    desc: str = "train"
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_step: Optional[int] = None
+    best_score: Optional[float] = None
+
+
+def make_optimizer(params: list[torch.Tensor], cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           nesterov=cfg.momentum > 0)
+
+
+def _cycle(batches: Iterable) -> Iterable:
+    """Repeat an iterable that can be iterated many times (a loader), pass after pass."""
+    return itertools.chain.from_iterable(itertools.repeat(batches))
+
+
+def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task: Any,
+          cfg: TrainConfig, penalty: Optional[Penalty] = None, teacher: Optional[nn.Module] = None,
+          score_fn: Optional[Callable[[], float]] = None,
+          feasible: Optional[Callable[[], bool]] = None) -> TrainResult:
+    """Minimise ``task.loss(model(x), y) + penalty()`` over ``params`` for ``cfg.steps`` batches.
+
+    With ``score_fn`` and ``cfg.eval_every``, the parameters of the best-scoring evaluation
+    at which ``feasible()`` holds (e.g. the energy constraint is met) are restored at the
+    end; the last step is always evaluated.
+    """
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError("nothing to train: no parameter requires grad")
+    if cfg.generated_labels and teacher is None:
+        raise ValueError("generated_labels needs a teacher model")
+    opt = make_optimizer(params, cfg)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps) if cfg.schedule == "cosine"
+             else None)
+    result, best = TrainResult(), None
+    bar = tqdm(total=cfg.steps, desc=cfg.desc, disable=not cfg.progress, leave=False)
+    for step, batch in enumerate(_cycle(batches), start=1):
+        inputs, targets = split_batch(batch)
+        if cfg.generated_labels:
+            with torch.no_grad():
+                targets = task.pseudo_targets(call_model(teacher, inputs))
+        elif targets is None:
+            raise ValueError("batches carry no targets; use generated labels")
+        out = call_model(model, inputs)
+        loss = task.loss(out, targets)
+        stats = {"loss": loss.item()}
+        if penalty is not None:
+            pen, pen_stats = penalty()
+            loss = loss + pen
+            stats.update(pen_stats, penalty=float(pen))
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower --lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        if hasattr(task, "predictions"):
+            stats["batch_acc"] = (task.predictions(out.detach()) == targets).float().mean().item()
+        stats["step"] = step
+        last = step == cfg.steps
+        if score_fn is not None and (last or (cfg.eval_every and step % cfg.eval_every == 0)):
+            stats["score"] = score_fn()
+            ok = feasible() if feasible is not None else True
+            if ok and (best is None or stats["score"] >= best[1]):
+                best = (step, stats["score"], [p.detach().clone() for p in params])
+        result.history.append(stats)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in stats.items() if k != "step"}, refresh=False)
+        bar.update()
+        if last:
+            break
+    bar.close()
+    if best is not None:
+        result.best_step, result.best_score = best[0], best[1]
+        with torch.no_grad():
+            for p, saved in zip(params, best[2]):
+                p.copy_(saved)
+    return result
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable, task: Any, max_batches: Optional[int] = None,
+             teacher: Optional[nn.Module] = None, progress: bool = False, desc: str = "eval") -> float:
+    """Task metric of ``model`` in eval mode over ``batches`` (the first ``max_batches``).
+
+    With ``teacher``, targets are the teacher's predictions (agreement with the float model).
+    The model's previous train/eval mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    outputs, targets = [], []
+    total = len(batches) if hasattr(batches, "__len__") else None
+    if max_batches is not None:
+        total = min(total, max_batches) if total is not None else max_batches
+    for batch in tqdm(itertools.islice(batches, max_batches), total=total, desc=desc,
+                      disable=not progress, leave=False):
+        inputs, y = split_batch(batch)
+        out = call_model(model, inputs)
+        if teacher is not None:
+            y = task.pseudo_targets(call_model(teacher, inputs))
+        outputs.append(out.float())
+        targets.append(y)
+    model.train(was_training)
+    if not outputs:
+        raise ValueError("no batches to evaluate")
+    return task.metric(outputs, targets)
