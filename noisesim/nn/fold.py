@@ -79,6 +79,8 @@ def conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
 
 def fold_batchnorm(model: nn.Module) -> int:
     """Fold every conv -> BN pair of ``model`` in place (BN becomes Identity); returns the count."""
+    if not any(isinstance(m, _BNS) for m in model.modules()):
+        return 0
     pairs = conv_bn_pairs(model)
     for conv_name, bn_name in pairs:
         fold_bn_into(model.get_submodule(conv_name), model.get_submodule(bn_name))

@@ -58,6 +58,11 @@ def prepare(model: nn.Module, config: Optional[SimConfig] = None, inplace: bool 
         fold_batchnorm(model)
     if config.quantize_residual:
         model = quantize_residuals(model, config)
+    for m in model.modules():
+        if isinstance(m, nn.TransformerEncoderLayer):
+            # its eval "fast path" reads linear1/linear2 weights directly, bypassing the simulation;
+            # this flag is only consulted to decide whether the fast path may run
+            m.activation_relu_or_gelu = 0
     targets = _targets(model)
     if not targets:
         raise ValueError(f"{type(model).__name__} has no Conv1d, Conv2d, Linear, Matmul or Einsum layer to instrument")

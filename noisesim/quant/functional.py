@@ -6,7 +6,7 @@ For ``b`` bits and range [lo, hi]:
   z = round(-lo / s) (the range is widened to contain 0 so that zero is exact);
 * symmetric: q in [-(2^(b-1) - 1), 2^(b-1) - 1], s = max(|lo|, |hi|) / (2^(b-1) - 1), z = 0.
 
-fake_quant(x) = (clamp(round(x / s + z), q_min, q_max) - z) * s, with round's gradient
+fake_quant(x) = (clamp(round(x / s) + z, q_min, q_max) - z) * s, with round's gradient
 taken as 1 (STE). The full range of the quantizer, R = (q_max - q_min) * s, is what the
 thermal-noise formula uses.
 """
@@ -46,10 +46,11 @@ def qparams(lo: torch.Tensor, hi: torch.Tensor, bits: Bits, symmetric: bool):
 
 
 def fake_quant_ste(x: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, qmin: Bits, qmax: Bits) -> torch.Tensor:
-    """(clamp(round(x / s + z), q_min, q_max) - z) * s with STE rounding; all broadcastable."""
-    q = round_ste(x * (1.0 / scale) + zp)
-    if torch.is_tensor(qmin) or torch.is_tensor(qmax):
-        q = torch.clamp(q, min=torch.as_tensor(qmin, dtype=q.dtype), max=torch.as_tensor(qmax, dtype=q.dtype))
+    """(clamp(round(x / s) + z, q_min, q_max) - z) * s with STE rounding; all broadcastable."""
+    q = round_ste(x * (1.0 / scale)) + zp  # same order of operations as torch.fake_quantize_*
+    if torch.is_tensor(qmin) or torch.is_tensor(qmax):  # learnable bits: the bounds get the clipped gradient
+        qmin, qmax = torch.as_tensor(qmin, dtype=q.dtype), torch.as_tensor(qmax, dtype=q.dtype)
+        q = torch.where(q < qmin, qmin, torch.where(q > qmax, qmax, q))
     else:
         q = q.clamp(qmin, qmax)
     return (q - zp) * scale

@@ -1,0 +1,213 @@
+"""Noise statistics against the formulas of DESIGN.md section 2 (fixed seeds, >= 1e5 samples)."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import noisesim
+from noisesim.nn import Einsum, Matmul
+
+TOL = 0.03  # relative tolerance on standard deviations
+C_OUT = 16
+
+
+def _layer(kind):
+    if kind == "linear":
+        return nn.Linear(256, C_OUT), torch.randn(16384, 256)
+    if kind == "conv":
+        return nn.Conv2d(8, C_OUT, 3, padding=1), torch.randn(64, 8, 16, 16)
+    return nn.Conv2d(C_OUT, C_OUT, 3, padding=1, groups=C_OUT), torch.randn(64, C_OUT, 16, 16)
+
+
+def _energies(per_channel):
+    return torch.logspace(0, 2, C_OUT) if per_channel else torch.tensor([7.0])
+
+
+def _sim(kind, noise_type, per_channel, **kw):
+    torch.manual_seed(0)
+    float_layer, x = _layer(kind)
+    cfg = noisesim.SimConfig(noise_type=noise_type, noise_per_channel=per_channel, seed=1, **kw)
+    sim = noisesim.prepare(float_layer, cfg)
+    noisesim.calibrate(sim, [x])
+    sim.noise.set_energy(_energies(per_channel))
+    return sim, float_layer, x
+
+
+def _per_channel_std(t, channel_dim):
+    return t.movedim(channel_dim, 0).reshape(t.shape[channel_dim], -1).std(1)
+
+
+def _output_noise(sim, x):
+    with torch.no_grad():
+        noisy = sim(x)
+        with noisesim.noise_disabled(sim):
+            clean = sim(x)
+    return noisy - clean
+
+
+def _patch_norm(kind, xq, sim):
+    """||x_patch|| per output element, computed independently with unfold."""
+    if kind == "linear":
+        return xq.norm(dim=-1, keepdim=True)
+    cols = F.unfold(xq, 3, padding=1)  # (N, C_in*9, L)
+    n = xq.shape[0]
+    if kind == "conv":
+        return cols.norm(dim=1).reshape(n, 1, 16, 16)
+    return cols.reshape(n, C_OUT, 9, -1).norm(dim=2).reshape(n, C_OUT, 16, 16)
+
+
+GRID = [pytest.param(k, g, id=f"{k}-{'channel' if g else 'layer'}")
+        for k in ("linear", "conv", "depthwise") for g in (False, True)]
+
+
+@pytest.mark.parametrize("kind,per_channel", GRID)
+def test_thermal_std_matches_formula(kind, per_channel):
+    sim, float_layer, x = _sim(kind, "thermal", per_channel)
+    delta = _output_noise(sim, x)
+    ch = -1 if kind == "linear" else 1
+    d = 256 if kind == "linear" else (8 * 9 if kind == "conv" else 9)
+    r_w = 2 * float_layer.weight.abs().max()  # symmetric 8-bit per-tensor weights: R = 2 max|w|
+    r_x = x.max() - torch.clamp(x.min(), max=0)  # asymmetric inputs: R = hi - lo
+    expected = 0.01 * r_w * r_x * torch.sqrt(d / _energies(per_channel).expand(C_OUT))
+    assert torch.allclose(_per_channel_std(delta, ch), expected, rtol=TOL)
+    assert abs(delta.mean().item()) < 3 * delta.std().item() / math.sqrt(delta.numel())
+
+
+@pytest.mark.parametrize("kind,per_channel", GRID)
+def test_shot_std_matches_formula(kind, per_channel):
+    sim, float_layer, x = _sim(kind, "shot", per_channel, weight_bits=None, act_bits=None)
+    delta = _output_noise(sim, x)
+    ch = -1 if kind == "linear" else 1
+    d = 256 if kind == "linear" else (8 * 9 if kind == "conv" else 9)
+    w_norm = float_layer.weight.detach().flatten(1).norm(dim=1)
+    shape = [1] * delta.dim()
+    shape[ch] = -1
+    e = _energies(per_channel).expand(C_OUT).reshape(shape)
+    expected = _patch_norm(kind, x, sim) * w_norm.reshape(shape) / torch.sqrt(d * e)
+    z = delta / expected
+    assert torch.allclose(_per_channel_std(z, ch), torch.ones(C_OUT), rtol=TOL)
+    assert abs(z.mean().item()) < 3 / math.sqrt(z.numel())
+
+
+@pytest.mark.parametrize("kind,per_channel", GRID)
+def test_weight_noise_std_matches_formula(kind, per_channel):
+    sim, float_layer, _ = _sim(kind, "weight", per_channel)
+    wq = sim.weight_stats()[0]
+    with torch.no_grad():
+        delta = torch.stack([sim.perturbed_weight()[0] - wq for _ in range(2000)], 1)  # (C, draws, ...)
+    r_w = 2 * float_layer.weight.abs().max()
+    expected = 0.1 * r_w / torch.sqrt(_energies(per_channel).expand(C_OUT))
+    assert torch.allclose(delta.reshape(C_OUT, -1).std(1), expected, rtol=TOL)
+    assert abs(delta.mean().item()) < 3 * delta.std().item() / math.sqrt(delta.numel())
+
+
+def test_weight_noise_is_shared_by_the_batch():
+    sim, _, _ = _sim("linear", "weight", False)
+    x = torch.randn(1, 256).expand(4, 256)
+    with torch.no_grad():
+        y = sim(x)
+    assert torch.equal(y[0], y[3])
+
+
+@pytest.mark.parametrize("noise_type", ["thermal", "shot", "weight"])
+def test_std_scales_as_inverse_sqrt_energy(noise_type):
+    sim, _, x = _sim("linear", noise_type, False)
+    stds = []
+    for e in (1.0, 100.0):
+        sim.noise.set_energy(e)
+        if noise_type == "weight":
+            with torch.no_grad():
+                wq = sim.weight_stats()[0]
+                stds.append(torch.stack([sim.perturbed_weight()[0] - wq for _ in range(100)]).std().item())
+        else:
+            stds.append(_output_noise(sim, x).std().item())
+    assert stds[0] / stds[1] == pytest.approx(10.0, rel=TOL)
+
+
+def test_thermal_std_scales_as_sqrt_fan_in():
+    stds = []
+    for d in (64, 1024):
+        lin = nn.Linear(d, 64, bias=False)
+        with torch.no_grad():
+            lin.weight.uniform_(-1, 1)
+            lin.weight[0, 0] = 1.0  # R_w = 2 for every D
+        x = torch.rand(4096, d)
+        x[0, 0], x[0, 1] = 0.0, 1.0  # R_x = 1 for every D
+        sim = noisesim.prepare(lin, noisesim.SimConfig(noise_type="thermal", e_mac=4.0, seed=0))
+        noisesim.calibrate(sim, [x])
+        stds.append(_output_noise(sim, x).std().item())
+        assert stds[-1] == pytest.approx(0.01 * 2 * 1 * math.sqrt(d / 4.0), rel=TOL)
+    assert stds[1] / stds[0] == pytest.approx(4.0, rel=TOL)
+
+
+@pytest.mark.parametrize("noise_type", ["thermal", "shot"])
+@pytest.mark.parametrize("module", [Matmul(), Einsum("bij,bjk->bik")], ids=["matmul", "einsum"])
+def test_matmul_noise_matches_formula(noise_type, module):
+    a, b = torch.randn(64, 64, 32), torch.randn(64, 32, 48)
+    kw = {} if noise_type == "thermal" else {"weight_bits": None, "act_bits": None}
+    sim = noisesim.prepare(module, noisesim.SimConfig(noise_type=noise_type, e_mac=3.0, seed=0, **kw))
+    with noisesim.calibrating(sim):  # a (a, b) pair would read as (inputs, targets) in calibrate()
+        sim(a, b)
+    with torch.no_grad():
+        noisy = sim(a, b)
+        with noisesim.noise_disabled(sim):
+            delta = noisy - sim(a, b)
+    if noise_type == "thermal":
+        r_a, r_b = a.max() - a.min(), b.max() - b.min()
+        assert delta.std().item() == pytest.approx((0.01 * r_a * r_b * math.sqrt(32 / 3.0)).item(), rel=TOL)
+    else:
+        expected = a.norm(dim=-1, keepdim=True) * b.norm(dim=-2, keepdim=True) / math.sqrt(32 * 3.0)
+        assert (delta / expected).std().item() == pytest.approx(1.0, rel=TOL)
+    assert sim.fan_in == 32 and sim.macs == 32 * 64 * 48
+
+
+def test_noise_is_active_in_eval_and_train_mode_and_seeded():
+    outs = []
+    for mode in ("eval", "train", "eval"):
+        sim, _, x = _sim("linear", "thermal", False)
+        getattr(sim, mode)()
+        with torch.no_grad():
+            outs.append(sim(x[:8]))
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])  # same seed, same draws
+    with torch.no_grad(), noisesim.noise_disabled(sim):
+        clean = sim(x[:8])
+    assert not torch.equal(outs[0], clean)
+
+
+def test_integer_energy_rounds_with_straight_through_gradient():
+    sim, _, x = _sim("linear", "thermal", False, quantize_energy=True, train_noise=True)
+    sim.noise.set_energy(2.4)
+    e = sim.noise.energy()
+    assert e.item() == 2.0
+    e.sum().backward()
+    assert sim.noise.log_energy.grad.item() == pytest.approx(2.4, rel=1e-4)  # d exp(l)/dl
+
+
+def test_snr_recording_matches_empirical_ratio():
+    sim, _, x = _sim("conv", "thermal", False, record_snr=True)
+    with torch.no_grad():
+        with noisesim.noise_disabled(sim):
+            clean = sim(x)
+        noisy = sim(x)
+    empirical = clean.pow(2).mean() / (noisy - clean).pow(2).mean()
+    assert sim.noise.snr() == pytest.approx(empirical.item(), rel=0.05)
+
+
+def test_equivalent_quantizer_error_is_at_most_the_noise():
+    sim, _, x = _sim("linear", "thermal", False)
+    sim.noise.set_energy(0.5)
+    with torch.no_grad():
+        sigma = _output_noise(sim, x).std().item()
+        with noisesim.noise_disabled(sim):
+            clean = sim(x)
+    bits = sim.noise.noise_bits().mean().item()
+    r_out = sim.noise.output_range()
+    assert bits == pytest.approx(math.log2(math.ceil(r_out / (math.sqrt(12) * sigma)) + 1), abs=0.05)
+    sim_q, _, _ = _sim("linear", "thermal", False, override_with_noise_bits=True)
+    sim_q.noise.set_energy(0.5)
+    with torch.no_grad():
+        sim_q(x)  # records sigma
+        err = (sim_q(x) - clean).std().item()
+    assert 0.5 * sigma < err <= 1.02 * sigma
