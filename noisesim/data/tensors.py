@@ -54,3 +54,26 @@ def random_crop_flip(pad: int, generator: Optional[torch.Generator] = None) -> C
         return out
 
     return transform
+
+
+class DeviceBatches:
+    """Wrap an iterable of batches so that every tensor in it lands on ``device``."""
+
+    def __init__(self, batches, device: torch.device | str):
+        self.batches, self.device = batches, torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def _move(self, obj):
+        if torch.is_tensor(obj):
+            return obj.to(self.device, non_blocking=True)
+        if isinstance(obj, dict):
+            return {k: self._move(v) for k, v in obj.items()}
+        if isinstance(obj, (tuple, list)):
+            return type(obj)(self._move(v) for v in obj)
+        return obj
+
+    def __iter__(self):
+        for batch in self.batches:
+            yield self._move(batch) if self.device.type != "cpu" else batch

@@ -105,7 +105,7 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
         if penalty is not None:
             pen, pen_stats = penalty()
             loss = loss + pen
-            stats.update(pen_stats, penalty=float(pen))
+            stats.update(pen_stats, penalty=pen.item())
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower --lr")
         opt.zero_grad(set_to_none=True)

@@ -1,0 +1,61 @@
+"""A run folder: config.json, results.csv (one row per sweep point), per-layer allocations.
+
+Nothing is lost: rows are appended atomically, a finished point is recognised by its id
+(``--resume`` skips it), and an existing folder is never touched without ``--resume`` or
+``--overwrite`` (which moves the old folder aside rather than deleting it).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from noisesim.io import append_csv_row, atomic_write, read_csv_rows, write_json
+
+
+class RunFolderError(Exception):
+    """The run folder cannot be used as asked (one-line message)."""
+
+
+class RunFolder:
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def open(cls, log_dir: str, run_name: str, overwrite: bool, resume: bool) -> "RunFolder":
+        path = Path(log_dir) / run_name
+        if path.exists() and any(path.iterdir()):
+            if overwrite:
+                backup = path.with_name(f"{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+                path.rename(backup)
+                print(f"--overwrite: previous run moved to {backup}")
+            elif not resume:
+                raise RunFolderError(f"run folder {path} exists; pass --resume to continue it or --overwrite "
+                                     "to start over (the old folder is kept aside)")
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "layers").mkdir(exist_ok=True)
+        return cls(path)
+
+    @property
+    def results_csv(self) -> Path:
+        return self.path / "results.csv"
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_json(self.path / "config.json", config)
+
+    def done(self) -> dict[str, dict[str, str]]:
+        """Finished points: id -> row."""
+        return {row["point_id"]: row for row in read_csv_rows(self.results_csv)}
+
+    def append(self, row: dict[str, Any]) -> None:
+        append_csv_row(self.results_csv, row)
+
+    def write_layers(self, point_id: str, layers: pd.DataFrame, channels: pd.DataFrame | None = None) -> None:
+        atomic_write(self.path / "layers" / f"{point_id}.csv", lambda f: layers.to_csv(f, index=False))
+        if channels is not None:
+            atomic_write(self.path / "layers" / f"{point_id}_channels.csv", lambda f: channels.to_csv(f, index=False))
+
+    def results(self) -> pd.DataFrame:
+        return pd.read_csv(self.results_csv) if self.results_csv.exists() else pd.DataFrame()

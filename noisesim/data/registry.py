@@ -1,0 +1,98 @@
+"""Data sets by name: batches for training / calibration and for evaluation.
+
+Every loader reads the real on-disk format and fails with a one-line
+``DataNotFoundError`` that says where it looked and how to get the data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import torch
+
+from noisesim.data.fashion_mnist import DataNotFoundError, load_fashion_mnist
+from noisesim.data.tensors import TensorBatches
+from noisesim.train.tasks import Classification
+
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass
+class DataBundle:
+    """Batches of ``(inputs, targets)``; ``train`` is reshuffled on every pass."""
+
+    train: Iterable
+    val: Iterable
+    num_classes: int
+    in_channels: int
+    task: Any
+
+
+def _subset(x: torch.Tensor, y: torch.Tensor, n: Optional[int], seed: int):
+    if n is None or n >= len(x):
+        return x, y
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
+    return x[idx], y[idx]
+
+
+def _tensor_bundle(train, test, train_batch_size, val_batch_size, train_subset, val_subset, seed, classes,
+                   channels):
+    x_tr, y_tr = _subset(*train, train_subset, seed)
+    gen = torch.Generator().manual_seed(seed)
+    return DataBundle(TensorBatches(x_tr, y_tr, train_batch_size, shuffle=True, generator=gen, drop_last=True),
+                      TensorBatches(*_subset(*test, val_subset, seed + 1), val_batch_size), classes, channels,
+                      Classification())
+
+
+def _cifar10(data_path: Optional[str], train: bool):
+    from torchvision.datasets import CIFAR10
+
+    if not data_path or not (Path(data_path) / "cifar-10-batches-py").is_dir():
+        raise DataNotFoundError(
+            f"CIFAR-10 not found in {data_path or '(no --data_path)'}/cifar-10-batches-py; pass --data_path DIR "
+            "holding the python version of CIFAR-10 (torchvision.datasets.CIFAR10(DIR, download=True) fetches it)")
+    ds = CIFAR10(data_path, train=train, download=False)
+    x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float().div_(255)
+    mean, std = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1), torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
+    return (x - mean) / std, torch.tensor(ds.targets)
+
+
+def _imagenet(data_path: Optional[str], split: str, batch_size: int, input_size: int, shuffle: bool,
+              subset: Optional[int], seed: int, workers: int):
+    from torchvision import datasets, transforms
+
+    root = Path(data_path or "") / split
+    if not data_path or not root.is_dir():
+        raise DataNotFoundError(f"ImageNet {split} folder not found at {root}; pass --data_path DIR with "
+                                f"DIR/{split}/<wnid>/*.JPEG (the ILSVRC2012 layout used by ImageFolder)")
+    resize = int(round(input_size / 0.875))
+    tf = transforms.Compose([transforms.Resize(resize), transforms.CenterCrop(input_size), transforms.ToTensor(),
+                             transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    ds = datasets.ImageFolder(str(root), tf)
+    if subset is not None and subset < len(ds):
+        idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:subset].tolist()
+        ds = torch.utils.data.Subset(ds, idx)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                                       generator=torch.Generator().manual_seed(seed), drop_last=shuffle)
+
+
+DATASETS = ("fashion_mnist", "cifar10", "imagenet")
+
+
+def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: int = 64,
+               val_batch_size: int = 256, train_subset: Optional[int] = None, seed: int = 0,
+               val_subset: Optional[int] = None, input_size: int = 224, workers: int = 2) -> DataBundle:
+    """Load ``dataset``; ``train_subset`` / ``val_subset`` keep fixed seeded random subsets."""
+    if dataset == "fashion_mnist":
+        return _tensor_bundle(load_fashion_mnist("train", data_path), load_fashion_mnist("test", data_path),
+                              train_batch_size, val_batch_size, train_subset, val_subset, seed, 10, 1)
+    if dataset == "cifar10":
+        return _tensor_bundle(_cifar10(data_path, True), _cifar10(data_path, False), train_batch_size,
+                              val_batch_size, train_subset, val_subset, seed, 10, 3)
+    if dataset == "imagenet":
+        train = _imagenet(data_path, "train", train_batch_size, input_size, True, train_subset, seed, workers)
+        val = _imagenet(data_path, "val", val_batch_size, input_size, False, val_subset, seed + 1, workers)
+        return DataBundle(train, val, 1000, 3, Classification())
+    raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")

@@ -1,0 +1,88 @@
+"""Model zoo: name -> float network (eval mode) plus what it expects as input.
+
+* ``resnet20`` on Fashion-MNIST ships with the package (trained by
+  ``noisesim.train.pretrain``, see README); on CIFAR-10 it has random weights unless
+  ``--checkpoint_path`` is given.
+* torchvision ImageNet models load their pretrained weights when torchvision can fetch
+  them; offline they fall back to random weights with a warning (accuracy is then
+  meaningless, energy accounting still exact).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from typing import Callable, Optional
+
+import torch
+import torchvision.models as tvm
+from torch import nn
+
+from noisesim.models.cifar_resnet import resnet20
+
+EMBEDDED = {("resnet20", "fashion_mnist"): "resnet20_fashion_mnist.pt"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one model: ``build(num_classes, in_channels)``, its input size and datasets."""
+
+    build: Callable[..., nn.Module]
+    input_size: int
+    datasets: tuple[str, ...]
+    torchvision_weights: Optional[str] = None
+
+
+def _tv(name: str, **kw) -> Callable[..., nn.Module]:
+    def build(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
+        return getattr(tvm, name)(weights=None, num_classes=num_classes, **kw)
+    return build
+
+
+MODELS: dict[str, ModelSpec] = {
+    "resnet20": ModelSpec(lambda num_classes=10, in_channels=3: resnet20(num_classes, in_channels), 32,
+                          ("fashion_mnist", "cifar10")),
+    "resnet18": ModelSpec(_tv("resnet18"), 224, ("imagenet",), "ResNet18_Weights"),
+    "resnet50": ModelSpec(_tv("resnet50"), 224, ("imagenet",), "ResNet50_Weights"),
+    "mobilenet_v2": ModelSpec(_tv("mobilenet_v2"), 224, ("imagenet",), "MobileNet_V2_Weights"),
+    "shufflenet_v2": ModelSpec(_tv("shufflenet_v2_x1_0"), 224, ("imagenet",), "ShuffleNet_V2_X1_0_Weights"),
+    "googlenet": ModelSpec(_tv("googlenet", aux_logits=False, init_weights=False), 224, ("imagenet",),
+                           "GoogLeNet_Weights"),
+    "inception_v3": ModelSpec(_tv("inception_v3", aux_logits=False, init_weights=False), 299, ("imagenet",),
+                              "Inception_V3_Weights"),
+}
+
+
+def embedded_checkpoint(model: str, dataset: str) -> Optional[str]:
+    name = EMBEDDED.get((model, dataset))
+    if name is None:
+        return None
+    path = resources.files("noisesim.models") / "weights" / name
+    return str(path) if path.is_file() else None
+
+
+def _load_state(path: str) -> dict:
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    return obj.get("state_dict", obj) if isinstance(obj, dict) else obj
+
+
+def build_model(name: str, dataset: str, num_classes: int, in_channels: int = 3,
+                checkpoint_path: Optional[str] = None) -> nn.Module:
+    """The float model ``name`` for ``dataset``, with the best weights available, in eval mode."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    spec = MODELS[name]
+    model = spec.build(num_classes=num_classes, in_channels=in_channels)
+    path = checkpoint_path or embedded_checkpoint(name, dataset)
+    if path:
+        model.load_state_dict(_load_state(path))
+    elif spec.torchvision_weights and num_classes == 1000:
+        try:
+            weights = getattr(tvm, spec.torchvision_weights).DEFAULT
+            model.load_state_dict(weights.get_state_dict(progress=False))
+        except Exception as e:  # offline: no model hub
+            warnings.warn(f"{name}: pretrained weights unavailable ({type(e).__name__}); using random weights",
+                          stacklevel=2)
+    else:
+        warnings.warn(f"{name} on {dataset}: no pretrained weights; using random weights", stacklevel=2)
+    return model.eval()
