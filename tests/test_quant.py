@@ -157,3 +157,18 @@ def test_bits_are_clamped_to_2_16():
 def test_extra_repr_is_one_line():
     q = _calibrated(QuantConfig(bits=8), torch.randn(10))
     assert "\n" not in q.extra_repr() and "8b" in q.extra_repr()
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["tensor", "channel"])
+@pytest.mark.parametrize("symmetric", [True, False], ids=["sym", "asym"])
+def test_no_grad_path_is_bit_identical_to_torch(per_channel, symmetric):
+    x = torch.randn(8, 6, 5, 5) * 2 + 0.3
+    q = _calibrated(QuantConfig(bits=5, symmetric=symmetric, per_channel=per_channel), x, channels=8, ch_axis=0)
+    scale, zp, qmin, qmax = qparams(q.lo, q.hi, 5, symmetric)
+    zp = zp.round().int()
+    if per_channel:
+        ref = torch.fake_quantize_per_channel_affine(x, scale, zp, 0, int(qmin), int(qmax))
+    else:
+        ref = torch.fake_quantize_per_tensor_affine(x, scale.reshape(()), zp.reshape(()), int(qmin), int(qmax))
+    with torch.no_grad():
+        assert torch.equal(q(x), ref)

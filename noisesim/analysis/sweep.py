@@ -31,8 +31,8 @@ from noisesim.data.tensors import DeviceBatches
 from noisesim.models.zoo import MODELS, build_model
 from noisesim.noise.base import NoiseModel
 from noisesim.quant.bitwidth import BitWidth
-from noisesim.train.allocation import (AllocationPenalty, AllocationTargets, project_energy, set_uniform_energy,
-                                       trainable_parameters)
+from noisesim.train.allocation import (AllocationPenalty, AllocationTargets, project_bits, project_energy,
+                                       set_uniform_energy, trainable_parameters)
 from noisesim.train.loop import TrainConfig, evaluate, train
 
 # run-wide settings recorded in every row (the quantization-card confounders among them)
@@ -185,6 +185,7 @@ class Experiment:
             prm.requires_grad_(False)
         projected = energy and p.target_emac is not None and a.constrained_loss and \
             project_energy(sim, p.target_emac)
+        projected = (a.train_bitwidth and project_bits(sim, penalty)) or projected
         if writer is not None:
             for h in result.history:
                 for k, v in h.items():

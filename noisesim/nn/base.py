@@ -94,7 +94,7 @@ class SimLayer(nn.Module):
             return y
         if n.calibrating or not n.enabled:
             return n(y, None)
-        return n(y, scale_fn(), fan_in=self.fan_in)
+        return n(y, scale_fn(), fan_in=self.fan_in, inplace=True)
 
     def thermal_scale(self, r_w: torch.Tensor, ndim: int, channel_dim: int) -> torch.Tensor:
         """R_w * R_x shaped along the output channels of an ``ndim`` output."""

@@ -74,9 +74,12 @@ class NoiseModel(nn.Module):
             self._generator = torch.Generator(device).manual_seed(self.cfg.seed)
         return self._generator
 
-    def forward(self, y: torch.Tensor, scale: Optional[torch.Tensor],
-                fan_in: Optional[int] = None) -> torch.Tensor:
-        """``y`` plus noise of the subclass's std; ``fan_in`` overrides D (matmuls of varying size)."""
+    def forward(self, y: torch.Tensor, scale: Optional[torch.Tensor], fan_in: Optional[int] = None,
+                inplace: bool = False) -> torch.Tensor:
+        """``y`` plus noise of the subclass's std; ``fan_in`` overrides D (matmuls of varying size).
+
+        ``inplace``: the caller owns ``y`` (a fresh layer output) and, when no gradient is
+        needed, the noise is added to it in place."""
         if self.calibrating:
             with torch.no_grad():
                 self.out_lo = torch.minimum(self.out_lo, y.min().float())
@@ -90,7 +93,9 @@ class NoiseModel(nn.Module):
         if self.cfg.replace_with_quantizer:
             return self.equivalent_quantizer(y)
         noise = torch.randn(y.shape, generator=self.generator(y.device), device=y.device, dtype=y.dtype)
-        return y + noise * std
+        if not inplace or (torch.is_grad_enabled() and (y.requires_grad or std.requires_grad)):
+            return torch.addcmul(y, noise, std)
+        return y.addcmul_(noise, std)  # one pass, no new tensor
 
     @torch.no_grad()
     def _record(self, y: torch.Tensor, std: torch.Tensor) -> None:

@@ -67,9 +67,9 @@ class AllocationPenalty:
             w = average_weight_bits(self.model)
             a = average_act_bits(self.model, t.max_act)
             pen = pen + bits_penalty(w, a, t.target_weight_bits, t.target_act_bits, t.lambd)
-            stats["avg_wbits"] = float(w) if w is not None else float("nan")
+            stats["avg_wbits"] = w.item() if w is not None else float("nan")
             if a is not None:
-                stats["avg_abits"] = float(a)
+                stats["avg_abits"] = a.item()
         return pen, stats
 
     def feasible(self, tol: float = 1e-6) -> bool:
@@ -108,3 +108,21 @@ def set_uniform_energy(model: nn.Module, e_mac: float) -> None:
     for m in model.modules():
         if isinstance(m, NoiseModel):
             m.set_energy(e_mac)
+
+
+@torch.no_grad()
+def project_bits(model: nn.Module, penalty: AllocationPenalty, step: float = 0.01, max_steps: int = 800) -> bool:
+    """Lower every learnable log2 bit-width by one common shift until the bit targets are met.
+
+    Rounded bits make the averages piecewise constant, so the shift grows in small steps
+    until ``penalty.feasible()``; True if anything had to move.
+    """
+    widths = [m for m in model.modules() if isinstance(m, BitWidth)]
+    moved = False
+    for _ in range(max_steps):
+        if not widths or penalty.feasible():
+            break
+        for m in widths:
+            m.log2_bits.sub_(step)
+        moved = True
+    return moved

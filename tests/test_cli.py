@@ -1,0 +1,189 @@
+"""main.py end to end on tiny generated Fashion-MNIST files: every flag's path and every error."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from noisesim.analysis.run import main
+from tests.helpers import make_fashion_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_fashion_mnist(tmp_path_factory.mktemp("fmnist"))
+
+
+def run(tmp_path, data, *flags, name="run"):
+    argv = ["--data_path", str(data), "--log_dir", str(tmp_path / "logs"), "--run_name", name,
+            "--train_batch_size", "32", "--val_batch_size", "64", "--calibration_batches", "1",
+            "--train_batches", "4", "--no-progress", "--no_plot", *map(str, flags)]
+    code = main(argv)
+    results = tmp_path / "logs" / name / "results.csv"
+    return code, (pd.read_csv(results) if results.exists() else None)
+
+
+def test_constrained_energy_training_meets_each_target(tmp_path, data):
+    code, df = run(tmp_path, data, "--noise_type", "thermal", "--train_noise", "--constrained_loss",
+                   "--target_emac", 1, 3, 10, "--lambd", 5, "--lr", 0.2)
+    assert code == 0 and len(df) == 3
+    assert (df["avg_emac"] <= 1.05 * df["target_emac"]).all()
+    assert df["allocation"].eq("layer").all() and df["uniform_accuracy_same_energy"].notna().all()
+    layers = pd.read_csv(tmp_path / "logs/run/layers" / f"{df['point_id'][0]}.csv")
+    assert len(layers) == 20 and {"name", "macs", "e_mac"} <= set(layers.columns)
+
+
+def test_allocation_sweep_is_a_cartesian_product(tmp_path, data):
+    code, df = run(tmp_path, data, "--noise_type", "thermal", "shot", "--allocation", "uniform", "layer",
+                   "channel", "--target_emac", 2, 20, "--constrained_loss", "--record_snr", "--checkpoint",
+                   "--checkpoint_every", 2)
+    assert code == 0 and len(df) == 12
+    assert df.groupby(["noise_type", "allocation"]).size().eq(2).all()
+    assert df["mean_snr_db"].notna().all()
+    channel = df[df["allocation"] == "channel"]["point_id"].iloc[0]
+    ch = pd.read_csv(tmp_path / "logs/run/layers" / f"{channel}_channels.csv")
+    assert ch.groupby("name").size().max() == 64
+
+
+@pytest.mark.parametrize("rounding", ["--round_bitwidth", "--discrete_bitwidth", "--stochastic_bitwidth"])
+def test_bitwidth_training_reaches_weight_target(tmp_path, data, rounding):
+    code, df = run(tmp_path, data, "--noise_type", "none", "--train_bitwidth", "--target_weight_bits", 4,
+                   "--target_act_bits", 6, rounding, "--lambd", 20, "--lr", 0.2, "--train_batches", 15)
+    assert code == 0 and len(df) == 1
+    assert df["avg_weight_bits"].iloc[0] <= 4.0 and df["avg_act_bits"].iloc[0] <= 6.0
+
+
+def test_bitwidth_options(tmp_path, data):
+    code, df = run(tmp_path, data, "--noise_type", "none", "--train_bitwidth", "--target_weight_bits", 3,
+                   "--round_bitwidth", "--per_channel_bitwidth", "--weight_bits_only", "--max_act",
+                   "--lambd", 20, "--lr", 0.3, "--train_batches", 10)
+    assert code == 0 and df["avg_weight_bits"].iloc[0] <= 3.0 and df["avg_act_bits"].iloc[0] == 8
+
+
+def test_quantization_flags(tmp_path, data):
+    code, df = run(tmp_path, data, "--noise_type", "shot", "--e_mac", 5, "--weight_bits", 4, 8, "--act_bits", 6,
+                   "--act_observer", "percentile", "--percentile", 99.9, 99.0, "--weight_observer", "mse",
+                   "--weight_per_channel", "--act_symmetric", "--no-weight_symmetric", "--ignore", "first",
+                   "--first_last_bits", 8, "--quantize_residual", "--no-fold_bn", "--quantize_energy")
+    assert code == 0 and len(df) == 4
+    assert set(df["weight_bits"]) == {4, 8}
+
+
+@pytest.mark.parametrize("observer", ["ema", "aciq", "mse"])
+def test_train_qminmax_with_observers(tmp_path, data, observer):
+    code, df = run(tmp_path, data, "--noise_type", "weight", "--e_mac", 10, "--train_qminmax",
+                   "--act_observer", observer, "--generated_labels", "--optimizer", "sgd")
+    assert code == 0 and len(df) == 1
+
+
+def test_noise_bits_override_and_mc_repeats(tmp_path, data):
+    code, df = run(tmp_path, data, "--noise_type", "thermal", "--e_mac", 0.5, "--override_with_noise_bits",
+                   "--mc_repeats", 3, "--eval_batches", 1)
+    assert code == 0 and df["accuracy_ci95"].iloc[0] >= 0
+    code, df = run(tmp_path, data, "--noise_type", "thermal", "--e_mac", 0.05, "--mc_repeats", 4, name="mc")
+    assert df["accuracy_ci95"].iloc[0] > 0  # independent noise draws differ
+
+
+def test_config_file_sets_defaults(tmp_path, data):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("noise_type: [shot]\ne_mac: [3, 30]\nweight_bits: [6]\n")
+    code, df = run(tmp_path, data, "--config", cfg, "--act_bits", 7)
+    assert code == 0 and set(df["e_mac" if "e_mac" in df else "target_emac"]) == {3, 30}
+    assert set(df["noise_type"]) == {"shot"} and set(df["weight_bits"]) == {6} and set(df["act_bits"]) == {7}
+
+
+def test_binary_search_reports_energy_and_saving(tmp_path, data):
+    code, _ = run(tmp_path, data, "--binary_search", "--target_acc", 0.05, "--allocation", "uniform", "layer",
+                  "--constrained_loss", "--search_steps", 2, "--e_min", 0.1, "--e_max", 100)
+    search = pd.read_csv(tmp_path / "logs/run/search.csv")
+    assert code == 0 and list(search["allocation"]) == ["uniform", "layer"]
+    assert search["energy"].notna().all() and search["saving_vs_uniform"].notna().iloc[1]
+
+
+def test_resume_runs_each_point_once(tmp_path, data):
+    run(tmp_path, data, "--e_mac", 1, 2)
+    code, df = run(tmp_path, data, "--e_mac", 1, 2, 4, "--resume")
+    assert code == 0 and len(df) == 3 and df["point_id"].is_unique
+
+
+def test_existing_run_is_never_overwritten_without_flag(tmp_path, data, capsys):
+    run(tmp_path, data, "--e_mac", 1)
+    before = (tmp_path / "logs/run/results.csv").read_bytes()
+    code, _ = run(tmp_path, data, "--e_mac", 2)
+    assert code == 2 and "--resume" in capsys.readouterr().err
+    assert (tmp_path / "logs/run/results.csv").read_bytes() == before
+    code, df = run(tmp_path, data, "--e_mac", 2, "--overwrite")
+    assert code == 0 and len(df) == 1 and len(list((tmp_path / "logs").glob("run.old-*"))) == 1
+
+
+def test_sigkill_then_resume_gives_every_point_exactly_once(tmp_path, data):
+    flags = ["--data_path", str(data), "--log_dir", str(tmp_path / "logs"), "--run_name", "k",
+             "--train_batch_size", "32", "--val_batch_size", "64", "--calibration_batches", "1",
+             "--no-progress", "--no_plot", "--e_mac", "1", "2", "3", "4", "5", "6", "7", "8"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *flags], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = tmp_path / "logs/k/results.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (results.exists() and len(pd.read_csv(results)) >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(pd.read_csv(results))
+    assert 2 <= killed_at < 8
+    assert subprocess.run([sys.executable, str(ROOT / "main.py"), *flags, "--resume"], env=env,
+                          capture_output=True).returncode == 0
+    df = pd.read_csv(results)
+    assert len(df) == 8 and df["point_id"].is_unique and sorted(df["target_emac"]) == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--model", "vgg99"], "--model vgg99: unknown"),
+    (["--dataset", "mnist3d"], "--dataset mnist3d: unknown"),
+    (["--model", "resnet50"], "--model resnet50 runs on imagenet"),
+    (["--data_path", "/nonexistent/dir"], "--data_path /nonexistent/dir: no such directory"),
+    (["--e_mac", "0"], "argument --e_mac: 0 must be > 0"),
+    (["--target_emac", "-1"], "argument --target_emac: -1 must be > 0"),
+    (["--weight_bits", "1"], "argument --weight_bits: 1 is outside 2-16"),
+    (["--act_bits", "17"], "argument --act_bits: 17 is outside 2-16"),
+    (["--noise_type", "pink"], "argument --noise_type: invalid choice"),
+    (["--train_qminmax", "--act_observer", "percentile"], "--train_qminmax"),
+    (["--noise_type", "thermal", "--act_bits", "none"], "--noise_type thermal"),
+    (["--round_bitwidth", "--discrete_bitwidth"], "at most one"),
+    (["--train_bitwidth"], "--train_bitwidth needs --target_weight_bits"),
+    (["--binary_search"], "--binary_search needs --target_acc"),
+    (["--target_acc", "95"], "--target_acc 95"),
+    (["--lambd", "-1"], "--lambd -1"),
+    (["--percentile", "20"], "--percentile 20"),
+    (["--config", "/nonexistent.yaml"], "--config /nonexistent.yaml: no such file"),
+    (["--mc_repeats", "0"], "argument --mc_repeats"),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, data, capsys, flags, message):
+    code = main(["--data_path", str(data), "--log_dir", str(tmp_path / "logs"), *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1 and err.startswith("main.py: error:")
+    assert not (tmp_path / "logs").exists()
+
+
+def test_missing_fashion_mnist_says_where_it_looked(tmp_path, capsys, monkeypatch):
+    import noisesim.data.fashion_mnist as fm
+
+    monkeypatch.setattr(fm, "DEBIAN_DIR", tmp_path / "none")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = main(["--data_path", str(empty), "--log_dir", str(tmp_path / "logs")])
+    err = capsys.readouterr().err
+    assert code == 2 and str(empty) in err and "dataset-fashion-mnist" in err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_cli_script_exit_code():
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "--weight_bits", "99"], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and "--weight_bits" in proc.stderr and "Traceback" not in proc.stderr
