@@ -18,7 +18,12 @@ def _layer(kind):
         return nn.Linear(256, C_OUT), torch.randn(16384, 256)
     if kind == "conv":
         return nn.Conv2d(8, C_OUT, 3, padding=1), torch.randn(64, 8, 16, 16)
+    if kind == "grouped":
+        return nn.Conv2d(8, C_OUT, 3, padding=1, groups=2), torch.randn(64, 8, 16, 16)
     return nn.Conv2d(C_OUT, C_OUT, 3, padding=1, groups=C_OUT), torch.randn(64, C_OUT, 16, 16)
+
+
+FAN_IN = {"linear": 256, "conv": 8 * 9, "grouped": 4 * 9, "depthwise": 9}
 
 
 def _energies(per_channel):
@@ -55,11 +60,13 @@ def _patch_norm(kind, xq, sim):
     n = xq.shape[0]
     if kind == "conv":
         return cols.norm(dim=1).reshape(n, 1, 16, 16)
+    if kind == "grouped":  # 2 groups of 4 input channels, 8 output channels each
+        return cols.reshape(n, 2, 36, -1).norm(dim=2).repeat_interleave(8, 1).reshape(n, C_OUT, 16, 16)
     return cols.reshape(n, C_OUT, 9, -1).norm(dim=2).reshape(n, C_OUT, 16, 16)
 
 
 GRID = [pytest.param(k, g, id=f"{k}-{'channel' if g else 'layer'}")
-        for k in ("linear", "conv", "depthwise") for g in (False, True)]
+        for k in ("linear", "conv", "grouped", "depthwise") for g in (False, True)]
 
 
 @pytest.mark.parametrize("kind,per_channel", GRID)
@@ -67,7 +74,7 @@ def test_thermal_std_matches_formula(kind, per_channel):
     sim, float_layer, x = _sim(kind, "thermal", per_channel)
     delta = _output_noise(sim, x)
     ch = -1 if kind == "linear" else 1
-    d = 256 if kind == "linear" else (8 * 9 if kind == "conv" else 9)
+    d = FAN_IN[kind]
     r_w = 2 * float_layer.weight.abs().max()  # symmetric 8-bit per-tensor weights: R = 2 max|w|
     r_x = x.max() - torch.clamp(x.min(), max=0)  # asymmetric inputs: R = hi - lo
     expected = 0.01 * r_w * r_x * torch.sqrt(d / _energies(per_channel).expand(C_OUT))
@@ -80,7 +87,7 @@ def test_shot_std_matches_formula(kind, per_channel):
     sim, float_layer, x = _sim(kind, "shot", per_channel, weight_bits=None, act_bits=None)
     delta = _output_noise(sim, x)
     ch = -1 if kind == "linear" else 1
-    d = 256 if kind == "linear" else (8 * 9 if kind == "conv" else 9)
+    d = FAN_IN[kind]
     w_norm = float_layer.weight.detach().flatten(1).norm(dim=1)
     shape = [1] * delta.dim()
     shape[ch] = -1

@@ -68,14 +68,13 @@ class SimConv(SimLayer):
         x2 = xq.pow(2).reshape(n, g, -1, *xq.shape[2:]).sum(2)
         return self._conv(x2, self.patch_kernel.to(x2.dtype), None, g).clamp_min(0).sqrt()
 
-    def shot_scale(self, xq: torch.Tensor, w_norm: torch.Tensor) -> torch.Tensor:
-        """||x_patch|| * ||w_row||, one value per output element."""
+    def shot_scale(self, xq: torch.Tensor, w_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(||x_patch||, ||w_row||), each broadcastable to the output."""
         xn = self.patch_norm(xq)
-        spatial = (1,) * self.dims
-        if self.groups == 1:
-            return xn * w_norm.reshape(1, -1, *spatial)
         per_group = self.out_channels // self.groups
-        return (xn.unsqueeze(2) * w_norm.reshape(1, self.groups, per_group, *spatial)).flatten(1, 2)
+        if per_group > 1 and self.groups > 1:
+            xn = xn.repeat_interleave(per_group, dim=1)
+        return xn, w_norm.reshape(1, -1, *(1,) * self.dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq = self.quantize_input(x)

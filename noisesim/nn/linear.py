@@ -39,7 +39,7 @@ class SimLinear(SimLayer):
         kind = self.noise.kind if self.noise is not None else None
         return self.add_output_noise(
             y, lambda: self.thermal_scale(r_w, y.dim(), -1) if kind == "thermal"
-            else xq.norm(dim=-1, keepdim=True) * w_norm)
+            else (xq.norm(dim=-1, keepdim=True), w_norm))
 
     def extra_repr(self) -> str:
         return f"{self.name or 'linear'}: {self.in_features}->{self.out_features} D={self.fan_in}"

@@ -4,8 +4,8 @@
 ``torch.einsum`` so that ``prepare`` can instrument them; ``SimMatmul`` / ``SimEinsum``
 quantize both operands with activation quantizers and add output noise with fan-in D =
 the contracted size (read at every forward, since it may be the sequence length).
-Thermal scale: R_a * R_b. Shot scale: ||a_row|| * ||b_col||; for an einsum it is computed
-as sqrt(einsum(a^2, 1)) * sqrt(einsum(1, b^2)), which sums the squares over exactly the
+Thermal scale: R_a * R_b. Shot scale: (||a_row||, ||b_col||); for an einsum they are computed
+as sqrt(einsum(a^2, 1)) and sqrt(einsum(1, b^2)), which sums the squares over exactly the
 contracted indices. Weight noise has no weights to act on here and leaves them exact.
 Energies are per layer (the output width of a matmul is not a fixed channel count).
 """
@@ -95,9 +95,8 @@ class SimMatmul(_SimProduct):
         return a.shape[-1]
 
     def shot_scale(self, a, b):
-        a_norm = a.norm(dim=-1, keepdim=True)
         b_norm = b.norm(dim=-2, keepdim=True) if b.dim() > 1 else b.norm()
-        return a_norm * b_norm
+        return a.norm(dim=-1, keepdim=True), b_norm
 
     def extra_repr(self) -> str:
         return f"{self.name or 'matmul'}: a @ b"
@@ -126,7 +125,7 @@ class SimEinsum(_SimProduct):
     def shot_scale(self, a, b):
         a2 = torch.einsum(self.equation, a.pow(2), torch.ones_like(b))
         b2 = torch.einsum(self.equation, torch.ones_like(a), b.pow(2))
-        return (a2 * b2).sqrt()
+        return a2.sqrt(), b2.sqrt()
 
     def extra_repr(self) -> str:
         return f"{self.name or 'einsum'}: {self.equation}"
