@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from noisesim.config import NoiseConfig
+from noisesim.noise.sampler import GaussianSampler
 from noisesim.quant.functional import round_ste
 
 
@@ -38,7 +39,7 @@ class NoiseModel(nn.Module):
         self.register_buffer("signal_power", torch.zeros((), dtype=torch.float64))
         self.register_buffer("noise_power", torch.zeros((), dtype=torch.float64))
         self.register_buffer("last_std", torch.full((channels,), float("nan")))  # RMS sigma per channel
-        self._generator: Optional[torch.Generator] = None
+        self.sampler = GaussianSampler(cfg.seed)
 
     # -- energy ---------------------------------------------------------------
     def energy(self) -> torch.Tensor:
@@ -67,13 +68,6 @@ class NoiseModel(nn.Module):
         """Standard deviation of the noise, broadcastable to the perturbed tensor."""
         raise NotImplementedError
 
-    def generator(self, device: torch.device) -> Optional[torch.Generator]:
-        if self.cfg.seed is None:
-            return None
-        if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device).manual_seed(self.cfg.seed)
-        return self._generator
-
     def forward(self, y: torch.Tensor, scale: Optional[torch.Tensor], fan_in: Optional[int] = None,
                 inplace: bool = False) -> torch.Tensor:
         """``y`` plus noise of the subclass's std; ``fan_in`` overrides D (matmuls of varying size).
@@ -92,7 +86,7 @@ class NoiseModel(nn.Module):
             self._record(y, std)
         if self.cfg.replace_with_quantizer:
             return self.equivalent_quantizer(y)
-        noise = torch.randn(y.shape, generator=self.generator(y.device), device=y.device, dtype=y.dtype)
+        noise = self.sampler.sample(y.shape, y.device, y.dtype)
         if not inplace or (torch.is_grad_enabled() and (y.requires_grad or std.requires_grad)):
             return torch.addcmul(y, noise, std)
         return y.addcmul_(noise, std)  # one pass, no new tensor
