@@ -17,6 +17,7 @@ from noisesim.data.registry import DATASETS
 from noisesim.models.zoo import MODELS
 
 ALLOCATIONS = ("uniform", "layer", "channel")
+DEFAULT_STUDY = Path(__file__).parent / "configs" / "default_study.yaml"
 
 
 class UsageError(Exception):
@@ -160,6 +161,9 @@ def build_parser() -> Parser:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Parse (YAML defaults first, then the command line) and validate; raises UsageError."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:  # no flags at all: the embedded offline study
+        argv = ["--config", str(DEFAULT_STUDY)]
+        print(f"no flags given: running the default study ({DEFAULT_STUDY})")
     parser = build_parser()
     config_path = _config_path(argv)
     if config_path:
