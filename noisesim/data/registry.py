@@ -5,15 +5,17 @@ Every loader reads the real on-disk format and fails with a one-line
 """
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import torch
 
+from noisesim.data.criteo import read_criteo, write_synthetic_criteo
 from noisesim.data.fashion_mnist import DataNotFoundError, load_fashion_mnist
 from noisesim.data.tensors import TensorBatches
-from noisesim.train.tasks import Classification
+from noisesim.train.tasks import BinaryClassification, Classification
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -78,7 +80,27 @@ def _imagenet(data_path: Optional[str], split: str, batch_size: int, input_size:
                                        generator=torch.Generator().manual_seed(seed), drop_last=shuffle)
 
 
-DATASETS = ("fashion_mnist", "cifar10", "imagenet")
+DATASETS = ("fashion_mnist", "cifar10", "imagenet", "criteo", "criteo_synthetic")
+
+
+def _criteo(path: Path, train_batch_size, val_batch_size, train_subset, val_subset, seed) -> DataBundle:
+    """The last 10% of the lines are the test split (the Kaggle test file has no labels)."""
+    inputs, labels = read_criteo(path)
+    n_test = max(1, len(labels) // 10)
+    train = (tuple(t[:-n_test] for t in inputs), labels[:-n_test])
+    test = (tuple(t[-n_test:] for t in inputs), labels[-n_test:])
+
+    def subset(data, n, s):
+        if n is None or n >= len(data[1]):
+            return data
+        idx = torch.randperm(len(data[1]), generator=torch.Generator().manual_seed(s))[:n]
+        return tuple(t[idx] for t in data[0]), data[1][idx]
+
+    gen = torch.Generator().manual_seed(seed)
+    train = subset(train, train_subset, seed)
+    return DataBundle(TensorBatches(*train, train_batch_size, shuffle=True, generator=gen, drop_last=True),
+                      TensorBatches(*subset(test, val_subset, seed + 1), val_batch_size), 1, 0,
+                      BinaryClassification())
 
 
 def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: int = 64,
@@ -95,4 +117,12 @@ def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: 
         train = _imagenet(data_path, "train", train_batch_size, input_size, True, train_subset, seed, workers)
         val = _imagenet(data_path, "val", val_batch_size, input_size, False, val_subset, seed + 1, workers)
         return DataBundle(train, val, 1000, 3, Classification())
+    if dataset == "criteo":
+        return _criteo(Path(data_path or ".") / "train.txt", train_batch_size, val_batch_size, train_subset,
+                       val_subset, seed)
+    if dataset == "criteo_synthetic":  # generated once into data_path (default: a folder in the system temp)
+        root = Path(data_path) if data_path else Path(tempfile.gettempdir()) / "noisesim-criteo-synthetic"
+        if not (root / "train.txt").is_file():
+            write_synthetic_criteo(root / "train.txt", seed=0)
+        return _criteo(root / "train.txt", train_batch_size, val_batch_size, train_subset, val_subset, seed)
     raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")

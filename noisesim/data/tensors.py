@@ -14,26 +14,31 @@ class TensorBatches:
     from ``generator`` on every pass; ``transform`` is applied to each input batch.
     """
 
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int,
+    def __init__(self, inputs: torch.Tensor | tuple[torch.Tensor, ...], targets: torch.Tensor, batch_size: int,
                  shuffle: bool = False, transform: Optional[Callable] = None,
                  generator: Optional[torch.Generator] = None, drop_last: bool = False):
-        if len(inputs) != len(targets):
-            raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
+        n = len(inputs[0]) if isinstance(inputs, tuple) else len(inputs)
+        if n != len(targets):
+            raise ValueError(f"{n} inputs but {len(targets)} targets")
         self.inputs, self.targets = inputs, targets
         self.batch_size, self.shuffle, self.transform = batch_size, shuffle, transform
         self.generator, self.drop_last = generator, drop_last
 
     def __len__(self) -> int:
-        n = len(self.inputs)
+        n = len(self.targets)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.inputs)
+        n = len(self.targets)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            x = self.inputs[idx]
-            yield (self.transform(x) if self.transform else x), self.targets[idx]
+            if isinstance(self.inputs, tuple):
+                x = tuple(t[idx] for t in self.inputs)
+            else:
+                x = self.inputs[idx]
+                x = self.transform(x) if self.transform else x
+            yield x, self.targets[idx]
 
 
 def random_crop_flip(pad: int, generator: Optional[torch.Generator] = None) -> Callable:

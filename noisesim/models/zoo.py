@@ -19,6 +19,7 @@ import torchvision.models as tvm
 from torch import nn
 
 from noisesim.models.cifar_resnet import resnet20
+from noisesim.models.dlrm import DLRM
 
 EMBEDDED = {("resnet20", "fashion_mnist"): "resnet20_fashion_mnist.pt"}
 
@@ -42,6 +43,7 @@ def _tv(name: str, **kw) -> Callable[..., nn.Module]:
 MODELS: dict[str, ModelSpec] = {
     "resnet20": ModelSpec(lambda num_classes=10, in_channels=3: resnet20(num_classes, in_channels), 32,
                           ("fashion_mnist", "cifar10")),
+    "dlrm": ModelSpec(lambda num_classes=1, in_channels=0: DLRM(), 0, ("criteo", "criteo_synthetic")),
     "resnet18": ModelSpec(_tv("resnet18"), 224, ("imagenet",), "ResNet18_Weights"),
     "resnet50": ModelSpec(_tv("resnet50"), 224, ("imagenet",), "ResNet50_Weights"),
     "mobilenet_v2": ModelSpec(_tv("mobilenet_v2"), 224, ("imagenet",), "MobileNet_V2_Weights"),

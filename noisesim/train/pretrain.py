@@ -1,10 +1,12 @@
-"""Pre-train a float network with the project's training loop (used for the shipped checkpoint).
+"""Pre-train a float network with the project's training loop (how the shipped weights were made).
 
     python -m noisesim.train.pretrain --model resnet20 --dataset fashion_mnist \\
-        --epochs 15 --seed 0 --out noisesim/models/weights/resnet20_fashion_mnist.pt
+        --epochs 20 --seed 0 --out noisesim/models/weights/resnet20_fashion_mnist.pt
+    python -m noisesim.train.pretrain --model dlrm --dataset criteo_synthetic \\
+        --epochs 2 --optimizer adam --lr 3e-3 --out dlrm.pt
 
-SGD with Nesterov momentum 0.9, weight decay 5e-4, cosine learning rate from 0.1,
-batch 128, random 2-pixel crops and horizontal flips; test accuracy is printed at the end.
+Image models: SGD with Nesterov momentum 0.9, weight decay 5e-4, cosine learning rate,
+batch 128, random 2-pixel crops and horizontal flips. The test metric is printed at the end.
 """
 from __future__ import annotations
 
@@ -13,43 +15,42 @@ import time
 
 import torch
 
-from noisesim.data.fashion_mnist import load_fashion_mnist
-from noisesim.data.tensors import TensorBatches, random_crop_flip
+from noisesim.data.registry import DATASETS, build_data
+from noisesim.data.tensors import random_crop_flip
 from noisesim.io import save_checkpoint
-from noisesim.models.cifar_resnet import resnet20
+from noisesim.models.zoo import MODELS
 from noisesim.train.loop import TrainConfig, evaluate, train
-from noisesim.train.tasks import Classification
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="resnet20", choices=["resnet20"])
-    p.add_argument("--dataset", default="fashion_mnist", choices=["fashion_mnist"])
-    p.add_argument("--data_path", default=None, help="folder with the IDX files (default: Debian package)")
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--model", default="resnet20", choices=list(MODELS))
+    p.add_argument("--dataset", default="fashion_mnist", choices=DATASETS)
+    p.add_argument("--data_path", default=None, help="data folder (default: the loader's default)")
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
     p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--weight_decay", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="where to write the state_dict (.pt)")
     args = p.parse_args(argv)
 
     torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
-    x_train, y_train = load_fashion_mnist("train", args.data_path)
-    x_test, y_test = load_fashion_mnist("test", args.data_path)
-    model = resnet20(num_classes=10, in_channels=1)
-    batches = TensorBatches(x_train, y_train, args.batch_size, shuffle=True, drop_last=True,
-                            transform=random_crop_flip(2, gen), generator=gen)
-    cfg = TrainConfig(steps=args.epochs * len(batches), lr=args.lr, optimizer="sgd", momentum=0.9,
-                      weight_decay=5e-4, schedule="cosine", desc="pretrain")
+    data = build_data(args.dataset, args.data_path, args.batch_size, 1000, seed=args.seed)
+    if args.dataset in ("fashion_mnist", "cifar10"):
+        data.train.transform = random_crop_flip(2, torch.Generator().manual_seed(args.seed))
+    model = MODELS[args.model].build(num_classes=data.num_classes, in_channels=data.in_channels)
+    cfg = TrainConfig(steps=args.epochs * len(data.train), lr=args.lr, optimizer=args.optimizer, momentum=0.9,
+                      weight_decay=args.weight_decay, schedule="cosine", desc="pretrain")
     start = time.time()
     model.train()
-    train(model, list(model.parameters()), batches, Classification(), cfg)
-    acc = evaluate(model, TensorBatches(x_test, y_test, 1000), Classification())
-    save_checkpoint(args.out, {"state_dict": model.state_dict(), "test_accuracy": acc,
+    train(model, list(model.parameters()), data.train, data.task, cfg)
+    metric = evaluate(model, data.val, data.task)
+    save_checkpoint(args.out, {"state_dict": model.state_dict(), "test_" + data.task.name: metric,
                                "epochs": args.epochs, "seed": args.seed, "model": args.model,
                                "dataset": args.dataset})
-    print(f"test accuracy {acc:.4f} after {args.epochs} epochs, {time.time() - start:.0f} s -> {args.out}")
+    print(f"test {data.task.name} {metric:.4f} after {args.epochs} epochs, {time.time() - start:.0f} s -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,84 @@
+"""Model zoo and loaders: reference models under every noise type, DLRM on generated Criteo data."""
+import pytest
+import torch
+import torchvision.models as tvm
+
+import noisesim
+from noisesim.data.criteo import read_criteo, write_synthetic_criteo
+from noisesim.data.registry import build_data
+from noisesim.models.dlrm import DLRM
+from noisesim.models.zoo import build_model
+from noisesim.train.loop import TrainConfig, evaluate, train
+
+NOISES = ["thermal", "shot", "weight"]
+CNNS = [("resnet50", {}), ("mobilenet_v2", {}), ("shufflenet_v2_x1_0", {}),
+        ("googlenet", {"aux_logits": False, "init_weights": False}),
+        ("inception_v3", {"aux_logits": False, "init_weights": False})]
+
+
+@pytest.mark.parametrize("noise", NOISES)
+@pytest.mark.parametrize("name,kw", CNNS, ids=[c[0] for c in CNNS])
+def test_reference_cnns_run_with_each_noise(name, kw, noise):
+    model = getattr(tvm, name)(weights=None, num_classes=10, **kw).eval()
+    x = torch.randn(2, 3, 96, 96) if name != "inception_v3" else torch.randn(2, 3, 80, 80)
+    sim = noisesim.prepare(model, noisesim.SimConfig(noise_type=noise, e_mac=50.0, seed=0))
+    noisesim.calibrate(sim, [x])
+    with torch.no_grad():
+        y = sim(x)
+        with noisesim.noise_disabled(sim):
+            clean = sim(x)
+    assert y.shape == (2, 10) and torch.isfinite(y).all() and not torch.equal(y, clean)
+
+
+@pytest.fixture(scope="module")
+def criteo(tmp_path_factory):
+    return write_synthetic_criteo(tmp_path_factory.mktemp("criteo") / "train.txt", rows=20000, seed=0)
+
+
+def test_criteo_reader_parses_the_kaggle_format(criteo):
+    (dense, sparse), labels = read_criteo(criteo, table_size=1000)
+    assert dense.shape == (20000, 13) and sparse.shape == (20000, 26) and labels.shape == (20000,)
+    assert set(labels.unique().tolist()) == {0.0, 1.0} and (dense >= 0).all()
+    assert sparse.min() >= 0 and sparse.max() < 1000 and (sparse == 0).any()  # missing cells -> bucket 0
+
+
+def test_dlrm_learns_the_planted_signal_and_runs_with_each_noise(criteo):
+    torch.manual_seed(0)
+    data = build_data("criteo", str(criteo.parent), train_batch_size=256, val_batch_size=1000)
+    model = DLRM()
+    model.train()
+    train(model, list(model.parameters()), data.train, data.task,
+          TrainConfig(steps=140, lr=3e-3, weight_decay=1e-5, progress=False))
+    model.eval()
+    auroc = evaluate(model, data.val, data.task)
+    assert auroc >= 0.75
+    for noise in NOISES:
+        sim = noisesim.prepare(model, noisesim.SimConfig(noise_type=noise, e_mac=1000.0, seed=0))
+        noisesim.calibrate(sim, data.train, max_batches=2)
+        assert "interaction" in [l.name for l in noisesim.sim_layers(sim)]
+        assert evaluate(sim, data.val, data.task) > 0.6
+
+
+def test_embedding_tables_are_8bit():
+    model = DLRM(table_sizes=(50,) * 26)
+    table = model.embeddings[0].table()
+    assert all(len(row.unique()) <= 256 for row in table)
+    assert (table - model.embeddings[0].weight).abs().max() < 1e-2
+
+
+def test_shipped_fashion_mnist_resnet20_loads():
+    model = build_model("resnet20", "fashion_mnist", 10, 1)
+    ckpt = torch.load(noisesim.models.zoo.embedded_checkpoint("resnet20", "fashion_mnist"), weights_only=True)
+    assert ckpt["test_accuracy"] >= 0.92
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_offline_torchvision_model_warns_and_uses_random_weights(monkeypatch):
+    def offline(*a, **k):
+        raise OSError("no network")
+
+    from torchvision.models._api import WeightsEnum
+
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", offline)
+    with pytest.warns(UserWarning, match="random weights"):
+        build_model("mobilenet_v2", "imagenet", 1000)
