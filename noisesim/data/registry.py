@@ -5,15 +5,18 @@ Every loader reads the real on-disk format and fails with a one-line
 """
 from __future__ import annotations
 
+import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+import numpy as np
 import torch
 
 from noisesim.data.criteo import read_criteo, write_synthetic_criteo
 from noisesim.data.fashion_mnist import DataNotFoundError, load_fashion_mnist
+from noisesim.data.samples import load_imagenet_samples
 from noisesim.data.tensors import TensorBatches
 from noisesim.train.tasks import BinaryClassification, Classification
 
@@ -49,20 +52,30 @@ def _tensor_bundle(train, test, train_batch_size, val_batch_size, train_subset, 
 
 
 def _cifar10(data_path: Optional[str], train: bool):
-    from torchvision.datasets import CIFAR10
-
-    if not data_path or not (Path(data_path) / "cifar-10-batches-py").is_dir():
+    """The python version of CIFAR-10: pickled dicts with b"data" (N, 3072 uint8) and b"labels"."""
+    root = Path(data_path or "") / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    if not data_path or not all((root / n).is_file() for n in names):
         raise DataNotFoundError(
-            f"CIFAR-10 not found in {data_path or '(no --data_path)'}/cifar-10-batches-py; pass --data_path DIR "
-            "holding the python version of CIFAR-10 (torchvision.datasets.CIFAR10(DIR, download=True) fetches it)")
-    ds = CIFAR10(data_path, train=train, download=False)
-    x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float().div_(255)
+            f"CIFAR-10 batches not found in {root}; pass --data_path DIR holding cifar-10-batches-py "
+            "(torchvision.datasets.CIFAR10(DIR, download=True) fetches it)")
+    data, labels = [], []
+    for n in names:
+        with open(root / n, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        data.append(np.asarray(batch[b"data"], dtype=np.uint8))
+        labels += list(batch[b"labels"])
+    x = torch.from_numpy(np.concatenate(data)).reshape(-1, 3, 32, 32).float().div_(255)
     mean, std = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1), torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
-    return (x - mean) / std, torch.tensor(ds.targets)
+    return (x - mean) / std, torch.tensor(labels)
+
+
+def _lite(t: torch.Tensor) -> torch.Tensor:
+    return (t * 255 - 127) / 128
 
 
 def _imagenet(data_path: Optional[str], split: str, batch_size: int, input_size: int, shuffle: bool,
-              subset: Optional[int], seed: int, workers: int):
+              subset: Optional[int], seed: int, workers: int, normalization: str):
     from torchvision import datasets, transforms
 
     root = Path(data_path or "") / split
@@ -70,8 +83,8 @@ def _imagenet(data_path: Optional[str], split: str, batch_size: int, input_size:
         raise DataNotFoundError(f"ImageNet {split} folder not found at {root}; pass --data_path DIR with "
                                 f"DIR/{split}/<wnid>/*.JPEG (the ILSVRC2012 layout used by ImageFolder)")
     resize = int(round(input_size / 0.875))
-    tf = transforms.Compose([transforms.Resize(resize), transforms.CenterCrop(input_size), transforms.ToTensor(),
-                             transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    norm = transforms.Lambda(_lite) if normalization == "lite" else transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    tf = transforms.Compose([transforms.Resize(resize), transforms.CenterCrop(input_size), transforms.ToTensor(), norm])
     ds = datasets.ImageFolder(str(root), tf)
     if subset is not None and subset < len(ds):
         idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:subset].tolist()
@@ -80,7 +93,7 @@ def _imagenet(data_path: Optional[str], split: str, batch_size: int, input_size:
                                        generator=torch.Generator().manual_seed(seed), drop_last=shuffle)
 
 
-DATASETS = ("fashion_mnist", "cifar10", "imagenet", "criteo", "criteo_synthetic")
+DATASETS = ("fashion_mnist", "cifar10", "imagenet", "imagenet_samples", "criteo", "criteo_synthetic")
 
 
 def _criteo(path: Path, train_batch_size, val_batch_size, train_subset, val_subset, seed) -> DataBundle:
@@ -105,7 +118,8 @@ def _criteo(path: Path, train_batch_size, val_batch_size, train_subset, val_subs
 
 def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: int = 64,
                val_batch_size: int = 256, train_subset: Optional[int] = None, seed: int = 0,
-               val_subset: Optional[int] = None, input_size: int = 224, workers: int = 2) -> DataBundle:
+               val_subset: Optional[int] = None, input_size: int = 224, workers: int = 2,
+               normalization: str = "imagenet") -> DataBundle:
     """Load ``dataset``; ``train_subset`` / ``val_subset`` keep fixed seeded random subsets."""
     if dataset == "fashion_mnist":
         return _tensor_bundle(load_fashion_mnist("train", data_path), load_fashion_mnist("test", data_path),
@@ -114,9 +128,15 @@ def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: 
         return _tensor_bundle(_cifar10(data_path, True), _cifar10(data_path, False), train_batch_size,
                               val_batch_size, train_subset, val_subset, seed, 10, 3)
     if dataset == "imagenet":
-        train = _imagenet(data_path, "train", train_batch_size, input_size, True, train_subset, seed, workers)
-        val = _imagenet(data_path, "val", val_batch_size, input_size, False, val_subset, seed + 1, workers)
+        train = _imagenet(data_path, "train", train_batch_size, input_size, True, train_subset, seed, workers,
+                          normalization)
+        val = _imagenet(data_path, "val", val_batch_size, input_size, False, val_subset, seed + 1, workers,
+                        normalization)
         return DataBundle(train, val, 1000, 3, Classification())
+    if dataset == "imagenet_samples":  # the same few labelled photos serve for calibration/training and test
+        samples = load_imagenet_samples(data_path, input_size, normalization)
+        return _tensor_bundle(samples, samples, train_batch_size, val_batch_size, train_subset, val_subset, seed,
+                              1000, 3)
     if dataset == "criteo":
         return _criteo(Path(data_path or ".") / "train.txt", train_batch_size, val_batch_size, train_subset,
                        val_subset, seed)

@@ -20,6 +20,7 @@ from torch import nn
 
 from noisesim.models.cifar_resnet import resnet20
 from noisesim.models.dlrm import DLRM
+from noisesim.models.efficientnet_lite import EfficientNetLite0, pretrained_path
 
 EMBEDDED = {("resnet20", "fashion_mnist"): "resnet20_fashion_mnist.pt"}
 
@@ -32,6 +33,7 @@ class ModelSpec:
     input_size: int
     datasets: tuple[str, ...]
     torchvision_weights: Optional[str] = None
+    normalization: str = "imagenet"  # or "lite": (pixel - 127) / 128
 
 
 def _tv(name: str, **kw) -> Callable[..., nn.Module]:
@@ -44,8 +46,10 @@ MODELS: dict[str, ModelSpec] = {
     "resnet20": ModelSpec(lambda num_classes=10, in_channels=3: resnet20(num_classes, in_channels), 32,
                           ("fashion_mnist", "cifar10")),
     "dlrm": ModelSpec(lambda num_classes=1, in_channels=0: DLRM(), 0, ("criteo", "criteo_synthetic")),
+    "efficientnet_lite0": ModelSpec(lambda num_classes=1000, in_channels=3: EfficientNetLite0(num_classes, in_channels),
+                                    224, ("imagenet", "imagenet_samples"), normalization="lite"),
     "resnet18": ModelSpec(_tv("resnet18"), 224, ("imagenet",), "ResNet18_Weights"),
-    "resnet50": ModelSpec(_tv("resnet50"), 224, ("imagenet",), "ResNet50_Weights"),
+    "resnet50": ModelSpec(_tv("resnet50"), 224, ("imagenet", "imagenet_samples"), "ResNet50_Weights"),
     "mobilenet_v2": ModelSpec(_tv("mobilenet_v2"), 224, ("imagenet",), "MobileNet_V2_Weights"),
     "shufflenet_v2": ModelSpec(_tv("shufflenet_v2_x1_0"), 224, ("imagenet",), "ShuffleNet_V2_X1_0_Weights"),
     "googlenet": ModelSpec(_tv("googlenet", aux_logits=False, init_weights=False), 224, ("imagenet",),
@@ -76,6 +80,8 @@ def build_model(name: str, dataset: str, num_classes: int, in_channels: int = 3,
     spec = MODELS[name]
     model = spec.build(num_classes=num_classes, in_channels=in_channels)
     path = checkpoint_path or embedded_checkpoint(name, dataset)
+    if path is None and name == "efficientnet_lite0" and num_classes == 1000:
+        path = pretrained_path()
     if path:
         model.load_state_dict(_load_state(path))
     elif spec.torchvision_weights and num_classes == 1000:
