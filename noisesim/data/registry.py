@@ -93,7 +93,8 @@ def _imagenet(data_path: Optional[str], split: str, batch_size: int, input_size:
                                        generator=torch.Generator().manual_seed(seed), drop_last=shuffle)
 
 
-DATASETS = ("fashion_mnist", "cifar10", "imagenet", "imagenet_samples", "criteo", "criteo_synthetic")
+DATASETS = ("fashion_mnist", "cifar10", "imagenet", "imagenet_samples", "rotten_tomatoes", "criteo",
+            "criteo_synthetic")
 
 
 def _criteo(path: Path, train_batch_size, val_batch_size, train_subset, val_subset, seed) -> DataBundle:
@@ -137,6 +138,16 @@ def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: 
         samples = load_imagenet_samples(data_path, input_size, normalization)
         return _tensor_bundle(samples, samples, train_batch_size, val_batch_size, train_subset, val_subset, seed,
                               1000, 3)
+    if dataset == "rotten_tomatoes":
+        from noisesim.data.sentences import load_rotten_tomatoes, tokenize
+        from noisesim.models.minilm import tokenizer
+
+        tok = tokenizer()
+        texts, y = load_rotten_tomatoes("train", data_path, train_subset or 6000, seed)
+        gen = torch.Generator().manual_seed(seed)
+        train = TensorBatches(tokenize(texts, tok), y, train_batch_size, shuffle=True, generator=gen, drop_last=True)
+        texts, y = load_rotten_tomatoes("test", data_path, val_subset, seed + 1)
+        return DataBundle(train, TensorBatches(tokenize(texts, tok), y, val_batch_size), 2, 0, Classification())
     if dataset == "criteo":
         return _criteo(Path(data_path or ".") / "train.txt", train_batch_size, val_batch_size, train_subset,
                        val_subset, seed)

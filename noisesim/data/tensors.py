@@ -17,7 +17,8 @@ class TensorBatches:
     def __init__(self, inputs: torch.Tensor | tuple[torch.Tensor, ...], targets: torch.Tensor, batch_size: int,
                  shuffle: bool = False, transform: Optional[Callable] = None,
                  generator: Optional[torch.Generator] = None, drop_last: bool = False):
-        n = len(inputs[0]) if isinstance(inputs, tuple) else len(inputs)
+        n = len(next(iter(inputs.values()))) if isinstance(inputs, dict) else \
+            len(inputs[0]) if isinstance(inputs, tuple) else len(inputs)
         if n != len(targets):
             raise ValueError(f"{n} inputs but {len(targets)} targets")
         self.inputs, self.targets = inputs, targets
@@ -33,7 +34,9 @@ class TensorBatches:
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            if isinstance(self.inputs, tuple):
+            if isinstance(self.inputs, dict):
+                x = {k: t[idx] for k, t in self.inputs.items()}
+            elif isinstance(self.inputs, tuple):
                 x = tuple(t[idx] for t in self.inputs)
             else:
                 x = self.inputs[idx]

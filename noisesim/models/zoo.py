@@ -21,6 +21,7 @@ from torch import nn
 from noisesim.models.cifar_resnet import resnet20
 from noisesim.models.dlrm import DLRM
 from noisesim.models.efficientnet_lite import EfficientNetLite0, pretrained_path
+from noisesim.models.minilm import load_minilm_sentiment
 
 EMBEDDED = {("resnet20", "fashion_mnist"): "resnet20_fashion_mnist.pt"}
 
@@ -48,6 +49,7 @@ MODELS: dict[str, ModelSpec] = {
     "dlrm": ModelSpec(lambda num_classes=1, in_channels=0: DLRM(), 0, ("criteo", "criteo_synthetic")),
     "efficientnet_lite0": ModelSpec(lambda num_classes=1000, in_channels=3: EfficientNetLite0(num_classes, in_channels),
                                     224, ("imagenet", "imagenet_samples"), normalization="lite"),
+    "minilm": ModelSpec(lambda num_classes=2, in_channels=0: load_minilm_sentiment(), 0, ("rotten_tomatoes",)),
     "resnet18": ModelSpec(_tv("resnet18"), 224, ("imagenet",), "ResNet18_Weights"),
     "resnet50": ModelSpec(_tv("resnet50"), 224, ("imagenet", "imagenet_samples"), "ResNet50_Weights"),
     "mobilenet_v2": ModelSpec(_tv("mobilenet_v2"), 224, ("imagenet",), "MobileNet_V2_Weights"),
@@ -84,6 +86,10 @@ def build_model(name: str, dataset: str, num_classes: int, in_channels: int = 3,
         path = pretrained_path()
     if path:
         model.load_state_dict(_load_state(path))
+    elif name in ("minilm", "dlrm") and not path:
+        if name == "dlrm":
+            warnings.warn("dlrm: no --checkpoint_path; using random weights (train one with "
+                          "python -m noisesim.train.pretrain --model dlrm ...)", stacklevel=2)
     elif spec.torchvision_weights and num_classes == 1000:
         try:
             weights = getattr(tvm, spec.torchvision_weights).DEFAULT
