@@ -19,6 +19,7 @@ import torchvision.models as tvm
 from torch import nn
 
 from noisesim.models.cifar_resnet import resnet20
+from noisesim.models.cifar_vgg import CifarVGG16
 from noisesim.models.dlrm import DLRM
 from noisesim.models.efficientnet_lite import EfficientNetLite0, pretrained_path
 from noisesim.models.minilm import load_minilm_sentiment
@@ -43,9 +44,24 @@ def _tv(name: str, **kw) -> Callable[..., nn.Module]:
     return build
 
 
+def _ptcv(name: str) -> nn.Module:
+    """pytorchcv's ImageNet model (a different baseline checkpoint than torchvision's: a confounder)."""
+    from pytorchcv.model_provider import get_model
+
+    try:
+        return get_model(name, pretrained=True)
+    except Exception as e:  # offline: no download
+        warnings.warn(f"pytorchcv {name}: pretrained weights unavailable ({type(e).__name__}); using random weights",
+                      stacklevel=3)
+        return get_model(name, pretrained=False)
+
+
 MODELS: dict[str, ModelSpec] = {
     "resnet20": ModelSpec(lambda num_classes=10, in_channels=3: resnet20(num_classes, in_channels), 32,
                           ("fashion_mnist", "cifar10")),
+    "vgg16": ModelSpec(lambda num_classes=10, in_channels=3: CifarVGG16(num_classes, in_channels), 32,
+                       ("cifar10", "fashion_mnist")),
+    "resnet50_ptcv": ModelSpec(lambda num_classes=1000, in_channels=3: _ptcv("resnet50"), 224, ("imagenet",)),
     "dlrm": ModelSpec(lambda num_classes=1, in_channels=0: DLRM(), 0, ("criteo", "criteo_synthetic")),
     "efficientnet_lite0": ModelSpec(lambda num_classes=1000, in_channels=3: EfficientNetLite0(num_classes, in_channels),
                                     224, ("imagenet", "imagenet_samples"), normalization="lite"),
@@ -86,10 +102,8 @@ def build_model(name: str, dataset: str, num_classes: int, in_channels: int = 3,
         path = pretrained_path()
     if path:
         model.load_state_dict(_load_state(path))
-    elif name in ("minilm", "dlrm") and not path:
-        if name == "dlrm":
-            warnings.warn("dlrm: no --checkpoint_path; using random weights (train one with "
-                          "python -m noisesim.train.pretrain --model dlrm ...)", stacklevel=2)
+    elif name in ("minilm", "resnet50_ptcv"):
+        pass  # their builders load the shipped / downloadable weights themselves
     elif spec.torchvision_weights and num_classes == 1000:
         try:
             weights = getattr(tvm, spec.torchvision_weights).DEFAULT
