@@ -70,7 +70,8 @@ def build_parser() -> Parser:
     g.add_argument("--model", default="resnet20", help=f"network: {', '.join(MODELS)}")
     g.add_argument("--dataset", default="fashion_mnist", help=f"data set: {', '.join(DATASETS)}")
     g.add_argument("--data_path", help="data folder (default for fashion_mnist: the Debian package's files)")
-    g.add_argument("--checkpoint_path", help="float weights (.pt state_dict) to load instead of the default")
+    g.add_argument("--checkpoint_path", help="float weights (.pt state_dict) to load instead of the default; for "
+                   "bert_base a Hugging Face folder or hub id")
     g.add_argument("--train_subset", type=positive_int, help="use a seeded random subset of N training images")
     g.add_argument("--train_batch_size", type=positive_int, default=64, help="images per training/calibration batch")
     g.add_argument("--val_batch_size", type=positive_int, default=500, help="images per evaluation batch")
@@ -211,7 +212,7 @@ def validate(args: argparse.Namespace) -> None:
                          f"not --dataset {args.dataset}")
     if args.data_path and not Path(args.data_path).is_dir():
         raise UsageError(f"--data_path {args.data_path}: no such directory")
-    if args.checkpoint_path and not Path(args.checkpoint_path).is_file():
+    if args.checkpoint_path and not Path(args.checkpoint_path).exists() and args.model != "bert_base":
         raise UsageError(f"--checkpoint_path {args.checkpoint_path}: no such file")
     for p in args.percentile:
         if not 50 < p <= 100:

@@ -128,7 +128,7 @@ class Experiment:
         val_subset = args.eval_batches * args.val_batch_size if args.eval_batches else None
         self.data = build_data(args.dataset, args.data_path, args.train_batch_size, args.val_batch_size,
                                args.train_subset, args.seed[0], val_subset, spec.input_size,
-                               normalization=spec.normalization)
+                               normalization=spec.normalization, tokenizer_name=args.checkpoint_path)
         self.model = build_model(args.model, args.dataset, self.data.num_classes, self.data.in_channels,
                                  args.checkpoint_path).to(self.device)
         for p in self.model.parameters():

@@ -93,8 +93,8 @@ def _imagenet(data_path: Optional[str], split: str, batch_size: int, input_size:
                                        generator=torch.Generator().manual_seed(seed), drop_last=shuffle)
 
 
-DATASETS = ("fashion_mnist", "cifar10", "imagenet", "imagenet_samples", "rotten_tomatoes", "criteo",
-            "criteo_synthetic")
+DATASETS = ("fashion_mnist", "cifar10", "imagenet", "imagenet_samples", "rotten_tomatoes", "sst2", "mnli",
+            "mnli_mismatched", "criteo", "criteo_synthetic")
 
 
 def _criteo(path: Path, train_batch_size, val_batch_size, train_subset, val_subset, seed) -> DataBundle:
@@ -120,7 +120,7 @@ def _criteo(path: Path, train_batch_size, val_batch_size, train_subset, val_subs
 def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: int = 64,
                val_batch_size: int = 256, train_subset: Optional[int] = None, seed: int = 0,
                val_subset: Optional[int] = None, input_size: int = 224, workers: int = 2,
-               normalization: str = "imagenet") -> DataBundle:
+               normalization: str = "imagenet", tokenizer_name: Optional[str] = None) -> DataBundle:
     """Load ``dataset``; ``train_subset`` / ``val_subset`` keep fixed seeded random subsets."""
     if dataset == "fashion_mnist":
         return _tensor_bundle(load_fashion_mnist("train", data_path), load_fashion_mnist("test", data_path),
@@ -148,6 +148,21 @@ def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: 
         train = TensorBatches(tokenize(texts, tok), y, train_batch_size, shuffle=True, generator=gen, drop_last=True)
         texts, y = load_rotten_tomatoes("test", data_path, val_subset, seed + 1)
         return DataBundle(train, TensorBatches(tokenize(texts, tok), y, val_batch_size), 2, 0, Classification())
+    if dataset in ("sst2", "mnli", "mnli_mismatched"):
+        from noisesim.data.glue import read_glue, tokenize_glue
+        from noisesim.models.bert import checkpoint_for, load_tokenizer
+
+        tok = load_tokenizer(checkpoint_for(dataset, tokenizer_name))
+        bundles = []
+        for split, n, s, shuffle, bs in (("train", train_subset, seed, True, train_batch_size),
+                                          ("dev", val_subset, seed + 1, False, val_batch_size)):
+            texts, y = read_glue(dataset, split, data_path)
+            if n is not None and n < len(y):
+                idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(s))[:n]
+                texts, y = [texts[i] for i in idx.tolist()], y[idx]
+            bundles.append(TensorBatches(tokenize_glue(texts, tok), y, bs, shuffle=shuffle,
+                                         generator=torch.Generator().manual_seed(s), drop_last=shuffle))
+        return DataBundle(bundles[0], bundles[1], 2 if dataset == "sst2" else 3, 0, Classification())
     if dataset == "criteo":
         return _criteo(Path(data_path or ".") / "train.txt", train_batch_size, val_batch_size, train_subset,
                        val_subset, seed)

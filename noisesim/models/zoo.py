@@ -66,6 +66,7 @@ MODELS: dict[str, ModelSpec] = {
     "efficientnet_lite0": ModelSpec(lambda num_classes=1000, in_channels=3: EfficientNetLite0(num_classes, in_channels),
                                     224, ("imagenet", "imagenet_samples"), normalization="lite"),
     "minilm": ModelSpec(lambda num_classes=2, in_channels=0: load_minilm_sentiment(), 0, ("rotten_tomatoes",)),
+    "bert_base": ModelSpec(lambda num_classes=3, in_channels=0: None, 0, ("mnli", "mnli_mismatched", "sst2")),
     "resnet18": ModelSpec(_tv("resnet18"), 224, ("imagenet",), "ResNet18_Weights"),
     "resnet50": ModelSpec(_tv("resnet50"), 224, ("imagenet", "imagenet_samples"), "ResNet50_Weights"),
     "mobilenet_v2": ModelSpec(_tv("mobilenet_v2"), 224, ("imagenet",), "MobileNet_V2_Weights"),
@@ -96,6 +97,10 @@ def build_model(name: str, dataset: str, num_classes: int, in_channels: int = 3,
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     spec = MODELS[name]
+    if name == "bert_base":  # a Hugging Face checkpoint: local folder or hub id
+        from noisesim.models.bert import checkpoint_for, load_bert_classifier
+
+        return load_bert_classifier(checkpoint_for(dataset, checkpoint_path), num_classes)
     model = spec.build(num_classes=num_classes, in_channels=in_channels)
     path = checkpoint_path or embedded_checkpoint(name, dataset)
     if path is None and name == "efficientnet_lite0" and num_classes == 1000:

@@ -1,0 +1,48 @@
+"""Hugging Face BERT sequence classifiers (e.g. bert-base fine-tuned on MNLI or SST-2).
+
+``--checkpoint_path`` names a local folder or a hub id; without it the defaults are
+``textattack/bert-base-uncased-MNLI`` and ``textattack/bert-base-uncased-SST-2`` (downloaded
+by users with internet). Attention is made eager and instrumented (see
+``instrument_bert_attention``), so every Linear and both attention matmuls are simulated.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import nn
+
+from noisesim.models.minilm import instrument_bert_attention
+
+DEFAULT_CHECKPOINTS = {"mnli": "textattack/bert-base-uncased-MNLI", "mnli_mismatched": "textattack/bert-base-uncased-MNLI",
+                       "sst2": "textattack/bert-base-uncased-SST-2"}
+
+
+def checkpoint_for(dataset: str, checkpoint_path: Optional[str]) -> str:
+    return checkpoint_path or DEFAULT_CHECKPOINTS[dataset]
+
+
+class LogitsOnly(nn.Module):
+    """Calls a Hugging Face classifier with keyword inputs and returns its logits."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+
+def load_bert_classifier(name_or_path: str, num_labels: int) -> nn.Module:
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, attn_implementation="eager")
+    if model.config.num_labels != num_labels:
+        raise ValueError(f"checkpoint {name_or_path} predicts {model.config.num_labels} labels; the task has "
+                         f"{num_labels}")
+    return LogitsOnly(instrument_bert_attention(model)).eval()
+
+
+def load_tokenizer(name_or_path: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name_or_path)
