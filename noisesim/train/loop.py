@@ -91,7 +91,7 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps) if cfg.schedule == "cosine"
              else None)
     result, best = TrainResult(), None
-    bar = tqdm(total=cfg.steps, desc=cfg.desc, disable=not cfg.progress, leave=False)
+    bar = tqdm(total=cfg.steps, desc=cfg.desc, disable=None if cfg.progress else True, leave=False)  # None: off when not a terminal
     for step, batch in enumerate(_cycle(batches), start=1):
         inputs, targets = split_batch(batch)
         if cfg.generated_labels:
@@ -151,7 +151,7 @@ def evaluate(model: nn.Module, batches: Iterable, task: Any, max_batches: Option
     if max_batches is not None:
         total = min(total, max_batches) if total is not None else max_batches
     for batch in tqdm(itertools.islice(batches, max_batches), total=total, desc=desc,
-                      disable=not progress, leave=False):
+                      disable=None if progress else True, leave=False):
         inputs, y = split_batch(batch)
         out = call_model(model, inputs)
         if teacher is not None:
