@@ -37,8 +37,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         exp = Experiment(args)
         folder = RunFolder.open(args.log_dir, args.run_name, args.overwrite, args.resume)
-    except (DataNotFoundError, RunFolderError) as e:
-        return _fail(str(e))
+    except (DataNotFoundError, RunFolderError, ImportError, ValueError) as e:
+        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     folder.write_config(vars(args))
     writer = _writer(folder)
     if args.binary_search:
