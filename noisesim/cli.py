@@ -41,24 +41,22 @@ def bits_arg(text: str) -> Optional[int]:
     return bits
 
 
-def positive(text: str) -> float:
+def _at_least(text: str, cast: type, minimum: float, strict: bool):
     try:
-        v = float(text)
+        v = cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if cast is int else 'a number'}")
+    if v < minimum or (strict and v == minimum):
+        raise argparse.ArgumentTypeError(f"{text} must be {'>' if strict else '>='} {minimum}")
     return v
+
+
+def positive(text: str) -> float:
+    return _at_least(text, float, 0, strict=True)
 
 
 def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} must be >= 1")
-    return v
+    return _at_least(text, int, 1, strict=False)
 
 
 def build_parser() -> Parser:

@@ -139,9 +139,6 @@ class Experiment:
         self.fixed = fixed_fields(args)
         self._float_acc: Optional[float] = None
 
-    def sim_config(self, p: Point) -> SimConfig:
-        return sim_config(self.args, p)
-
     # -- evaluation ---------------------------------------------------------------
     def float_accuracy(self) -> float:
         if self._float_acc is None:
@@ -157,7 +154,7 @@ class Experiment:
     # -- one point ----------------------------------------------------------------
     def build(self, p: Point) -> nn.Module:
         torch.manual_seed(p.seed)
-        sim = noisesim.prepare(self.model, self.sim_config(p))
+        sim = noisesim.prepare(self.model, sim_config(self.args, p))
         noisesim.calibrate(sim, self.train_batches, max_batches=self.args.calibration_batches)
         return sim
 

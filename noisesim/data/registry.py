@@ -16,12 +16,11 @@ import torch
 
 from noisesim.data.criteo import read_criteo, write_synthetic_criteo
 from noisesim.data.fashion_mnist import DataNotFoundError, load_fashion_mnist
-from noisesim.data.samples import load_imagenet_samples
+from noisesim.data.samples import IMAGENET_MEAN, IMAGENET_STD, load_imagenet_samples
 from noisesim.data.tensors import TensorBatches
 from noisesim.train.tasks import BinaryClassification, Classification
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -35,20 +34,30 @@ class DataBundle:
     task: Any
 
 
-def _subset(x: torch.Tensor, y: torch.Tensor, n: Optional[int], seed: int):
-    if n is None or n >= len(x):
-        return x, y
-    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
-    return x[idx], y[idx]
+def _index(inputs: Any, idx: torch.Tensor) -> Any:
+    """Rows ``idx`` of a tensor, a tuple of tensors or a list (e.g. of texts)."""
+    if isinstance(inputs, tuple):
+        return tuple(t[idx] for t in inputs)
+    if isinstance(inputs, list):
+        return [inputs[i] for i in idx.tolist()]
+    return inputs[idx]
+
+
+def _subset(inputs: Any, y: torch.Tensor, n: Optional[int], seed: int):
+    """A fixed seeded random subset of ``n`` samples (everything when ``n`` is None or too large)."""
+    if n is None or n >= len(y):
+        return inputs, y
+    idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:n]
+    return _index(inputs, idx), y[idx]
 
 
 def _tensor_bundle(train, test, train_batch_size, val_batch_size, train_subset, val_subset, seed, classes,
-                   channels):
-    x_tr, y_tr = _subset(*train, train_subset, seed)
+                   channels, task=None):
     gen = torch.Generator().manual_seed(seed)
-    return DataBundle(TensorBatches(x_tr, y_tr, train_batch_size, shuffle=True, generator=gen, drop_last=True),
+    return DataBundle(TensorBatches(*_subset(*train, train_subset, seed), train_batch_size, shuffle=True,
+                                    generator=gen, drop_last=True),
                       TensorBatches(*_subset(*test, val_subset, seed + 1), val_batch_size), classes, channels,
-                      Classification())
+                      task or Classification())
 
 
 def _cifar10(data_path: Optional[str], train: bool):
@@ -103,18 +112,8 @@ def _criteo(path: Path, train_batch_size, val_batch_size, train_subset, val_subs
     n_test = max(1, len(labels) // 10)
     train = (tuple(t[:-n_test] for t in inputs), labels[:-n_test])
     test = (tuple(t[-n_test:] for t in inputs), labels[-n_test:])
-
-    def subset(data, n, s):
-        if n is None or n >= len(data[1]):
-            return data
-        idx = torch.randperm(len(data[1]), generator=torch.Generator().manual_seed(s))[:n]
-        return tuple(t[idx] for t in data[0]), data[1][idx]
-
-    gen = torch.Generator().manual_seed(seed)
-    train = subset(train, train_subset, seed)
-    return DataBundle(TensorBatches(*train, train_batch_size, shuffle=True, generator=gen, drop_last=True),
-                      TensorBatches(*subset(test, val_subset, seed + 1), val_batch_size), 1, 0,
-                      BinaryClassification())
+    return _tensor_bundle(train, test, train_batch_size, val_batch_size, train_subset, val_subset, seed, 1, 0,
+                          BinaryClassification())
 
 
 def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: int = 64,
@@ -143,26 +142,19 @@ def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: 
         from noisesim.models.minilm import tokenizer
 
         tok = tokenizer()
-        texts, y = load_rotten_tomatoes("train", data_path, train_subset or 6000, seed)
-        gen = torch.Generator().manual_seed(seed)
-        train = TensorBatches(tokenize(texts, tok), y, train_batch_size, shuffle=True, generator=gen, drop_last=True)
-        texts, y = load_rotten_tomatoes("test", data_path, val_subset, seed + 1)
-        return DataBundle(train, TensorBatches(tokenize(texts, tok), y, val_batch_size), 2, 0, Classification())
+        train = load_rotten_tomatoes("train", data_path, train_subset or 6000, seed)
+        test = load_rotten_tomatoes("test", data_path, val_subset, seed + 1)
+        return _tensor_bundle((tokenize(train[0], tok), train[1]), (tokenize(test[0], tok), test[1]),
+                              train_batch_size, val_batch_size, None, None, seed, 2, 0)
     if dataset in ("sst2", "mnli", "mnli_mismatched"):
         from noisesim.data.glue import read_glue, tokenize_glue
         from noisesim.models.bert import checkpoint_for, load_tokenizer
 
         tok = load_tokenizer(checkpoint_for(dataset, tokenizer_name))
-        bundles = []
-        for split, n, s, shuffle, bs in (("train", train_subset, seed, True, train_batch_size),
-                                          ("dev", val_subset, seed + 1, False, val_batch_size)):
-            texts, y = read_glue(dataset, split, data_path)
-            if n is not None and n < len(y):
-                idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(s))[:n]
-                texts, y = [texts[i] for i in idx.tolist()], y[idx]
-            bundles.append(TensorBatches(tokenize_glue(texts, tok), y, bs, shuffle=shuffle,
-                                         generator=torch.Generator().manual_seed(s), drop_last=shuffle))
-        return DataBundle(bundles[0], bundles[1], 2 if dataset == "sst2" else 3, 0, Classification())
+        train, test = (_subset(*read_glue(dataset, split, data_path), n, s)
+                       for split, n, s in (("train", train_subset, seed), ("dev", val_subset, seed + 1)))
+        return _tensor_bundle((tokenize_glue(train[0], tok), train[1]), (tokenize_glue(test[0], tok), test[1]),
+                              train_batch_size, val_batch_size, None, None, seed, 2 if dataset == "sst2" else 3, 0)
     if dataset == "criteo":
         return _criteo(Path(data_path or ".") / "train.txt", train_batch_size, val_batch_size, train_subset,
                        val_subset, seed)

@@ -56,7 +56,7 @@ def instrument_bert_attention(model: nn.Module) -> nn.Module:
     from transformers.models.bert.modeling_bert import BertSelfAttention
 
     cls = _attention_class()
-    for name, m in list(model.named_modules()):
+    for m in list(model.modules()):
         if type(m) is BertSelfAttention:
             m.__class__ = cls
             m.scores, m.context = Matmul(), Matmul()

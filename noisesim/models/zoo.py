@@ -36,6 +36,8 @@ class ModelSpec:
     datasets: tuple[str, ...]
     torchvision_weights: Optional[str] = None
     normalization: str = "imagenet"  # or "lite": (pixel - 127) / 128
+    weights_file: Optional[Callable[[], Optional[str]]] = None  # ImageNet weights shipped by a package
+    loads_own_weights: bool = False  # build(..., dataset=, checkpoint_path=) loads its weights itself
 
 
 def _tv(name: str, **kw) -> Callable[..., nn.Module]:
@@ -56,17 +58,29 @@ def _ptcv(name: str) -> nn.Module:
         return get_model(name, pretrained=False)
 
 
+def _bert(num_classes: int = 3, in_channels: int = 0, dataset: str = "mnli",
+          checkpoint_path: Optional[str] = None) -> nn.Module:
+    """A Hugging Face BERT classifier: ``checkpoint_path`` is a local folder or hub id."""
+    from noisesim.models.bert import checkpoint_for, load_bert_classifier
+
+    return load_bert_classifier(checkpoint_for(dataset, checkpoint_path), num_classes)
+
+
 MODELS: dict[str, ModelSpec] = {
     "resnet20": ModelSpec(lambda num_classes=10, in_channels=3: resnet20(num_classes, in_channels), 32,
                           ("fashion_mnist", "cifar10")),
     "vgg16": ModelSpec(lambda num_classes=10, in_channels=3: CifarVGG16(num_classes, in_channels), 32,
                        ("cifar10", "fashion_mnist")),
-    "resnet50_ptcv": ModelSpec(lambda num_classes=1000, in_channels=3: _ptcv("resnet50"), 224, ("imagenet",)),
+    "resnet50_ptcv": ModelSpec(lambda num_classes=1000, in_channels=3, **_: _ptcv("resnet50"), 224, ("imagenet",),
+                               loads_own_weights=True),
     "dlrm": ModelSpec(lambda num_classes=1, in_channels=0: DLRM(), 0, ("criteo", "criteo_synthetic")),
     "efficientnet_lite0": ModelSpec(lambda num_classes=1000, in_channels=3: EfficientNetLite0(num_classes, in_channels),
-                                    224, ("imagenet", "imagenet_samples"), normalization="lite"),
-    "minilm": ModelSpec(lambda num_classes=2, in_channels=0: load_minilm_sentiment(), 0, ("rotten_tomatoes",)),
-    "bert_base": ModelSpec(lambda num_classes=3, in_channels=0: None, 0, ("mnli", "mnli_mismatched", "sst2")),
+                                    224, ("imagenet", "imagenet_samples"), normalization="lite",
+                                    weights_file=pretrained_path),
+    "minilm": ModelSpec(lambda num_classes=2, in_channels=0, dataset=None, checkpoint_path=None:
+                        load_minilm_sentiment(head_path=checkpoint_path), 0, ("rotten_tomatoes",),
+                        loads_own_weights=True),
+    "bert_base": ModelSpec(_bert, 0, ("mnli", "mnli_mismatched", "sst2"), loads_own_weights=True),
     "resnet18": ModelSpec(_tv("resnet18"), 224, ("imagenet",), "ResNet18_Weights"),
     "resnet50": ModelSpec(_tv("resnet50"), 224, ("imagenet", "imagenet_samples"), "ResNet50_Weights"),
     "mobilenet_v2": ModelSpec(_tv("mobilenet_v2"), 224, ("imagenet",), "MobileNet_V2_Weights"),
@@ -97,18 +111,15 @@ def build_model(name: str, dataset: str, num_classes: int, in_channels: int = 3,
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     spec = MODELS[name]
-    if name == "bert_base":  # a Hugging Face checkpoint: local folder or hub id
-        from noisesim.models.bert import checkpoint_for, load_bert_classifier
-
-        return load_bert_classifier(checkpoint_for(dataset, checkpoint_path), num_classes)
+    if spec.loads_own_weights:
+        return spec.build(num_classes=num_classes, in_channels=in_channels, dataset=dataset,
+                          checkpoint_path=checkpoint_path).eval()
     model = spec.build(num_classes=num_classes, in_channels=in_channels)
     path = checkpoint_path or embedded_checkpoint(name, dataset)
-    if path is None and name == "efficientnet_lite0" and num_classes == 1000:
-        path = pretrained_path()
+    if path is None and spec.weights_file is not None and num_classes == 1000:
+        path = spec.weights_file()
     if path:
         model.load_state_dict(_load_state(path))
-    elif name in ("minilm", "resnet50_ptcv"):
-        pass  # their builders load the shipped / downloadable weights themselves
     elif spec.torchvision_weights and num_classes == 1000:
         try:
             weights = getattr(tvm, spec.torchvision_weights).DEFAULT

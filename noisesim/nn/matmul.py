@@ -11,6 +11,7 @@ Energies are per layer (the output width of a matmul is not a fixed channel coun
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 
@@ -49,7 +50,7 @@ def _contracted_size(equation: str, a: torch.Tensor) -> int:
     return math.prod(a.shape[i] for i, c in enumerate(a_idx) if c in b_idx and c not in out)
 
 
-class _SimProduct(SimLayer):
+class _SimProduct(SimLayer, abc.ABC):
     def __init__(self, cfg: SimConfig, name: str, layer_index: int):
         super().__init__()
         cfg = dataclasses.replace(cfg, noise_per_channel=False)
@@ -58,14 +59,17 @@ class _SimProduct(SimLayer):
         if self.noise is not None and self.noise.kind == "weight":
             self.noise = None
 
+    @abc.abstractmethod
     def product(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The float product of the (quantized) operands."""
 
+    @abc.abstractmethod
     def fan_in_of(self, a: torch.Tensor) -> int:
-        raise NotImplementedError
+        """The contracted size D."""
 
-    def shot_scale(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def shot_scale(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(||a_row||, ||b_col||), each broadcastable to the output."""
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         aq, bq = self.quantize_input(a), self.act_quant_b(b)

@@ -13,6 +13,7 @@ straight-through estimator (E >= 1).
 """
 from __future__ import annotations
 
+import abc
 import math
 from typing import Optional
 
@@ -24,7 +25,7 @@ from noisesim.noise.sampler import GaussianSampler
 from noisesim.quant.functional import round_ste
 
 
-class NoiseModel(nn.Module):
+class NoiseModel(nn.Module, abc.ABC):
     kind = "none"
 
     def __init__(self, cfg: NoiseConfig, fan_in: int, channels: int, channel_dim: int):
@@ -64,9 +65,9 @@ class NoiseModel(nn.Module):
         return t.reshape(shape)
 
     # -- noise ----------------------------------------------------------------
+    @abc.abstractmethod
     def std(self, scale: torch.Tensor, ndim: int, fan_in: int) -> torch.Tensor:
         """Standard deviation of the noise, broadcastable to the perturbed tensor."""
-        raise NotImplementedError
 
     def forward(self, y: torch.Tensor, scale: Optional[torch.Tensor], fan_in: Optional[int] = None,
                 inplace: bool = False) -> torch.Tensor:

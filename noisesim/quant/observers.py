@@ -7,6 +7,7 @@ mean over batches (percentile, ACIQ, MSE).
 """
 from __future__ import annotations
 
+import abc
 import math
 from typing import Optional
 
@@ -29,7 +30,7 @@ def _subsample(rows: torch.Tensor) -> torch.Tensor:
     return rows[:, ::step] if step > 1 else rows
 
 
-class Observer(nn.Module):
+class Observer(nn.Module, abc.ABC):
     """Base class: ``update(x)`` per batch, then ``range()`` gives ``(lo, hi)`` tensors."""
 
     def __init__(self, ch_axis: Optional[int] = None):
@@ -39,8 +40,9 @@ class Observer(nn.Module):
         self.register_buffer("hi", torch.empty(0))
         self.batches = 0
 
+    @abc.abstractmethod
     def batch_range(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """(lo, hi) per row of one batch."""
 
     def combine(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
         """Default: mean of the per-batch ranges."""
