@@ -8,13 +8,14 @@
     with noisesim.noise_disabled(sim): ...
 """
 from noisesim.config import ConfigError, NoiseConfig, QuantConfig, SimConfig
-from noisesim.context import calibrate, calibrating, noise_disabled
+from noisesim.context import calibrate, calibrating, noise_as_quantizer, noise_disabled
 from noisesim.energy import (average_act_bits, average_energy, average_weight_bits, bits_penalty,
-                             count_macs, energy_penalty, energy_report, photons_to_aj)
+                             channel_report, count_macs, energy_penalty, energy_report, photons_to_aj)
 from noisesim.nn.prepare import prepare, sim_layers, to_float
 
 __version__ = "0.1.0"
 
 __all__ = ["SimConfig", "QuantConfig", "NoiseConfig", "ConfigError", "prepare", "calibrate", "calibrating",
-           "noise_disabled", "energy_report", "average_energy", "average_weight_bits", "average_act_bits",
-           "count_macs", "energy_penalty", "bits_penalty", "photons_to_aj", "sim_layers", "to_float"]
+           "noise_disabled", "noise_as_quantizer", "energy_report", "channel_report", "average_energy",
+           "average_weight_bits", "average_act_bits", "count_macs", "energy_penalty", "bits_penalty",
+           "photons_to_aj", "sim_layers", "to_float"]

@@ -104,9 +104,11 @@ def build_parser() -> Parser:
                    help="average energies per MAC (photons) to allocate / train toward")
     g.add_argument("--noise_per_channel", action="store_true", help="one energy per output channel")
     g.add_argument("--quantize_energy", action="store_true", help="round energies to whole photons (STE)")
-    g.add_argument("--record_snr", action="store_true", help="record per-layer signal-to-noise ratios")
+    g.add_argument("--record_snr", action="store_true",
+                   help="record signal-to-noise ratios per layer and output channel (for the SNR plots)")
     g.add_argument("--override_with_noise_bits", action="store_true",
-                   help="replace noise by its equivalent quantizer (noise bits)")
+                   help="also evaluate every point with its noise replaced by the equivalent quantizer "
+                        "(step sqrt(12)*sigma over the output range: the noise bits); adds noise_bits_accuracy")
     g.add_argument("--photon_energy", type=positive, default=0.128, help="photon energy in aJ (1550 nm: 0.128)")
 
     g = p.add_argument_group("training allocations (network weights stay frozen)")
@@ -122,7 +124,8 @@ def build_parser() -> Parser:
     g.add_argument("--lr", type=positive, nargs="+", default=[0.05], help="learning rate")
     g.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
     g.add_argument("--train_batches", type=positive_int, default=100, help="optimiser steps")
-    g.add_argument("--generated_labels", action="store_true", help="train on the float model's predictions")
+    g.add_argument("--generated_labels", action=argparse.BooleanOptionalAction, default=False,
+                   help="train on the float model's predictions instead of the data set labels")
     g.add_argument("--checkpoint", action="store_true",
                    help="keep the best evaluated step that meets the constraint")
     g.add_argument("--checkpoint_every", type=positive_int, default=25, help="steps between checkpoint evaluations")
@@ -152,7 +155,8 @@ def build_parser() -> Parser:
     g.add_argument("--resume", action="store_true", help="skip sweep points already in results.csv")
     g.add_argument("--seed", type=int, nargs="+", default=[0])
     g.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    g.add_argument("--no_plot", action="store_true", help="skip the accuracy-vs-energy plot")
+    g.add_argument("--no_plot", action="store_true",
+                   help="skip the plots (the quantization card is still written; redraw: python -m noisesim.plot)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
     return p
 

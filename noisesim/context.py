@@ -4,6 +4,8 @@
 noise model is silent and records the range of the tensor it would perturb; on exit the
 quantizers freeze their observed ranges. ``calibrate(model, batches)`` runs it over
 batches in eval mode without gradients. ``noise_disabled(model)``: no noise inside.
+``noise_as_quantizer(model)``: every noise model is replaced by its equivalent uniform
+quantizer (the noise bits) inside.
 """
 from __future__ import annotations
 
@@ -32,6 +34,21 @@ def noise_disabled(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for n, s in zip(noises, saved):
             n.enabled = s
+
+
+@contextlib.contextmanager
+def noise_as_quantizer(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block each noise model quantizes its output with step sqrt(12) * sigma over the
+    calibrated output range instead of adding noise (same error variance, deterministic)."""
+    noises = [m for m in model.modules() if isinstance(m, NoiseModel)]
+    saved = [n.as_quantizer for n in noises]
+    for n in noises:
+        n.as_quantizer = True
+    try:
+        yield model
+    finally:
+        for n, s in zip(noises, saved):
+            n.as_quantizer = s
 
 
 @contextlib.contextmanager

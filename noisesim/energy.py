@@ -117,7 +117,8 @@ def energy_report(model: nn.Module, example_input=None, photon_energy_aj: float 
     e_mac_aj, e_min, e_max, weight_bits, act_bits, noise_type, weights, in_elems, snr
     (linear, if recorded), snr_db, noise_bits (ENOB equivalent, mean over channels).
     ``example_input`` runs a noise-free forward first (needed if none has run yet).
-    ``df.attrs`` holds the totals: macs, avg_energy (photons), avg_energy_aj, avg_weight_bits, avg_act_bits.
+    ``df.attrs`` holds the totals: macs, avg_energy (photons), avg_energy_aj, avg_weight_bits, avg_act_bits,
+    avg_noise_bits (MAC-weighted).
     """
     if example_input is not None:
         count_macs(model, example_input)
@@ -147,6 +148,7 @@ def energy_report(model: nn.Module, example_input=None, photon_energy_aj: float 
     noisy = df[df["noise_type"] != "none"]
     avg_e = float((noisy["e_mac"] * noisy["macs"]).sum() / noisy["macs"].sum()) if len(noisy) and \
         noisy["macs"].sum() > 0 else float("nan")
+    nb = df.dropna(subset=["noise_bits"])
     wb = df.dropna(subset=["weight_bits"])
     ab = df.dropna(subset=["act_bits"])
     df.attrs.update(
@@ -154,5 +156,25 @@ def energy_report(model: nn.Module, example_input=None, photon_energy_aj: float 
         avg_weight_bits=float((wb["weight_bits"] * wb["weights"]).sum() / wb["weights"].sum())
         if len(wb) and wb["weights"].sum() > 0 else float("nan"),
         avg_act_bits=float((ab["act_bits"] * ab["in_elems"]).sum() / ab["in_elems"].sum())
-        if len(ab) and ab["in_elems"].sum() > 0 else float("nan"))
+        if len(ab) and ab["in_elems"].sum() > 0 else float("nan"),
+        avg_noise_bits=float((nb["noise_bits"] * nb["macs"]).sum() / nb["macs"].sum())
+        if len(nb) and nb["macs"].sum() > 0 else float("nan"))
     return df
+
+
+def channel_report(model: nn.Module) -> pd.DataFrame:
+    """One row per output channel of every noisy layer: name, fan_in, channel, e_mac (photons),
+    snr_db (NaN unless recorded), noise_bits (NaN before calibration)."""
+    frames = []
+    for m in _layers(model):
+        n = m.noise
+        if n is None:
+            continue
+        snr = n.channel_snr().cpu()
+        bits = n.noise_bits().detach().float().cpu() if math.isfinite(n.output_range()) else \
+            torch.full((n.channels,), float("nan"))
+        frames.append(pd.DataFrame({
+            "name": m.name, "fan_in": m.fan_in, "channel": range(n.channels),
+            "e_mac": n.energy().detach().float().cpu().expand(n.channels).numpy(),
+            "snr_db": (10 * torch.log10(snr)).numpy(), "noise_bits": bits.expand(n.channels).numpy()}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

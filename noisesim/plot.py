@@ -1,6 +1,11 @@
-"""Redraw a run's plots from its results files.
+"""Redraw runs' plots, quantization cards and savings tables from their results files.
 
-    python -m noisesim.plot logs/<run_name>      # writes accuracy_vs_energy.png / .pdf there
+    python -m noisesim.plot logs/<run>                        # every plot of one run, card.md/json, savings.md
+    python -m noisesim.plot logs/<a> logs/<b> --out logs/a-vs-b   # also compare runs on the same axes
+
+A run folder's plots: accuracy_vs_energy, accuracy_vs_bits, noise_bits_accuracy,
+energy_by_layer, noise_bits_by_layer, bits_by_layer, snr_histogram, snr_by_layer,
+snr_by_fan_in (each .png and .pdf; each only when the run holds what it shows).
 """
 from __future__ import annotations
 
@@ -9,26 +14,27 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-import pandas as pd
-
-from noisesim.analysis.plots import accuracy_vs_energy
+from noisesim.analysis.figures import compare_runs, draw_run
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m noisesim.plot", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="a run folder holding results.csv")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folder(s) holding results.csv")
+    p.add_argument("--out", help="folder for the comparison of several runs (needed with more than one RUN_DIR)")
     args = p.parse_args(argv)
-    results = Path(args.run_dir) / "results.csv"
-    if not results.is_file():
-        print(f"noisesim.plot: error: {results} not found", file=sys.stderr)
+    for d in args.run_dirs:
+        if not (Path(d) / "results.csv").is_file():
+            print(f"noisesim.plot: error: {Path(d) / 'results.csv'} not found", file=sys.stderr)
+            return 2
+    if len(args.run_dirs) > 1 and not args.out:
+        print("noisesim.plot: error: --out DIR is needed to compare several runs", file=sys.stderr)
         return 2
-    df = pd.read_csv(results)
-    title = f"{df['model'].iloc[0]} on {df['dataset'].iloc[0]}" if {"model", "dataset"} <= set(df) and len(df) else ""
-    paths = accuracy_vs_energy(df, Path(args.run_dir) / "accuracy_vs_energy", title)
-    if not paths:
-        print("noisesim.plot: error: no noisy points to plot (all rows have noise_type none)", file=sys.stderr)
-        return 2
+    paths = []
+    for d in args.run_dirs:
+        paths += draw_run(Path(d))
+    if args.out:
+        paths += compare_runs([Path(d) for d in args.run_dirs], Path(args.out))
     for path in paths:
         print(path)
     return 0

@@ -218,3 +218,39 @@ def test_equivalent_quantizer_error_is_at_most_the_noise():
         sim_q(x)  # records sigma
         err = (sim_q(x) - clean).std().item()
     assert 0.5 * sigma < err <= 1.02 * sigma
+
+
+@pytest.mark.parametrize("noise_type", ["thermal", "shot"])
+def test_per_channel_snr_matches_empirical_ratio(noise_type):
+    sim, _, x = _sim("conv", noise_type, True, record_snr=True)
+    with torch.no_grad():
+        with noisesim.noise_disabled(sim):
+            clean = sim(x)
+        noisy = sim(x)
+    signal = clean.pow(2).movedim(1, 0).reshape(clean.shape[1], -1).mean(1)
+    noise = (noisy - clean).pow(2).movedim(1, 0).reshape(clean.shape[1], -1).mean(1)
+    snr = sim.noise.channel_snr()
+    assert snr.shape == (clean.shape[1],)
+    assert torch.allclose(snr, (signal / noise).float(), rtol=0.15)  # per channel: fewer samples
+    assert sim.noise.snr() == pytest.approx((signal.sum() / noise.sum()).item(), rel=0.05)
+    report = noisesim.channel_report(sim)
+    assert len(report) == clean.shape[1] and report["snr_db"].notna().all()
+
+
+def test_noise_as_quantizer_context_replaces_noise_and_restores_it():
+    sim, _, x = _sim("linear", "thermal", False)
+    sim.noise.set_energy(0.5)
+    with torch.no_grad():
+        sigma = _output_noise(sim, x).std().item()
+        with noisesim.noise_disabled(sim):
+            clean = sim(x)
+        with noisesim.noise_as_quantizer(sim):
+            q1, q2 = sim(x), sim(x)
+        noisy = sim(x)
+    assert torch.equal(q1, q2)  # deterministic
+    step = sim.noise.output_range() / math.ceil(sim.noise.output_range() / (math.sqrt(12) * sigma))
+    levels = (q1 - sim.noise.out_lo) / step
+    assert torch.allclose(levels, levels.round(), atol=1e-3)  # on the grid
+    err = (q1 - clean).pow(2).mean().sqrt().item()
+    assert err == pytest.approx(step / math.sqrt(12), rel=0.1)  # uniform rounding error
+    assert not sim.noise.as_quantizer and not torch.equal(noisy, q1)  # noise is back after the block

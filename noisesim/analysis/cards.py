@@ -1,0 +1,120 @@
+"""Quantization cards: every confounder of a run stated next to its accuracies.
+
+"Confounding Tradeoffs for Neural Network Quantization" shows that settings papers rarely
+report move accuracy as much as the method itself. A card (``card.md`` + ``card.json``)
+lists them for each setting of a run (or of compared runs) — weight granularity, symmetry,
+first/last layer precision, observers and calibration size, BN folding, residual
+("precision highway") quantization, the baseline checkpoint, the training data and labels,
+the evaluation set and seeds — then every result row with its 95% confidence interval.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from noisesim.io import atomic_write, write_json
+
+RESULT_COLUMNS = ("noise_type", "allocation", "target_emac", "avg_emac", "avg_emac_aj", "weight_bits", "act_bits",
+                  "avg_weight_bits", "avg_act_bits", "accuracy", "accuracy_ci95", "uniform_accuracy_same_energy",
+                  "noise_bits_accuracy", "seed")
+
+
+def _get(row: pd.Series, key: str, default: Any = None) -> Any:
+    v = row.get(key, default)
+    return default if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def _flag(v: Any) -> bool:
+    return str(v).lower() in ("true", "1")
+
+
+def _images(batches: Any, batch_size: Any) -> str:
+    return f"{int(batches) * int(batch_size)} samples ({int(batches)} batches of {int(batch_size)})"
+
+
+def confounders(row: pd.Series, seeds: list) -> dict[str, str]:
+    """The confounders of one setting, in words, from one of its result rows."""
+    ignore = str(_get(row, "ignore", "[]")).strip("[]").replace("'", "")
+    first_last = f"{int(_get(row, 'first_last_bits'))} bits" if _get(row, "first_last_bits") is not None else \
+        ("float" if ignore else "same as the other layers")
+    if ignore and _get(row, "first_last_bits") is None:
+        first_last = f"{ignore} layer(s) float, others as configured"
+    observers = f"weights {row['weight_observer']}, activations {row['act_observer']}"
+    eval_set = "full test set" if _get(row, "eval_batches") is None else \
+        f"fixed random subset of {_images(row['eval_batches'], row['val_batch_size'])}"
+    subset = _get(row, "train_subset")
+    return {
+        "model": str(row["model"]),
+        "data set": str(row["dataset"]),
+        "baseline checkpoint": str(_get(row, "baseline", _get(row, "checkpoint_path", "default"))),
+        "float accuracy": f"{row['float_accuracy'] * 100:.2f}%",
+        "weight granularity": "per output channel" if _flag(row["weight_per_channel"]) else "per tensor",
+        "weight symmetry": "symmetric" if _flag(row["weight_symmetric"]) else "asymmetric",
+        "activation symmetry": "symmetric" if _flag(row["act_symmetric"]) else "asymmetric",
+        "first / last layer precision": first_last,
+        "observers": observers,
+        "calibration": _images(row["calibration_batches"], row["train_batch_size"]) + " of training data",
+        "BN folding": "folded into the preceding conv" if _flag(row["fold_bn"]) else "not folded",
+        "residual adds / concatenations": "quantized" if _flag(row["quantize_residual"])
+        else "float (precision highway)",
+        "training data": ("all training data" if subset is None else f"seeded random subset of {int(subset)}")
+        + f"; {int(row['train_batches'])} steps of {int(row['train_batch_size'])} (only for trained points)",
+        "training labels": "generated (float model's top-1)" if _flag(row["generated_labels"]) else "data set labels",
+        "evaluation": f"{eval_set}, {int(row['mc_repeats'])} noise draw(s) per point, 95% CI (t)",
+        "seeds": ", ".join(str(int(s)) for s in seeds),
+    }
+
+
+def card(results: pd.DataFrame) -> dict[str, Any]:
+    """The card of some result rows: confounders per setting (``setting`` column, if any) and the rows."""
+    df = results.copy()
+    if "setting" not in df:
+        df["setting"] = "this run"
+    settings = {}
+    for name, g in df.groupby("setting", sort=False):
+        settings[str(name)] = confounders(g.iloc[0], sorted(g["seed"].dropna().unique()))
+    cols = ["setting"] + [c for c in RESULT_COLUMNS if c in df]
+    rows = df[cols].astype(object).where(df[cols].notna(), None).to_dict("records")
+    return {"settings": settings, "results": rows}
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "—"
+    if pct:
+        return f"{float(v) * 100:.2f}%"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def card_markdown(c: dict[str, Any], title: str) -> str:
+    names = list(c["settings"])
+    keys = list(next(iter(c["settings"].values())))
+    lines = [f"# Quantization card: {title}", "", "## Confounders", "",
+             "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for k in keys:
+        lines.append(f"| {k} | " + " | ".join(c["settings"][n][k] for n in names) + " |")
+    lines += ["", "## Results", "", "Accuracy: mean over noise draws ± 95% confidence half-width.", "",
+              "| setting | noise | allocation | target E | avg E (photons) | avg E (aJ) | W bits | A bits | "
+              "accuracy | uniform at same avg E | equivalent quantizer |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in c["results"]:
+        acc = f"{_fmt(r['accuracy'], True)} ± {_fmt(r.get('accuracy_ci95') or 0.0, True)}"
+        lines.append(" | ".join([
+            "", str(r["setting"]), str(r["noise_type"]), str(r["allocation"]), _fmt(r.get("target_emac")),
+            _fmt(r.get("avg_emac")), _fmt(r.get("avg_emac_aj")), _fmt(r.get("avg_weight_bits")),
+            _fmt(r.get("avg_act_bits")), acc, _fmt(r.get("uniform_accuracy_same_energy"), True),
+            _fmt(r.get("noise_bits_accuracy"), True), ""]).strip())
+    return "\n".join(lines) + "\n"
+
+
+def write_card(results: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
+    """Write ``card.json`` and ``card.md`` into ``out_dir``."""
+    c = card(results)
+    out_dir = Path(out_dir)
+    write_json(out_dir / "card.json", {"title": title, **c})
+    text = card_markdown(c, title)
+    atomic_write(out_dir / "card.md", lambda f: f.write(text))
+    return [out_dir / "card.md", out_dir / "card.json"]

@@ -1,0 +1,160 @@
+"""Per-layer and per-channel plots of a run: energy per MAC, noise bits and bit-widths by
+layer (one curve per allocation), and the signal-to-noise ratio as a histogram and as
+violins by layer and by fan-in.
+
+They read the files a run writes next to results.csv: ``layers/<point_id>.csv`` (one row
+per layer, see ``noisesim.energy_report``) and ``layers/<point_id>_channels.csv`` (one row
+per output channel, see ``noisesim.channel_report``; SNRs need ``--record_snr``).
+Energies shown are a few representative targets (lowest, middle, highest) of the sweep.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from noisesim.analysis.plots import LABELS, save, style
+
+POINT_FIELDS = ("point_id", "noise_type", "allocation", "target_emac", "weight_bits", "act_bits",
+                "target_weight_bits", "accuracy")
+
+
+def load_layers(run_dir: Path, results: pd.DataFrame, channels: bool = False) -> pd.DataFrame:
+    """The per-layer (or per-channel) files of every row, tagged with the row's point fields and a
+    ``layer`` index (execution order)."""
+    frames = []
+    suffix = "_channels.csv" if channels else ".csv"
+    for _, row in results.iterrows():
+        path = Path(run_dir) / "layers" / f"{row['point_id']}{suffix}"
+        if not path.is_file():
+            continue
+        df = pd.read_csv(path)
+        if df.empty:
+            continue
+        order = {n: i for i, n in enumerate(dict.fromkeys(df["name"]))}
+        df["layer"] = df["name"].map(order)
+        for k in POINT_FIELDS:
+            if k in row:
+                df[k] = row[k]
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def representative(values: pd.Series, k: int = 3) -> list:
+    """Up to k distinct values: lowest, middle(s), highest."""
+    v = sorted(values.dropna().unique())
+    if len(v) <= k:
+        return v
+    return [v[int(round(i))] for i in np.linspace(0, len(v) - 1, k)]
+
+
+def _xticks(ax, names: list[str]) -> None:
+    if len(names) <= 30:
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=5)
+    ax.set_xlabel("layer")
+
+
+def _noisy_targets(layers: pd.DataFrame) -> pd.DataFrame:
+    df = layers[layers["noise_type"] != "none"]
+    return df[df["target_emac"].isin(representative(df["target_emac"]))]
+
+
+def by_layer(layers: pd.DataFrame, column: str, ylabel: str, stem: Path, log: bool = False,
+             band: Optional[tuple[str, str]] = None) -> list[Path]:
+    """``column`` against layer: one panel per (noise type, target energy), one curve per allocation;
+    ``band`` = (low, high) columns shaded around each curve (per-channel spread)."""
+    df = _noisy_targets(layers).dropna(subset=[column])
+    if df.empty:
+        return []
+    style()
+    panels = list(df.groupby(["noise_type", "target_emac"], sort=True))
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False, sharey=True)
+    palette = dict(zip(LABELS, sns.color_palette("deep", 3)))
+    for ax, ((noise, target), g) in zip(axes.flat, panels):
+        for alloc, a in g.groupby("allocation", sort=False):
+            a = a.sort_values("layer")
+            ax.plot(a["layer"], a[column], marker="o", ms=3, lw=1, color=palette.get(alloc),
+                    label=LABELS.get(alloc, alloc))
+            if band and alloc == "channel":
+                ax.fill_between(a["layer"], a[band[0]], a[band[1]], color=palette.get(alloc), alpha=0.2, lw=0)
+        ax.set_title(f"{noise}, target E = {target:g} photons/MAC", fontsize=8)
+        _xticks(ax, list(g.sort_values("layer")["name"].drop_duplicates()))
+        if log:
+            ax.set_yscale("log")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    axes.flat[0].legend(frameon=False, fontsize=6)
+    return save(fig, stem)
+
+
+def bits_by_layer(layers: pd.DataFrame, stem: Path, max_points: int = 6) -> list[Path]:
+    """Weight and activation bits of every layer for up to ``max_points`` rows (one curve each)."""
+    df = layers.dropna(subset=["act_bits"])
+    if df.empty:
+        return []
+    style()
+    ids = list(dict.fromkeys(df["point_id"]))[:max_points]
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), sharey=True)
+    palette = sns.color_palette("deep", 10)
+    for i, pid in enumerate(ids):
+        g = df[df["point_id"] == pid].sort_values("layer")
+        r = g.iloc[0]
+        label = f"W{r['weight_bits']:g}A{r['act_bits']:g}" if pd.isna(r.get("target_weight_bits")) else \
+            f"trained, target W{r['target_weight_bits']:g}"
+        if r["noise_type"] != "none":
+            label += f", {r['noise_type']} {LABELS.get(r['allocation'], r['allocation'])} E={r['target_emac']:g}"
+        for ax, col in zip(axes, ("weight_bits", "act_bits")):
+            ax.plot(g["layer"], g[col], marker="o", ms=3, lw=1, color=palette[i % 10], label=label)
+    names = list(df[df["point_id"] == ids[0]].sort_values("layer")["name"])
+    for ax, what in zip(axes, ("weight", "activation")):
+        ax.set_title(f"{what} bits", fontsize=8)
+        _xticks(ax, names)
+    axes[0].set_ylabel("bits")
+    axes[0].legend(frameon=False, fontsize=6)
+    return save(fig, stem)
+
+
+def _snr_frame(channels: pd.DataFrame) -> pd.DataFrame:
+    if channels.empty or "snr_db" not in channels:
+        return pd.DataFrame()
+    df = channels.replace([np.inf, -np.inf], np.nan).dropna(subset=["snr_db"])
+    if df.empty:
+        return df
+    mid = {n: representative(g["target_emac"], 3)[len(representative(g["target_emac"], 3)) // 2]
+           for n, g in df.groupby("noise_type")}
+    df = df[df["target_emac"] == df["noise_type"].map(mid)].copy()
+    df["allocation"] = df["allocation"].map(lambda a: LABELS.get(a, a))
+    df["panel"] = df["noise_type"] + ", target E = " + df["target_emac"].map("{:g}".format) + " photons/MAC"
+    return df
+
+
+def snr_plots(channels: pd.DataFrame, stem: Path) -> list[Path]:
+    """Per-channel SNR (dB) at the middle target energy of each noise type: a histogram, violins by
+    layer and violins by fan-in, one hue per allocation. Writes ``<stem>_histogram``,
+    ``<stem>_by_layer`` and ``<stem>_by_fan_in``."""
+    df = _snr_frame(channels)
+    if df.empty:
+        return []
+    style()
+    paths = []
+    g = sns.displot(df, x="snr_db", hue="allocation", col="panel", kind="hist", element="step", stat="density",
+                    common_norm=False, height=2.8, aspect=1.2, facet_kws={"sharey": False})
+    g.set_titles("{col_name}", size=8).set_axis_labels("SNR per output channel (dB)", "density")
+    paths += save(g.figure, stem.with_name(stem.name + "_histogram"))
+    for x, name, label in (("layer", "_by_layer", "layer"), ("fan_in", "_by_fan_in", "fan-in D")):
+        n = df[x].nunique()
+        g = sns.catplot(df, x=x, y="snr_db", hue="allocation", row="panel", kind="violin", density_norm="width",
+                        cut=0, inner=None, linewidth=0.4, height=2.6, aspect=max(1.5, n / 8))
+        g.set_titles("{row_name}", size=8).set_axis_labels(label, "SNR (dB)")
+        for ax in g.axes.flat:
+            ax.tick_params(axis="x", labelsize=5, rotation=90)
+        paths += save(g.figure, stem.with_name(stem.name + name))
+    return paths

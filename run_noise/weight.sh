@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# weight noise: accuracy against average energy per MAC, uniform vs trained per layer vs trained per channel
+# (see run_noise/sweep.sh).   run_noise/weight.sh [IMAGENET_DIR]     env: GRID_*, MODELS, LOG_DIR, PYTHON
+source "$(dirname "$0")/common.sh"
+NOISE=weight
+GRID_IMAGENET="${GRID_IMAGENET:-1 2 5 10 20 50 100 200 500}"
+GRID_FMNIST="${GRID_FMNIST:-3 10 30 100}"
+GRID_EFFNET="${GRID_EFFNET:-1000 3000 10000}"
+GRID_MINILM="${GRID_MINILM:-1e3 1e4}"
+source run_noise/sweep.sh
