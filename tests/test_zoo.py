@@ -99,6 +99,18 @@ def test_efficientnet_lite0_on_shipped_imagenet_photos():
     noisesim.calibrate(sim, [x])
     with torch.no_grad():
         assert torch.equal(sim(x).argmax(1), pred)
+    assert "sha256" in model.baseline  # the baseline checkpoint named in quantization cards
+
+
+def test_training_set_smaller_than_a_batch_is_one_batch():
+    from noisesim.data.registry import build_data
+    from noisesim.data.samples import foolbox_data_dir
+
+    if foolbox_data_dir() is None:
+        pytest.skip("foolbox data not installed")
+    data = build_data("imagenet_samples", train_batch_size=64, normalization="lite")
+    batches = list(data.train)
+    assert len(batches) == 1 and len(batches[0][1]) == 20
 
 
 def test_imagenet_folder_loader_on_generated_jpegs(tmp_path):

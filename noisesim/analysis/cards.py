@@ -19,7 +19,7 @@ from noisesim.io import atomic_write, write_json
 
 RESULT_COLUMNS = ("noise_type", "allocation", "target_emac", "avg_emac", "avg_emac_aj", "weight_bits", "act_bits",
                   "avg_weight_bits", "avg_act_bits", "accuracy", "accuracy_ci95", "uniform_accuracy_same_energy",
-                  "noise_bits_accuracy", "seed")
+                  "noise_bits_accuracy", "seed", "mc_repeats")
 
 
 def _get(row: pd.Series, key: str, default: Any = None) -> Any:
@@ -96,12 +96,20 @@ def card_markdown(c: dict[str, Any], title: str) -> str:
              "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for k in keys:
         lines.append(f"| {k} | " + " | ".join(c["settings"][n][k] for n in names) + " |")
-    lines += ["", "## Results", "", "Accuracy: mean over noise draws ± 95% confidence half-width.", "",
+    lines += ["", "## Results", "",
+              "Accuracy: mean over noise draws ± 95% confidence half-width of that mean (noise draws only; the "
+              "test-set sampling error sqrt(p(1-p)/n) comes on top).", "",
               "| setting | noise | allocation | target E | avg E (photons) | avg E (aJ) | W bits | A bits | "
               "accuracy | uniform at same avg E | equivalent quantizer |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in c["results"]:
-        acc = f"{_fmt(r['accuracy'], True)} ± {_fmt(r.get('accuracy_ci95') or 0.0, True)}"
+        acc = _fmt(r["accuracy"], True)
+        if r["noise_type"] == "none":
+            acc += " (no noise)"
+        elif int(r.get("mc_repeats") or 1) < 2:
+            acc += " (1 draw)"
+        else:
+            acc += f" ± {_fmt(r.get('accuracy_ci95') or 0.0, True)}"
         lines.append(" | ".join([
             "", str(r["setting"]), str(r["noise_type"]), str(r["allocation"]), _fmt(r.get("target_emac")),
             _fmt(r.get("avg_emac")), _fmt(r.get("avg_emac_aj")), _fmt(r.get("avg_weight_bits")),

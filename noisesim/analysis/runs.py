@@ -56,6 +56,3 @@ class RunFolder:
         atomic_write(self.path / "layers" / f"{point_id}.csv", lambda f: layers.to_csv(f, index=False))
         if channels is not None:
             atomic_write(self.path / "layers" / f"{point_id}_channels.csv", lambda f: channels.to_csv(f, index=False))
-
-    def results(self) -> pd.DataFrame:
-        return pd.read_csv(self.results_csv) if self.results_csv.exists() else pd.DataFrame()
