@@ -192,3 +192,21 @@ def test_extra_repr_is_one_line_everywhere():
         if isinstance(m, (noisesim.nn.SimLayer, noisesim.quant.FakeQuantize, noisesim.noise.NoiseModel)):
             assert "\n" not in m.extra_repr()
     assert "shot E=per-channel(16)" in sim.layer1[0].conv1.noise.extra_repr()
+
+
+def test_cached_weights_follow_trained_bit_widths():
+    """Eval forwards cache quantized weights; changing learnable bits must invalidate that cache."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(32, 16)
+    x = torch.randn(64, 32)
+    sim = noisesim.prepare(layer, noisesim.SimConfig(weight_bits=8, act_bits=None, noise_type="none",
+                                                     train_bitwidth=True, weight_bits_only=True))
+    noisesim.calibrate(sim, [x])
+    sim.eval()
+    with torch.no_grad():
+        y8 = sim(x)
+        sim.weight_quant.bitwidth.log2_bits.fill_(1.0)  # 2 bits, changed in place as an optimizer would
+        y2 = sim(x)
+    assert sim.weight_quant.mean_bits() == 2.0
+    ref = torch.nn.functional.linear(x, sim.weight_quant(sim.weight), sim.bias)
+    assert not torch.allclose(y8, y2) and torch.allclose(y2, ref, atol=1e-6)

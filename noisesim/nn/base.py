@@ -68,7 +68,11 @@ class SimLayer(nn.Module):
         trainable = torch.is_grad_enabled() and (w.requires_grad or self.weight_quant.learnable)
         if trainable:
             return self._weight_stats(w)
-        key = (w._version, w.data_ptr(), self.weight_quant.version, w.dtype, w.device)
+        q = self.weight_quant
+        key = (w._version, w.data_ptr(), q.version, w.dtype, w.device)
+        if q.learnable:  # trained bits or ranges change in place: key on their current values
+            key += (q.lo._version, q.hi._version) + tuple(
+                p._version for p in (q.bitwidth.parameters() if q.bitwidth is not None else ()))
         if key != self._cache_key:
             with torch.no_grad():
                 self._cache = self._weight_stats(w)
