@@ -10,12 +10,12 @@ if [[ -n $DATA ]]; then
         --eval_batches 20
 else
     study resnet20-fashion_mnist "${FMNIST[@]}" "${SEARCH[@]}" --allocation uniform layer channel \
-        --acc_drop "${ACC_DROP:-0.01}" --e_min "$E_MIN_FMNIST" --e_max "$E_MAX_FMNIST" --search_steps "${STEPS:-6}" \
+        --acc_drop "${ACC_DROP:-0.01}" --e_min "$E_MIN_FMNIST" --e_max "$E_MAX_FMNIST" --search_steps "${STEPS:-5}" \
         --train_batches 60 --eval_batches 8
     study efficientnet_lite0-imagenet_samples "${EFFNET[@]}" "${SEARCH[@]}" --allocation uniform layer channel \
-        --acc_drop "${ACC_DROP:-0.01}" --e_min "$E_MIN_EFFNET" --e_max "$E_MAX_EFFNET" --search_steps "${STEPS:-5}" \
-        --train_batches 20 --mc_repeats 2
+        --acc_drop "${ACC_DROP:-0.01}" --e_min "$E_MIN_EFFNET" --e_max "$E_MAX_EFFNET" --search_steps "${STEPS:-4}" \
+        --train_batches 15 --mc_repeats 2
     study minilm-rotten_tomatoes "${MINILM[@]}" "${SEARCH[@]}" --allocation uniform layer \
-        --acc_drop "${ACC_DROP:-0.01}" --e_min "$E_MIN_MINILM" --e_max "$E_MAX_MINILM" --search_steps "${STEPS:-4}" \
+        --acc_drop "${ACC_DROP:-0.01}" --e_min "$E_MIN_MINILM" --e_max "$E_MAX_MINILM" --search_steps "${STEPS:-3}" \
         --train_batches 20
 fi

@@ -10,6 +10,6 @@ if [[ -n $DATA ]]; then
 else
     offline FMNIST "" "${SWEEP[@]}" --allocation uniform layer channel --target_emac $GRID_FMNIST --train_batches 60
     offline EFFNET "" "${SWEEP[@]}" --allocation uniform layer channel --target_emac $GRID_EFFNET \
-        --train_batches 20 --mc_repeats 2
+        --train_batches 15 --mc_repeats 2
     offline MINILM "" "${SWEEP[@]}" --allocation uniform layer --target_emac $GRID_MINILM --train_batches 20
 fi

@@ -3,8 +3,8 @@
 # (activations at 8 bits).
 #   run_quant/discrete_bitwidth.sh [IMAGENET_DIR]
 source "$(dirname "$0")/settings.sh"
-STUDY_FLAGS=(--noise_type none --train_bitwidth --weight_bits_only --target_weight_bits 3 4 --lambd 5 --lr 0.05
-             --train_batches "${TRAIN_BATCHES:-40}")
+STUDY_FLAGS=(--noise_type none --train_bitwidth --weight_bits_only --target_weight_bits 4 --lambd 5 --lr 0.05
+             --train_batches "${TRAIN_BATCHES:-30}")
 setting integer --round_bitwidth
 setting discrete --discrete_bitwidth
 compare_settings integer discrete

@@ -7,7 +7,7 @@
 # STUDY_FLAGS (set by the script) is the study itself; the default is post-training quantization over a grid of
 # weight and activation bit-widths without noise. PRESETS lists the offline models (default: all three).
 source "$(dirname "${BASH_SOURCE[0]}")/../run_noise/common.sh"
-STUDY_FLAGS=(--noise_type none --weight_bits 2 3 4 8 --act_bits 4 8)
+STUDY_FLAGS=(--noise_type none --weight_bits 3 4 8 --act_bits 4 8)
 PRESETS=("${OFFLINE[@]}")
 
 setting() {

@@ -60,6 +60,8 @@ def settings_labels(frames: Sequence[pd.DataFrame], names: Sequence[str]) -> lis
     firsts = [f.iloc[0] for f in frames]
     differ = [k for k in FIXED_FIELDS + ("baseline",) if k in frames[0] and
               len({str(r.get(k)) for r in firsts}) > 1]
+    if "baseline" in differ and "checkpoint_path" in differ:
+        differ.remove("checkpoint_path")  # the baseline names the checkpoint file and its hash
     if not differ:
         return list(names)
     return [", ".join(f"{k}={r.get(k)}" for k in differ) for r in firsts]

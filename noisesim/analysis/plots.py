@@ -49,23 +49,33 @@ def _float_line(ax, df: pd.DataFrame) -> None:
 
 
 def _band(ax, x, y, ci, color, label, marker="o") -> None:
+    """A curve with its confidence band, clipped to [0, 100]% (few draws give wide t-intervals)."""
     ax.plot(x, y * 100, marker=marker, ms=4, color=color, label=label)
-    ax.fill_between(x, (y - ci) * 100, (y + ci) * 100, color=color, alpha=0.2, lw=0)
+    ax.fill_between(x, ((y - ci) * 100).clip(lower=0), ((y + ci) * 100).clip(upper=100), color=color, alpha=0.2,
+                    lw=0)
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    """Allocations in the order uniform, per layer, per channel (so colours match across plots)."""
+    df = df.copy()
+    df["allocation"] = pd.Categorical(df["allocation"], [a for a in LABELS if a in set(df["allocation"])])
+    return df
 
 
 def accuracy_vs_energy(results: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
     """Accuracy against average energy (aJ/MAC, log axis): one curve per noise type and allocation
     (and setting), 95% confidence bands from the Monte-Carlo repeats, the float accuracy dashed."""
-    df = results[results["noise_type"] != "none"].copy()
+    df = results[results["noise_type"] != "none"]
     if df.empty:
         return []
+    df = _ordered(df)
     style()
     fig, ax = plt.subplots(figsize=(5.0, 3.6))
     palette = sns.color_palette("deep", 10)
     names = _hue(df, ("setting", "noise_type", "allocation"))
     if "allocation" not in names:
         names += ("allocation",)
-    for i, (keys, g) in enumerate(df.groupby(list(names), sort=True)):
+    for i, (keys, g) in enumerate(df.groupby(list(names), sort=True, observed=True)):
         g = g.sort_values("avg_emac_aj")
         _band(ax, g["avg_emac_aj"], g["accuracy"], g["accuracy_ci95"].fillna(0), palette[i % 10],
               curve_label(keys, names))
@@ -90,7 +100,7 @@ def accuracy_vs_bits(results: pd.DataFrame, stem: Path, title: str = "") -> list
     names = _hue(df, ("setting", "noise_type", "act"))
     fig, ax = plt.subplots(figsize=(5.0, 3.6))
     palette = sns.color_palette("deep", 10)
-    for i, (keys, g) in enumerate(df.groupby(list(names), sort=True)):
+    for i, (keys, g) in enumerate(df.groupby(list(names), sort=True, observed=True)):
         g = g.sort_values("avg_weight_bits")
         ax.errorbar(g["avg_weight_bits"], g["accuracy"] * 100, yerr=g["accuracy_ci95"].fillna(0) * 100,
                     marker="o", ms=4, capsize=2, color=palette[i % 10], label=curve_label(keys, names))
@@ -108,14 +118,15 @@ def noise_bits_accuracy(results: pd.DataFrame, stem: Path, title: str = "") -> l
     average noise bits (rows from ``--override_with_noise_bits``)."""
     if "noise_bits_accuracy" not in results:
         return []
-    df = results.dropna(subset=["noise_bits_accuracy", "avg_noise_bits"]).copy()
+    df = results.dropna(subset=["noise_bits_accuracy", "avg_noise_bits"])
     if df.empty:
         return []
+    df = _ordered(df)
     style()
     fig, ax = plt.subplots(figsize=(5.0, 3.6))
     palette = sns.color_palette("deep", 10)
     names = _hue(df, ("setting", "noise_type", "allocation"))
-    for i, (keys, g) in enumerate(df.groupby(list(names), sort=True)):
+    for i, (keys, g) in enumerate(df.groupby(list(names), sort=True, observed=True)):
         g = g.sort_values("avg_noise_bits")
         label = curve_label(keys, names)
         _band(ax, g["avg_noise_bits"], g["accuracy"], g["accuracy_ci95"].fillna(0), palette[i % 10],
