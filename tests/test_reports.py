@@ -99,3 +99,17 @@ def test_script_rejects_a_missing_imagenet_folder(tmp_path):
     r = subprocess.run(["bash", str(ROOT / "run_noise" / "thermal.sh"), str(tmp_path / "missing")],
                        capture_output=True, text=True, env={"LOG_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "IMAGENET_DIR" in r.stderr
+
+
+def test_savings_use_the_energy_the_accepted_point_spends(tmp_path):
+    from noisesim.analysis.savings import read_searches
+
+    base = {"model": "m", "dataset": "d", "noise_type": "thermal", "target_accuracy": 0.9}
+    pd.DataFrame([{**base, "allocation": "uniform", "energy": 40.0},
+                  {**base, "allocation": "layer", "energy": 20.0}]).to_csv(tmp_path / "search.csv", index=False)
+    pd.DataFrame([{"noise_type": "thermal", "allocation": "uniform", "target_emac": 40.0, "avg_emac": 40.0},
+                  {"noise_type": "thermal", "allocation": "layer", "target_emac": 10.0, "avg_emac": 9.0},
+                  {"noise_type": "thermal", "allocation": "layer", "target_emac": 20.0, "avg_emac": 16.0}]
+                 ).to_csv(tmp_path / "results.csv", index=False)
+    row = savings_table(read_searches([tmp_path])).iloc[0]
+    assert row["E_layer"] == 16.0 and row["saving_layer"] == pytest.approx(0.6)

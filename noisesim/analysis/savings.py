@@ -1,10 +1,12 @@
 """Savings table: energy saved at iso-accuracy by trained allocations.
 
-From the ``search.csv`` rows of ``--binary_search`` runs (least energy E reaching the target
+From the ``search.csv`` rows of ``--binary_search`` runs (least energy reaching the target
 accuracy per allocation): one line per model, data set and noise type with E_uniform and, for
-each trained allocation, E_trained and the saving 1 - E_trained / E_uniform. Energies are
-the bisection's upper ends (reached accuracies), so each is within one final bracket
-(ratio (E_max/E_min)^(1/2^steps)) above the true iso-accuracy energy.
+each trained allocation, E_trained and the saving 1 - E_trained / E_uniform. The search
+probes target energies; a trained allocation may end below its target, so E is the average
+energy the accepted point actually spends (from results.csv). The accepted target is the
+bisection's upper end, within one final bracket (ratio (E_max/E_min)^(1/2^steps)) above the
+true iso-accuracy target.
 """
 from __future__ import annotations
 
@@ -38,12 +40,29 @@ def savings_table(search: pd.DataFrame) -> pd.DataFrame:
 
 
 def _energy(row: dict):
-    e = row.get("energy")
+    e = row.get("avg_energy", row.get("energy"))
     return None if e is None or e != e else float(e)
 
 
+def _spent(search: pd.DataFrame, results: pd.DataFrame) -> pd.Series:
+    """The average energy of the result row each search settled on (NaN when none was found)."""
+    def lookup(r):
+        if r["energy"] != r["energy"]:
+            return float("nan")
+        hit = results[(results["noise_type"] == r["noise_type"]) & (results["allocation"] == r["allocation"])
+                      & ((results["target_emac"] - r["energy"]).abs() <= 1e-6 * r["energy"])]
+        return float(hit["avg_emac"].iloc[-1]) if len(hit) else float(r["energy"])
+    return search.apply(lookup, axis=1)
+
+
 def read_searches(run_dirs: Iterable[Path]) -> pd.DataFrame:
-    frames = [pd.read_csv(Path(d) / "search.csv") for d in run_dirs if (Path(d) / "search.csv").is_file()]
+    """search.csv of each run with ``avg_energy``: what the accepted point spends on average."""
+    frames = []
+    for d in map(Path, run_dirs):
+        if (d / "search.csv").is_file():
+            search = pd.read_csv(d / "search.csv")
+            search["avg_energy"] = _spent(search, pd.read_csv(d / "results.csv"))
+            frames.append(search)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
