@@ -33,7 +33,7 @@ declare -A RUN_NAME=([FMNIST]=resnet20-fashion_mnist [EFFNET]=efficientnet_lite0
                     [MINILM]=minilm-rotten_tomatoes)
 
 SECONDS=0
-trap 'echo "$STUDY: done in ${SECONDS} s; results under $LOG_DIR"' EXIT
+trap 'echo "$STUDY: done in ${SECONDS} s"' EXIT
 
 # study NAME ARGS...: one resumable run folder $LOG_DIR/NAME
 study() {
