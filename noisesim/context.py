@@ -23,32 +23,28 @@ from noisesim.train.tasks import call_model, split_batch
 
 
 @contextlib.contextmanager
-def noise_disabled(model: nn.Module) -> Iterator[nn.Module]:
-    """Turn every noise model off inside the block, restoring each one's state after."""
+def _noise_attribute(model: nn.Module, name: str, value: bool) -> Iterator[nn.Module]:
+    """Set ``name`` on every noise model inside the block, restoring each one's value after."""
     noises = [m for m in model.modules() if isinstance(m, NoiseModel)]
-    saved = [n.enabled for n in noises]
+    saved = [getattr(n, name) for n in noises]
     for n in noises:
-        n.enabled = False
+        setattr(n, name, value)
     try:
         yield model
     finally:
         for n, s in zip(noises, saved):
-            n.enabled = s
+            setattr(n, name, s)
 
 
-@contextlib.contextmanager
-def noise_as_quantizer(model: nn.Module) -> Iterator[nn.Module]:
+def noise_disabled(model: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
+    """Turn every noise model off inside the block, restoring each one's state after."""
+    return _noise_attribute(model, "enabled", False)
+
+
+def noise_as_quantizer(model: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
     """Inside the block each noise model quantizes its output with step sqrt(12) * sigma over the
     calibrated output range instead of adding noise (same error variance, deterministic)."""
-    noises = [m for m in model.modules() if isinstance(m, NoiseModel)]
-    saved = [n.as_quantizer for n in noises]
-    for n in noises:
-        n.as_quantizer = True
-    try:
-        yield model
-    finally:
-        for n, s in zip(noises, saved):
-            n.as_quantizer = s
+    return _noise_attribute(model, "as_quantizer", True)
 
 
 @contextlib.contextmanager

@@ -202,13 +202,19 @@ def test_snr_recording_matches_empirical_ratio():
     assert sim.noise.snr() == pytest.approx(empirical.item(), rel=0.05)
 
 
-def test_equivalent_quantizer_error_is_at_most_the_noise():
+def _low_energy_linear():
+    """A thermal Linear at E = 0.5 with its measured output noise sigma and its noise-free output."""
     sim, _, x = _sim("linear", "thermal", False)
     sim.noise.set_energy(0.5)
     with torch.no_grad():
         sigma = _output_noise(sim, x).std().item()
         with noisesim.noise_disabled(sim):
             clean = sim(x)
+    return sim, x, sigma, clean
+
+
+def test_equivalent_quantizer_error_is_at_most_the_noise():
+    sim, x, sigma, clean = _low_energy_linear()
     bits = sim.noise.noise_bits().mean().item()
     r_out = sim.noise.output_range()
     assert bits == pytest.approx(math.log2(math.ceil(r_out / (math.sqrt(12) * sigma)) + 1), abs=0.05)
@@ -238,12 +244,8 @@ def test_per_channel_snr_matches_empirical_ratio(noise_type):
 
 
 def test_noise_as_quantizer_context_replaces_noise_and_restores_it():
-    sim, _, x = _sim("linear", "thermal", False)
-    sim.noise.set_energy(0.5)
+    sim, x, sigma, clean = _low_energy_linear()
     with torch.no_grad():
-        sigma = _output_noise(sim, x).std().item()
-        with noisesim.noise_disabled(sim):
-            clean = sim(x)
         with noisesim.noise_as_quantizer(sim):
             q1, q2 = sim(x), sim(x)
         noisy = sim(x)

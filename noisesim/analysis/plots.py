@@ -55,6 +55,17 @@ def _band(ax, x, y, ci, color, label, marker="o") -> None:
                     lw=0)
 
 
+def _finish(fig, ax, df: pd.DataFrame, xlabel: str, title: str, stem: Path, legend_size: int = 7) -> list[Path]:
+    """Float line, labels, title, legend; save."""
+    _float_line(ax, df)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy (%)")
+    if title:
+        ax.set_title(title)
+    ax.legend(frameon=False, fontsize=legend_size)
+    return save(fig, stem)
+
+
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
     """Allocations in the order uniform, per layer, per channel (so colours match across plots)."""
     df = df.copy()
@@ -79,14 +90,8 @@ def accuracy_vs_energy(results: pd.DataFrame, stem: Path, title: str = "") -> li
         g = g.sort_values("avg_emac_aj")
         _band(ax, g["avg_emac_aj"], g["accuracy"], g["accuracy_ci95"].fillna(0), palette[i % 10],
               curve_label(keys, names))
-    _float_line(ax, df)
     ax.set_xscale("log")
-    ax.set_xlabel("average energy per MAC (aJ)")
-    ax.set_ylabel("accuracy (%)")
-    if title:
-        ax.set_title(title)
-    ax.legend(frameon=False, fontsize=7)
-    return save(fig, stem)
+    return _finish(fig, ax, df, "average energy per MAC (aJ)", title, stem)
 
 
 def accuracy_vs_bits(results: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
@@ -104,13 +109,7 @@ def accuracy_vs_bits(results: pd.DataFrame, stem: Path, title: str = "") -> list
         g = g.sort_values("avg_weight_bits")
         ax.errorbar(g["avg_weight_bits"], g["accuracy"] * 100, yerr=g["accuracy_ci95"].fillna(0) * 100,
                     marker="o", ms=4, capsize=2, color=palette[i % 10], label=curve_label(keys, names))
-    _float_line(ax, df)
-    ax.set_xlabel("average weight bits")
-    ax.set_ylabel("accuracy (%)")
-    if title:
-        ax.set_title(title)
-    ax.legend(frameon=False, fontsize=7)
-    return save(fig, stem)
+    return _finish(fig, ax, df, "average weight bits", title, stem)
 
 
 def noise_bits_accuracy(results: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
@@ -133,10 +132,4 @@ def noise_bits_accuracy(results: pd.DataFrame, stem: Path, title: str = "") -> l
               f"{label}: analog noise")
         ax.plot(g["avg_noise_bits"], g["noise_bits_accuracy"] * 100, ls=":", marker="s", ms=4,
                 color=palette[i % 10], label=f"{label}: equivalent quantizer")
-    _float_line(ax, df)
-    ax.set_xlabel("average noise bits (MAC-weighted ENOB)")
-    ax.set_ylabel("accuracy (%)")
-    if title:
-        ax.set_title(title)
-    ax.legend(frameon=False, fontsize=6)
-    return save(fig, stem)
+    return _finish(fig, ax, df, "average noise bits (MAC-weighted ENOB)", title, stem, legend_size=6)
