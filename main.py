@@ -1,11 +1,11 @@
-"""noisesim command line: sweep noise models, energies and bit-widths; train allocations; search.
+"""noisesim command line: sweep noise models, energies and bit-widths; allocate; search iso-accuracy energies.
 
     python main.py                      # thermal-noise study of the embedded Fashion-MNIST ResNet-20
     python main.py --help               # every flag, with units and defaults
 """
 import sys
 
-from noisesim.analysis.run import main
+from noisesim.experiment.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

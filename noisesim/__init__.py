@@ -9,13 +9,15 @@
 """
 from noisesim.config import ConfigError, NoiseConfig, QuantConfig, SimConfig
 from noisesim.context import calibrate, calibrating, noise_as_quantizer, noise_disabled
-from noisesim.energy import (average_act_bits, average_energy, average_weight_bits, bits_penalty,
-                             channel_report, count_macs, energy_penalty, energy_report, photons_to_aj)
+from noisesim.energy import (average_act_bits, average_energy, average_noise_bits, average_weight_bits,
+                             bits_penalty, channel_report, count_macs, energy_penalty, energy_report,
+                             photons_to_aj)
 from noisesim.nn.prepare import prepare, sim_layers, to_float
+from noisesim.registry import NOISE_MODELS, OBSERVERS
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["SimConfig", "QuantConfig", "NoiseConfig", "ConfigError", "prepare", "calibrate", "calibrating",
            "noise_disabled", "noise_as_quantizer", "energy_report", "channel_report", "average_energy",
-           "average_weight_bits", "average_act_bits", "count_macs", "energy_penalty", "bits_penalty",
-           "photons_to_aj", "sim_layers", "to_float"]
+           "average_weight_bits", "average_act_bits", "average_noise_bits", "count_macs", "energy_penalty",
+           "bits_penalty", "photons_to_aj", "sim_layers", "to_float", "NOISE_MODELS", "OBSERVERS"]

@@ -1,10 +1,11 @@
 """Configuration as frozen, validated dataclasses with a JSON round trip.
 
-``SimConfig`` is what users write; its keyword arguments carry the names of the CLI
-flags (``weight_bits``, ``act_bits``, ``noise_type``, ``e_mac``, ...). Each instrumented
-layer resolves it into per-concept configs (:class:`QuantConfig` for its weight and
-input quantizers, :class:`NoiseConfig` for its noise model) after applying the per-layer
-exceptions in ``overrides`` — data, never ``if model_name == ...``.
+``SimConfig`` is what users write; its keyword arguments carry the names of the command-line
+flags (``weight_bits``, ``act_bits``, ``noise_type``, ``e_mac``, ...). Each instrumented layer
+resolves it into per-concept configs (:class:`QuantConfig` for its weight and input
+quantizers, :class:`NoiseConfig` for its noise model) after applying the per-layer exceptions
+in ``overrides`` — data, never ``if model_name == ...``. Noise models and observers are looked
+up by name in ``noisesim.registry``, so a newly registered one is accepted here at once.
 """
 from __future__ import annotations
 
@@ -14,27 +15,44 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-NOISE_TYPES = ("thermal", "shot", "weight", "none")
-OBSERVERS = ("minmax", "ema", "percentile", "aciq", "mse")
+from noisesim.registry import NOISE_MODELS, OBSERVERS
+
 BIT_ROUNDING = ("none", "round", "discrete", "stochastic")
 MIN_BITS, MAX_BITS = 2, 16
-THERMAL_SIGMA = 0.01  # sigma_t of DESIGN.md section 2 (fraction of R_w * R_x)
-WEIGHT_SIGMA = 0.1  # sigma_w (fraction of the weight range R_w)
-PHOTON_ENERGY_AJ = 0.128  # photon energy at 1550 nm, attojoules
+PHOTON_ENERGY_AJ = 0.128  # photon energy at 1550 nm, attojoules (h c / 1550 nm)
 
 
 class ConfigError(ValueError):
-    """An invalid configuration value; the message names the field and what is allowed."""
+    """An invalid configuration value; the message names the field and what is allowed.
+
+    ``field`` is the offending field's name (the command line turns it into its flag)."""
+
+    def __init__(self, message: str, field: Optional[str] = None):
+        super().__init__(message)
+        self.field = field
+
+
+def bits_problem(bits: Optional[float]) -> Optional[str]:
+    """Why ``bits`` is not a bit-width (None when it is one; None bits means float)."""
+    if bits is not None and not MIN_BITS <= bits <= MAX_BITS:
+        return f"is outside {MIN_BITS}-{MAX_BITS} bits (none for float)"
+    return None
 
 
 def _check_bits(name: str, bits: Optional[float]) -> None:
-    if bits is not None and not MIN_BITS <= bits <= MAX_BITS:
-        raise ConfigError(f"{name} must be between {MIN_BITS} and {MAX_BITS} bits (or None for off), got {bits}")
+    problem = bits_problem(bits)
+    if problem:
+        raise ConfigError(f"{name} {bits} {problem}", name)
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}", name)
+
+
+def noise_types() -> tuple[str, ...]:
+    """The registered noise models and ``none``."""
+    return NOISE_MODELS.names() + ("none",)
 
 
 @dataclass(frozen=True)
@@ -43,7 +61,7 @@ class QuantConfig:
 
     bits: 2-16, or None for no quantization. symmetric: signed levels around zero
     (zero point 0) instead of an affine [lo, hi] grid. per_channel: one range per
-    channel. observer: how the range is calibrated (minmax, ema, percentile, aciq, mse).
+    channel. observer: how the range is calibrated (a name in ``noisesim.registry.OBSERVERS``).
     learnable_range: the range (lo, hi) becomes trainable. learnable_bits: log2(bits)
     becomes trainable, rounded by ``bit_rounding``; ``per_channel_bits`` gives each
     channel its own bit-width.
@@ -62,24 +80,25 @@ class QuantConfig:
 
     def __post_init__(self):
         _check_bits("bits", self.bits)
-        _check_choice("observer", self.observer, OBSERVERS)
+        _check_choice("observer", self.observer, OBSERVERS.names())
         _check_choice("bit_rounding", self.bit_rounding, BIT_ROUNDING)
         if not 50 < self.percentile <= 100:
-            raise ConfigError(f"percentile must be in (50, 100], got {self.percentile}")
+            raise ConfigError(f"percentile {self.percentile} is outside (50, 100]", "percentile")
         if self.learnable_bits and self.bits is None:
-            raise ConfigError("learnable bits need a starting bit-width, got bits=None")
+            raise ConfigError("learnable bits need a starting bit-width, got bits=None", "bits")
 
 
 @dataclass(frozen=True)
 class NoiseConfig:
-    """One analog noise model (DESIGN.md section 2).
+    """One analog noise model (see docs/physics.md).
 
-    kind: thermal, shot, weight or none. e_mac: energy per MAC in photons (> 0).
-    per_channel: one energy per output channel. learnable: the log-energy trains.
-    quantize_energy: round E to whole repeats/photons (straight-through). sigma:
-    sigma_t (thermal) or sigma_w (weight); unused by shot noise. seed: seeds the layer's
-    own generator (None: the global torch RNG). replace_with_quantizer: use the
-    equivalent uniform quantizer (noise bits) instead of Gaussian noise.
+    kind: a registered noise model (``thermal``, ``shot``, ``weight``, ...) or ``none``.
+    e_mac: energy per MAC in photons (> 0). per_channel: one energy per output channel.
+    learnable: the log-energy trains. quantize_energy: round E to whole repeats/photons
+    (straight-through). sigma: the model's noise constant (sigma_t for thermal, sigma_w for
+    weight noise); None takes the model's default. seed: seeds the layer's own generator
+    (None: drawn from the global torch RNG). record_snr: accumulate signal and noise power.
+    replace_with_quantizer: use the equivalent uniform quantizer (noise bits) instead of noise.
     """
 
     kind: str = "none"
@@ -93,28 +112,27 @@ class NoiseConfig:
     replace_with_quantizer: bool = False
 
     def __post_init__(self):
-        _check_choice("noise_type", self.kind, NOISE_TYPES)
+        _check_choice("noise_type", self.kind, noise_types())
         if not self.e_mac > 0:
-            raise ConfigError(f"e_mac must be > 0 photons/MAC, got {self.e_mac}")
-        if self.sigma is None:
-            default = {"thermal": THERMAL_SIGMA, "weight": WEIGHT_SIGMA}.get(self.kind, 0.0)
-            object.__setattr__(self, "sigma", default)
+            raise ConfigError(f"e_mac must be > 0 photons/MAC, got {self.e_mac}", "e_mac")
+        if self.sigma is not None and not self.sigma > 0:
+            raise ConfigError(f"noise_sigma must be > 0, got {self.sigma}", "noise_sigma")
 
 
 @dataclass(frozen=True)
 class SimConfig:
-    """Everything ``noisesim.prepare`` needs; field names follow the CLI flags.
+    """Everything ``noisesim.prepare`` needs; field names follow the command-line flags.
 
     Quantization: weight_bits / act_bits (None = float), *_symmetric, weight_per_channel,
     *_observer, percentile. Noise: noise_type, e_mac (photons/MAC), noise_per_channel,
-    quantize_energy, thermal_sigma, weight_sigma. Training switches: train_noise
-    (learnable log-energies), train_bitwidth (learnable log2 bits; weight_bits_only keeps
-    activations fixed), train_qminmax (learnable ranges), round/discrete/stochastic
-    _bitwidth (how learnt bits are rounded; none of them = continuous bits),
-    per_channel_bitwidth. Structure: fold_bn, quantize_residual (fake-quantize residual
-    adds and concatenations), ignore (layer-name regexes, or ``first``/``last``, left in
-    float), overrides (regex or ``first``/``last`` -> dict of these fields), seed,
-    record_snr, override_with_noise_bits, photon_energy_aj.
+    quantize_energy, noise_sigma (None: the model's default constant). Training switches:
+    train_noise (learnable log-energies), train_bitwidth (learnable log2 bits;
+    weight_bits_only keeps activations fixed), train_qminmax (learnable activation ranges),
+    bit_rounding (how learnt bits are rounded: none, round, discrete {2,4,8}, stochastic),
+    per_channel_bitwidth. Structure: fold_bn, quantize_residual (fake-quantize residual adds
+    and concatenations), ignore (layer-name regexes, or ``first``/``last``, left in float),
+    overrides (regex or ``first``/``last`` -> dict of these fields), seed, record_snr,
+    override_with_noise_bits, photon_energy_aj.
     """
 
     weight_bits: Optional[float] = 8
@@ -129,15 +147,12 @@ class SimConfig:
     e_mac: float = 10.0
     noise_per_channel: bool = False
     quantize_energy: bool = False
-    thermal_sigma: float = THERMAL_SIGMA
-    weight_sigma: float = WEIGHT_SIGMA
+    noise_sigma: Optional[float] = None
     train_noise: bool = False
     train_bitwidth: bool = False
     weight_bits_only: bool = False
     train_qminmax: bool = False
-    round_bitwidth: bool = False
-    discrete_bitwidth: bool = False
-    stochastic_bitwidth: bool = False
+    bit_rounding: str = "none"
     per_channel_bitwidth: bool = False
     fold_bn: bool = True
     quantize_residual: bool = False
@@ -151,28 +166,38 @@ class SimConfig:
     def __post_init__(self):
         _check_bits("weight_bits", self.weight_bits)
         _check_bits("act_bits", self.act_bits)
-        _check_choice("noise_type", self.noise_type, NOISE_TYPES)
-        _check_choice("weight_observer", self.weight_observer, OBSERVERS)
-        _check_choice("act_observer", self.act_observer, OBSERVERS)
+        _check_choice("noise_type", self.noise_type, noise_types())
+        _check_choice("bit_rounding", self.bit_rounding, BIT_ROUNDING)
         if not self.e_mac > 0:
-            raise ConfigError(f"e_mac must be > 0 photons/MAC, got {self.e_mac}")
-        if sum([self.round_bitwidth, self.discrete_bitwidth, self.stochastic_bitwidth]) > 1:
-            raise ConfigError("choose at most one of round_bitwidth, discrete_bitwidth, stochastic_bitwidth")
-        if self.noise_type == "thermal" and (self.weight_bits is None or self.act_bits is None):
-            raise ConfigError("thermal noise is set by the quantizer ranges: it needs weight_bits and act_bits")
+            raise ConfigError(f"e_mac must be > 0 photons/MAC, got {self.e_mac}", "e_mac")
+        needs_quant = self.noise_type != "none" and NOISE_MODELS.get(self.noise_type).needs_quantizers
+        if needs_quant and (self.weight_bits is None or self.act_bits is None):
+            raise ConfigError(f"{self.noise_type} noise (noise_type {self.noise_type}) needs weight_bits and "
+                              "act_bits: its scale is set by the quantizer ranges", "noise_type")
         if self.train_bitwidth and self.weight_bits is None:
-            raise ConfigError("train_bitwidth needs weight_bits to start from")
+            raise ConfigError("train_bitwidth needs weight_bits to start from", "train_bitwidth")
+        if self.train_qminmax and self.act_observer == "percentile":
+            raise ConfigError("train_qminmax learns the ranges the percentile act_observer would set; use minmax, "
+                              "ema, aciq or mse", "train_qminmax")
         if self.photon_energy_aj <= 0:
-            raise ConfigError(f"photon_energy_aj must be > 0, got {self.photon_energy_aj}")
+            raise ConfigError(f"photon_energy_aj must be > 0, got {self.photon_energy_aj}", "photon_energy_aj")
         object.__setattr__(self, "ignore", tuple(self.ignore))
         names = {f.name for f in dataclasses.fields(self)} - {"overrides", "ignore"}
         for pattern, values in self.overrides.items():
             _compile(pattern)
             unknown = set(values) - names
             if unknown:
-                raise ConfigError(f"override {pattern!r} sets unknown fields {sorted(unknown)}")
+                raise ConfigError(f"override {pattern!r} sets unknown fields {sorted(unknown)}", "overrides")
         for pattern in self.ignore:
             _compile(pattern)
+        for prefix, build in (("weight_", self.weight_quant), ("act_", self.act_quant), ("", self.noise)):
+            try:  # the per-concept configs validate what is theirs; name the field as SimConfig does
+                build()
+            except ConfigError as e:
+                name = f"{prefix}{e.field}"
+                if name in names:
+                    raise ConfigError(f"{prefix}{e}", name) from None
+                raise
 
     # -- per-layer resolution -------------------------------------------------
     def for_layer(self, name: str, aliases: tuple[str, ...] = ()) -> "SimConfig":
@@ -185,14 +210,6 @@ class SimConfig:
 
     def ignores(self, name: str, aliases: tuple[str, ...] = ()) -> bool:
         return any(_matches(p, name, aliases) for p in self.ignore)
-
-    @property
-    def bit_rounding(self) -> str:
-        if self.discrete_bitwidth:
-            return "discrete"
-        if self.stochastic_bitwidth:
-            return "stochastic"
-        return "round" if self.round_bitwidth else "none"
 
     def weight_quant(self) -> QuantConfig:
         return QuantConfig(bits=self.weight_bits, symmetric=self.weight_symmetric,
@@ -209,12 +226,10 @@ class SimConfig:
                            learnable_bits=learn_bits, bit_rounding=self.bit_rounding)
 
     def noise(self, layer_index: int = 0) -> NoiseConfig:
-        sigma = {"thermal": self.thermal_sigma, "weight": self.weight_sigma}.get(self.noise_type)
         return NoiseConfig(kind=self.noise_type, e_mac=self.e_mac, per_channel=self.noise_per_channel,
                            learnable=self.train_noise, quantize_energy=self.quantize_energy,
-                           sigma=sigma, seed=None if self.seed is None else self.seed + layer_index,
-                           record_snr=self.record_snr,
-                           replace_with_quantizer=self.override_with_noise_bits)
+                           sigma=self.noise_sigma, seed=None if self.seed is None else self.seed + layer_index,
+                           record_snr=self.record_snr, replace_with_quantizer=self.override_with_noise_bits)
 
     # -- JSON -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -245,7 +260,7 @@ def _compile(pattern: str) -> re.Pattern:
     try:
         return re.compile(pattern)
     except re.error as e:
-        raise ConfigError(f"layer pattern {pattern!r} is not a valid regex: {e}") from None
+        raise ConfigError(f"layer pattern {pattern!r} is not a valid regex: {e}", "overrides") from None
 
 
 def _matches(pattern: str, name: str, aliases: tuple[str, ...]) -> bool:

@@ -1,78 +1,85 @@
 """Context managers and calibration.
 
-``calibrating(model)``: every quantizer observes (values pass through in float), every
-noise model is silent and records the range of the tensor it would perturb; on exit the
-quantizers freeze their observed ranges. ``calibrate(model, batches)`` runs it over
+``calibrating(model)``: every activation quantizer observes (values pass through in float),
+every noise model is silent and records the range of the tensor it would perturb; on a normal
+exit the quantizers freeze their observed ranges. ``calibrate(model, batches)`` runs it over
 batches in eval mode without gradients. ``noise_disabled(model)``: no noise inside.
 ``noise_as_quantizer(model)``: every noise model is replaced by its equivalent uniform
-quantizer (the noise bits) inside.
+quantizer (the noise bits) inside. Each restores every module's previous state on exit.
 """
 from __future__ import annotations
 
 import contextlib
 import itertools
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import torch
 from torch import nn
 
+from noisesim.batches import call_model, split_batch
 from noisesim.nn.base import SimLayer
 from noisesim.noise.base import NoiseModel
 from noisesim.quant.fake_quant import FakeQuantize
-from noisesim.train.tasks import call_model, split_batch
+
+
+def _noise_models(model: nn.Module) -> list[NoiseModel]:
+    return [m for m in model.modules() if isinstance(m, NoiseModel)]
 
 
 @contextlib.contextmanager
-def _noise_attribute(model: nn.Module, name: str, value: bool) -> Iterator[nn.Module]:
-    """Set ``name`` on every noise model inside the block, restoring each one's value after."""
-    noises = [m for m in model.modules() if isinstance(m, NoiseModel)]
-    saved = [getattr(n, name) for n in noises]
-    for n in noises:
-        setattr(n, name, value)
+def _switched(items: list, state: Callable[[Any], bool], switch: Callable[[Any, bool], None],
+              value: bool) -> Iterator[None]:
+    """Call ``switch(item, value)`` on every item inside the block, then ``switch(item, previous state)``."""
+    saved = [state(i) for i in items]
+    for i in items:
+        switch(i, value)
     try:
-        yield model
+        yield
     finally:
-        for n, s in zip(noises, saved):
-            setattr(n, name, s)
+        for i, s in zip(items, saved):
+            switch(i, s)
 
 
-def noise_disabled(model: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
+@contextlib.contextmanager
+def noise_disabled(model: nn.Module) -> Iterator[nn.Module]:
     """Turn every noise model off inside the block, restoring each one's state after."""
-    return _noise_attribute(model, "enabled", False)
+    with _switched(_noise_models(model), lambda n: n.enabled, NoiseModel.enable, False):
+        yield model
 
 
-def noise_as_quantizer(model: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
+@contextlib.contextmanager
+def noise_as_quantizer(model: nn.Module) -> Iterator[nn.Module]:
     """Inside the block each noise model quantizes its output with step sqrt(12) * sigma over the
     calibrated output range instead of adding noise (same error variance, deterministic)."""
-    return _noise_attribute(model, "as_quantizer", True)
+    with _switched(_noise_models(model), lambda n: n.as_quantizer, NoiseModel.use_equivalent_quantizer, True):
+        yield model
+
+
+def activation_quantizers(model: nn.Module) -> list[FakeQuantize]:
+    """Every enabled quantizer of ``model`` that sees activations (not a layer's weight quantizer)."""
+    weight_quants = {id(m.weight_quant) for m in model.modules() if isinstance(m, SimLayer)}
+    return [m for m in model.modules() if isinstance(m, FakeQuantize) and m.enabled and id(m) not in weight_quants]
 
 
 @contextlib.contextmanager
 def calibrating(model: nn.Module) -> Iterator[nn.Module]:
-    """Observe activation ranges (noise off); freeze the observers on a normal exit."""
-    quants = [m for m in model.modules() if isinstance(m, FakeQuantize) and m.enabled]
-    noises = [m for m in model.modules() if isinstance(m, NoiseModel)]
-    # weight quantizers were calibrated on the weights at prepare time; re-observe only activations
-    weight_quants = {id(m.weight_quant) for m in model.modules() if isinstance(m, SimLayer)}
-    acts = [q for q in quants if id(q) not in weight_quants]
+    """Observe activation ranges (noise off); freeze the observers on a normal exit.
+
+    Weight quantizers were calibrated on the weights at ``prepare`` time and are left alone."""
+    acts, noises = activation_quantizers(model), _noise_models(model)
     for q in acts:
-        q.observer.reset()
-        q.calibrating = True
+        q.start_calibration()
     for n in noises:
-        n.out_lo.fill_(float("inf"))
-        n.out_hi.fill_(float("-inf"))
-        n.calibrating = True
+        n.start_calibration()
     ok = False
     try:
         yield model
         ok = True
     finally:
         for n in noises:
-            n.calibrating = False
+            n.stop_calibration()
         for q in acts:
-            q.calibrating = False
-            if ok and q.observer.batches:
-                q.freeze()
+            q.stop_calibration(freeze=ok)
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""MAC counting, energy accounting and the constrained penalties (DESIGN.md section 2).
+"""MAC counting, energy accounting and the constrained penalties (see docs/physics.md).
 
 MACs per sample of a layer = fan-in D x output elements per sample (Conv: C_in/groups *
 k_h * k_w * C_out * H_out * W_out; Linear: in_features x outputs; matmul: contracted size
@@ -10,31 +10,32 @@ x outputs), counted at the layer's last forward.
     bits penalty    lambda * [max(0, w_avg - w_target) + max(0, a_avg - a_target)]
 
 Average weight bits are weighted by each layer's weight count; average activation bits by
-the layer's input elements (or, with ``max_act``, the bits of the largest input map).
+the layer's input elements (or, with ``max_act``, the bits of the largest input map); average
+noise bits by MACs. Every average goes through :func:`weighted_mean`.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import pandas as pd
 import torch
 from torch import nn
 
+from noisesim.batches import call_model
 from noisesim.config import PHOTON_ENERGY_AJ
 from noisesim.context import noise_disabled
 from noisesim.nn.base import SimLayer
 from noisesim.nn.prepare import sim_layers
-from noisesim.train.tasks import call_model
 
 
 # -- pure functions ------------------------------------------------------------
-def mac_weighted_mean(values: Sequence[torch.Tensor], macs: Sequence[int]) -> torch.Tensor:
-    """sum_l mean(values_l) * macs_l / sum_l macs_l (differentiable in ``values``)."""
-    total = float(sum(macs))
+def weighted_mean(values: Sequence[torch.Tensor | float], weights: Sequence[float]) -> torch.Tensor:
+    """sum_l mean(values_l) * w_l / sum_l w_l in float64 (differentiable in ``values``)."""
+    total = float(sum(weights))
     if total <= 0:
-        raise ValueError("no MACs counted: run a forward pass first")
-    return sum(v.mean() * (m / total) for v, m in zip(values, macs))
+        raise ValueError("nothing to average over (no MACs, weights or inputs counted): run a forward pass first")
+    return sum(torch.as_tensor(v).to(torch.float64).mean() * (w / total) for v, w in zip(values, weights))
 
 
 def energy_penalty(avg_energy: torch.Tensor, target: Optional[float], lambd: float,
@@ -75,7 +76,7 @@ def average_energy(model: nn.Module) -> torch.Tensor:
     layers = [m for m in _layers(model) if m.noise is not None]
     if not layers:
         raise ValueError("no layer has a noise model (noise_type none)")
-    return mac_weighted_mean([m.energy() for m in layers], [m.macs for m in layers])
+    return weighted_mean([m.energy() for m in layers], [m.macs for m in layers])
 
 
 def average_weight_bits(model: nn.Module) -> Optional[torch.Tensor]:
@@ -83,8 +84,7 @@ def average_weight_bits(model: nn.Module) -> Optional[torch.Tensor]:
     layers = [m for m in _layers(model) if m.weight_quant is not None and m.weight_quant.enabled]
     if not layers:
         return None
-    bits = [torch.as_tensor(m.weight_quant.bits(), dtype=torch.float32).mean() for m in layers]
-    return mac_weighted_mean(bits, [m.weight_count for m in layers])
+    return weighted_mean([m.weight_quant.bits() for m in layers], [m.weight_count for m in layers])
 
 
 def average_act_bits(model: nn.Module, max_act: bool = False) -> Optional[torch.Tensor]:
@@ -92,11 +92,22 @@ def average_act_bits(model: nn.Module, max_act: bool = False) -> Optional[torch.
     layers = [m for m in _layers(model) if m.act_quant.enabled]
     if not layers:
         return None
-    bits = [torch.as_tensor(m.act_quant.bits(), dtype=torch.float32).mean() for m in layers]
-    sizes = [m.in_elems for m in layers]
     if max_act:
-        return bits[max(range(len(bits)), key=lambda i: sizes[i])]
-    return mac_weighted_mean(bits, sizes)
+        return torch.as_tensor(max(layers, key=lambda m: m.in_elems).act_quant.bits(), dtype=torch.float32).mean()
+    return weighted_mean([m.act_quant.bits() for m in layers], [m.in_elems for m in layers])
+
+
+def _noise_bits(m: SimLayer) -> Optional[torch.Tensor]:
+    n = m.noise
+    return n.noise_bits() if n is not None and math.isfinite(n.output_range()) else None
+
+
+def average_noise_bits(model: nn.Module) -> Optional[torch.Tensor]:
+    """MAC-weighted average noise bits (ENOB equivalent) over calibrated noisy layers."""
+    layers = [m for m in _layers(model) if _noise_bits(m) is not None]
+    if not layers:
+        return None
+    return weighted_mean([_noise_bits(m) for m in layers], [m.macs for m in layers])
 
 
 @torch.no_grad()
@@ -108,6 +119,15 @@ def count_macs(model: nn.Module, example_input) -> int:
         call_model(model, example_input)
     model.train(was_training)
     return sum(m.macs for m in _layers(model))
+
+
+def _value(fn: Callable[[], Optional[torch.Tensor]]) -> float:
+    """A model average as a float; NaN where it does not apply."""
+    try:
+        v = fn()
+    except ValueError:
+        return float("nan")
+    return float("nan") if v is None else float(v.detach())
 
 
 def energy_report(model: nn.Module, example_input=None, photon_energy_aj: float = PHOTON_ENERGY_AJ) -> pd.DataFrame:
@@ -122,43 +142,35 @@ def energy_report(model: nn.Module, example_input=None, photon_energy_aj: float 
     """
     if example_input is not None:
         count_macs(model, example_input)
+    nan = float("nan")
     rows = []
     for m in _layers(model):
         e = m.energy()
         e = None if e is None else e.detach().float()
         noise = m.noise
-        snr = noise.snr() if noise is not None else float("nan")
-        nb = noise.noise_bits().mean().item() if noise is not None and math.isfinite(noise.output_range()) \
-            else float("nan")
+        snr = noise.snr() if noise is not None else nan
+        nb = _noise_bits(m)
         rows.append({
             "name": m.name, "kind": m.kind, "fan_in": m.fan_in, "macs": m.macs,
-            "e_mac": float("nan") if e is None else e.mean().item(),
-            "e_mac_aj": float("nan") if e is None else photons_to_aj(e.mean().item(), photon_energy_aj),
-            "e_min": float("nan") if e is None else e.min().item(),
-            "e_max": float("nan") if e is None else e.max().item(),
-            "weight_bits": m.weight_quant.mean_bits() if m.weight_quant is not None else float("nan"),
+            "e_mac": nan if e is None else e.mean().item(),
+            "e_mac_aj": nan if e is None else photons_to_aj(e.mean().item(), photon_energy_aj),
+            "e_min": nan if e is None else e.min().item(),
+            "e_max": nan if e is None else e.max().item(),
+            "weight_bits": m.weight_quant.mean_bits() if m.weight_quant is not None else nan,
             "act_bits": m.act_quant.mean_bits(),
             "noise_type": noise.kind if noise is not None else "none",
             "weights": m.weight_count, "in_elems": m.in_elems,
-            "snr": snr, "snr_db": 10 * math.log10(snr) if snr > 0 and math.isfinite(snr) else float("nan"),
-            "noise_bits": nb,
+            "snr": snr, "snr_db": 10 * math.log10(snr) if snr > 0 and math.isfinite(snr) else nan,
+            "noise_bits": nan if nb is None else nb.mean().item(),
         })
     df = pd.DataFrame(rows)
-    total = df["macs"].sum()
-    noisy = df[df["noise_type"] != "none"]
-    avg_e = float((noisy["e_mac"] * noisy["macs"]).sum() / noisy["macs"].sum()) if len(noisy) and \
-        noisy["macs"].sum() > 0 else float("nan")
-    nb = df.dropna(subset=["noise_bits"])
-    wb = df.dropna(subset=["weight_bits"])
-    ab = df.dropna(subset=["act_bits"])
-    df.attrs.update(
-        macs=int(total), avg_energy=avg_e, avg_energy_aj=photons_to_aj(avg_e, photon_energy_aj),
-        avg_weight_bits=float((wb["weight_bits"] * wb["weights"]).sum() / wb["weights"].sum())
-        if len(wb) and wb["weights"].sum() > 0 else float("nan"),
-        avg_act_bits=float((ab["act_bits"] * ab["in_elems"]).sum() / ab["in_elems"].sum())
-        if len(ab) and ab["in_elems"].sum() > 0 else float("nan"),
-        avg_noise_bits=float((nb["noise_bits"] * nb["macs"]).sum() / nb["macs"].sum())
-        if len(nb) and nb["macs"].sum() > 0 else float("nan"))
+    with torch.no_grad():
+        avg_e = _value(lambda: average_energy(model))
+        df.attrs.update(macs=int(df["macs"].sum()), avg_energy=avg_e,
+                        avg_energy_aj=photons_to_aj(avg_e, photon_energy_aj),
+                        avg_weight_bits=_value(lambda: average_weight_bits(model)),
+                        avg_act_bits=_value(lambda: average_act_bits(model)),
+                        avg_noise_bits=_value(lambda: average_noise_bits(model)))
     return df
 
 
@@ -171,8 +183,8 @@ def channel_report(model: nn.Module) -> pd.DataFrame:
         if n is None:
             continue
         snr = n.channel_snr().cpu()
-        bits = n.noise_bits().detach().float().cpu() if math.isfinite(n.output_range()) else \
-            torch.full((n.channels,), float("nan"))
+        nb = _noise_bits(m)
+        bits = torch.full((n.channels,), float("nan")) if nb is None else nb.detach().float().cpu()
         frames.append(pd.DataFrame({
             "name": m.name, "fan_in": m.fan_in, "channel": range(n.channels),
             "e_mac": n.energy().detach().float().cpu().expand(n.channels).numpy(),

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from noisesim.analysis.figures import compare_runs, draw_run
+from noisesim.reports.figures import compare_runs, draw_run
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

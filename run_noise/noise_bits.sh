@@ -10,10 +10,10 @@ declare -A E_MINILM=([thermal]="1e5 1e6" [shot]="10 100" [weight]="1e3 1e4")
 declare -A E_IMAGENET=([thermal]="50 200" [shot]="5 20" [weight]="10 50")
 for noise in thermal shot weight; do
     if [[ -n $DATA ]]; then
-        imagenet "-$noise" "${FLAGS[@]}" --noise_type $noise --allocation uniform layer \
+        imagenet "-$noise" "${FLAGS[@]}" --noise_type $noise --allocation uniform trained \
             --target_emac ${E_IMAGENET[$noise]} --train_batches 300 --eval_batches 20
     else
-        offline FMNIST "-$noise" "${FLAGS[@]}" --noise_type $noise --allocation uniform layer --target_emac 10 30 \
+        offline FMNIST "-$noise" "${FLAGS[@]}" --noise_type $noise --allocation uniform trained --target_emac 10 30 \
             --train_batches 60
         offline EFFNET "-$noise" "${FLAGS[@]}" --noise_type $noise --allocation uniform --target_emac ${E_EFFNET[$noise]}
         offline MINILM "-$noise" "${FLAGS[@]}" --noise_type $noise --allocation uniform --target_emac ${E_MINILM[$noise]}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from noisesim.analysis.run import main
+from noisesim.experiment.main import main
 from tests.helpers import make_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def test_constrained_energy_training_meets_each_target(tmp_path, data):
                    "--target_emac", 1, 3, 10, "--lambd", 5, "--lr", 0.2)
     assert code == 0 and len(df) == 3
     assert (df["avg_emac"] <= 1.05 * df["target_emac"]).all()
-    assert df["allocation"].eq("layer").all() and df["uniform_accuracy_same_energy"].notna().all()
+    assert df["allocation_label"].eq("trained per layer").all() and df["uniform_accuracy_same_energy"].notna().all()
     layers = pd.read_csv(tmp_path / "logs/run/layers" / f"{df['point_id'][0]}.csv")
     assert len(layers) == 20 and {"name", "macs", "e_mac"} <= set(layers.columns)
 
@@ -44,9 +44,9 @@ def test_allocation_sweep_is_a_cartesian_product(tmp_path, data):
                    "channel", "--target_emac", 2, 20, "--constrained_loss", "--record_snr", "--checkpoint",
                    "--checkpoint_every", 2)
     assert code == 0 and len(df) == 12
-    assert df.groupby(["noise_type", "allocation"]).size().eq(2).all()
+    assert df.groupby(["noise_type", "allocation_label"]).size().eq(2).all()
     assert df["mean_snr_db"].notna().all()
-    channel = df[df["allocation"] == "channel"]["point_id"].iloc[0]
+    channel = df[df["allocation_label"] == "trained per channel"]["point_id"].iloc[0]
     ch = pd.read_csv(tmp_path / "logs/run/layers" / f"{channel}_channels.csv")
     assert ch.groupby("name").size().max() == 64
 
@@ -102,7 +102,7 @@ def test_binary_search_reports_energy_and_saving(tmp_path, data):
     code, _ = run(tmp_path, data, "--binary_search", "--target_acc", 0.05, "--allocation", "uniform", "layer",
                   "--constrained_loss", "--search_steps", 2, "--e_min", 0.1, "--e_max", 100)
     search = pd.read_csv(tmp_path / "logs/run/search.csv")
-    assert code == 0 and list(search["allocation"]) == ["uniform", "layer"]
+    assert code == 0 and list(search["allocation_label"]) == ["uniform", "trained per layer"]
     assert search["energy"].notna().all() and search["saving_vs_uniform"].notna().iloc[1]
 
 
@@ -148,11 +148,11 @@ def test_sigkill_then_resume_gives_every_point_exactly_once(tmp_path, data):
     (["--dataset", "mnist3d"], "--dataset mnist3d: unknown"),
     (["--model", "resnet50"], "--model resnet50 runs on imagenet"),
     (["--data_path", "/nonexistent/dir"], "--data_path /nonexistent/dir: no such directory"),
-    (["--e_mac", "0"], "argument --e_mac: 0 must be > 0"),
-    (["--target_emac", "-1"], "argument --target_emac: -1 must be > 0"),
-    (["--weight_bits", "1"], "argument --weight_bits: 1 is outside 2-16"),
-    (["--act_bits", "17"], "argument --act_bits: 17 is outside 2-16"),
-    (["--noise_type", "pink"], "argument --noise_type: invalid choice"),
+    (["--e_mac", "0"], "--e_mac 0.0: must be > 0"),
+    (["--target_emac", "-1"], "--target_emac -1.0: must be > 0"),
+    (["--weight_bits", "1"], "--weight_bits 1: is outside 2-16"),
+    (["--act_bits", "17"], "--act_bits 17: is outside 2-16"),
+    (["--noise_type", "pink"], "--noise_type pink: unknown"),
     (["--train_qminmax", "--act_observer", "percentile"], "--train_qminmax"),
     (["--noise_type", "thermal", "--act_bits", "none"], "--noise_type thermal"),
     (["--round_bitwidth", "--discrete_bitwidth"], "at most one"),
@@ -162,7 +162,7 @@ def test_sigkill_then_resume_gives_every_point_exactly_once(tmp_path, data):
     (["--lambd", "-1"], "--lambd -1"),
     (["--percentile", "20"], "--percentile 20"),
     (["--config", "/nonexistent.yaml"], "--config /nonexistent.yaml: no such file"),
-    (["--mc_repeats", "0"], "argument --mc_repeats"),
+    (["--mc_repeats", "0"], "--mc_repeats 0: must be >= 1"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, data, capsys, flags, message):
     code = main(["--data_path", str(data), "--log_dir", str(tmp_path / "logs"), *flags])

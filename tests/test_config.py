@@ -11,14 +11,14 @@ def test_json_round_trip():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(weight_bits=1), "weight_bits must be between 2 and 16"),
-    (dict(act_bits=17), "act_bits must be between 2 and 16"),
+    (dict(weight_bits=1), "weight_bits 1 is outside 2-16 bits"),
+    (dict(act_bits=17), "act_bits 17 is outside 2-16 bits"),
     (dict(noise_type="pink"), "noise_type must be one of"),
     (dict(e_mac=0), "e_mac must be > 0"),
     (dict(e_mac=-3), "e_mac must be > 0"),
     (dict(act_observer="median"), "act_observer must be one of"),
     (dict(noise_type="thermal", act_bits=None), "thermal noise .* needs weight_bits and act_bits"),
-    (dict(round_bitwidth=True, discrete_bitwidth=True), "at most one"),
+    (dict(bit_rounding="sometimes"), "bit_rounding must be one of"),
     (dict(overrides={"conv1": {"bitz": 3}}), "unknown fields"),
     (dict(ignore=("[unclosed",)), "not a valid regex"),
 ])

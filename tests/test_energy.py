@@ -6,7 +6,7 @@ import torch
 import torchvision.models as tvm
 
 import noisesim
-from noisesim.energy import bits_penalty, energy_penalty, mac_weighted_mean
+from noisesim.energy import bits_penalty, energy_penalty, weighted_mean
 from noisesim.models.cifar_resnet import resnet20
 
 TORCHVISION = [
@@ -78,7 +78,7 @@ def test_penalties():
     assert energy_penalty(e, 10.0, 2.0, constrained=False).item() == pytest.approx(2 * math.log(20))
     assert bits_penalty(torch.tensor(5.0), torch.tensor(3.0), 4.0, 4.0, 0.5).item() == pytest.approx(0.5)
     assert bits_penalty(torch.tensor(5.0), torch.tensor(6.0), 4.0, 4.0, 1.0).item() == pytest.approx(3.0)
-    assert mac_weighted_mean([torch.tensor([1.0, 3.0]), torch.tensor(10.0)], [3, 1]).item() == pytest.approx(4.0)
+    assert weighted_mean([torch.tensor([1.0, 3.0]), torch.tensor(10.0)], [3, 1]).item() == pytest.approx(4.0)
 
 
 def test_report_columns_and_snr():

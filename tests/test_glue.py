@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from noisesim.analysis.run import main
+from noisesim.experiment.main import main
 
 transformers = pytest.importorskip("transformers")
 

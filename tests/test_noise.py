@@ -1,4 +1,4 @@
-"""Noise statistics against the formulas of DESIGN.md section 2 (fixed seeds, >= 1e5 samples)."""
+"""Noise statistics against the formulas of docs/physics.md (fixed seeds, >= 1e5 samples)."""
 import math
 
 import pytest

@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from noisesim.analysis.run import main as main_py
-from noisesim.analysis.savings import savings_markdown, savings_table
+from noisesim.experiment.main import main as main_py
+from noisesim.reports.savings import savings_markdown, savings_table
 from noisesim.plot import main as plot_main
 from tests.helpers import make_fashion_mnist
 
@@ -80,12 +80,12 @@ def test_plot_errors_are_one_line(runs, tmp_path, capsys):
 
 def test_savings_table_is_one_minus_energy_ratio():
     search = pd.DataFrame([
-        {"model": "m", "dataset": "d", "noise_type": "shot", "allocation": a, "target_accuracy": 0.9, "energy": e}
-        for a, e in (("uniform", 40.0), ("layer", 30.0), ("channel", None))])
+        {"model": "m", "dataset": "d", "noise_type": "shot", "allocation_label": a, "target_accuracy": 0.9,
+         "energy": e} for a, e in (("uniform", 40.0), ("trained per layer", 30.0), ("trained per channel", None))])
     table = savings_table(search)
     row = table.iloc[0]
-    assert row["E_uniform"] == 40.0 and row["saving_layer"] == pytest.approx(0.25)
-    assert row["saving_channel"] is None or pd.isna(row["saving_channel"])
+    assert row["E_uniform"] == 40.0 and row["saving_trained_per_layer"] == pytest.approx(0.25)
+    assert row["saving_trained_per_channel"] is None or pd.isna(row["saving_trained_per_channel"])
     md = savings_markdown(table)
     assert "30 (25%)" in md and "not reached" in md
 
@@ -102,14 +102,15 @@ def test_script_rejects_a_missing_imagenet_folder(tmp_path):
 
 
 def test_savings_use_the_energy_the_accepted_point_spends(tmp_path):
-    from noisesim.analysis.savings import read_searches
+    from noisesim.reports.savings import read_searches
 
     base = {"model": "m", "dataset": "d", "noise_type": "thermal", "target_accuracy": 0.9}
-    pd.DataFrame([{**base, "allocation": "uniform", "energy": 40.0},
-                  {**base, "allocation": "layer", "energy": 20.0}]).to_csv(tmp_path / "search.csv", index=False)
-    pd.DataFrame([{"noise_type": "thermal", "allocation": "uniform", "target_emac": 40.0, "avg_emac": 40.0},
-                  {"noise_type": "thermal", "allocation": "layer", "target_emac": 10.0, "avg_emac": 9.0},
-                  {"noise_type": "thermal", "allocation": "layer", "target_emac": 20.0, "avg_emac": 16.0}]
+    pd.DataFrame([{**base, "allocation_label": "uniform", "energy": 40.0, "point_id": "u40"},
+                  {**base, "allocation_label": "trained per layer", "energy": 20.0, "point_id": "l20"}]
+                 ).to_csv(tmp_path / "search.csv", index=False)
+    pd.DataFrame([{"point_id": "u40", "target_emac": 40.0, "avg_emac": 40.0},
+                  {"point_id": "l10", "target_emac": 10.0, "avg_emac": 9.0},
+                  {"point_id": "l20", "target_emac": 20.0, "avg_emac": 16.0}]
                  ).to_csv(tmp_path / "results.csv", index=False)
     row = savings_table(read_searches([tmp_path])).iloc[0]
-    assert row["E_layer"] == 16.0 and row["saving_layer"] == pytest.approx(0.6)
+    assert row["E_trained_per_layer"] == 16.0 and row["saving_trained_per_layer"] == pytest.approx(0.6)

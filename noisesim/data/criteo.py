@@ -7,6 +7,7 @@ log(1 + max(x, 0)) (missing = 0); categorical ones are hashed into ``table_size`
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -14,7 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from noisesim.data.fashion_mnist import DataNotFoundError
+from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions, tensor_bundle
+from noisesim.data.tasks import BinaryClassification
+from noisesim.registry import DATASETS
 
 NUM_DENSE, NUM_SPARSE = 13, 26
 
@@ -67,3 +70,26 @@ def write_synthetic_criteo(path: str | Path, rows: int = 20000, seed: int = 0, i
     with open(path, "w") as f:
         f.writelines("\t".join(row) + "\n" for row in cells)
     return path
+
+
+def _bundle(path: Path, o: DataOptions) -> DataBundle:
+    """The last 10% of the lines are the test split (the Kaggle test file has no labels)."""
+    inputs, labels = read_criteo(path)
+    n_test = max(1, len(labels) // 10)
+    train = (tuple(t[:-n_test] for t in inputs), labels[:-n_test])
+    test = (tuple(t[-n_test:] for t in inputs), labels[-n_test:])
+    return tensor_bundle(train, test, o, 1, 0, BinaryClassification())
+
+
+@DATASETS.register("criteo")
+def criteo(o: DataOptions) -> DataBundle:
+    return _bundle(Path(o.data_path or ".") / "train.txt", o)
+
+
+@DATASETS.register("criteo_synthetic")
+def criteo_synthetic(o: DataOptions) -> DataBundle:
+    """Generated once into ``data_path`` (default: a folder in the system temp)."""
+    root = Path(o.data_path) if o.data_path else Path(tempfile.gettempdir()) / "noisesim-criteo-synthetic"
+    if not (root / "train.txt").is_file():
+        write_synthetic_criteo(root / "train.txt", seed=0)
+    return _bundle(root / "train.txt", o)

@@ -14,16 +14,15 @@ from typing import Optional
 import numpy as np
 import torch
 
+from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions, tensor_bundle
+from noisesim.registry import DATASETS
+
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2860, 0.3530
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-
-
-class DataNotFoundError(FileNotFoundError):
-    """A data set is missing; the message says where it was looked for and how to get it."""
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -74,3 +73,8 @@ def load_fashion_mnist(split: str, data_path: Optional[str] = None,
     x = torch.from_numpy(read_idx(img).copy()).float().div_(255).unsqueeze(1)
     y = torch.from_numpy(read_idx(lbl).astype(np.int64))
     return (x - MEAN) / STD, y
+
+
+@DATASETS.register("fashion_mnist")
+def fashion_mnist(o: DataOptions) -> DataBundle:
+    return tensor_bundle(load_fashion_mnist("train", o.data_path), load_fashion_mnist("test", o.data_path), o, 10, 1)

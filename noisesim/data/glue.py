@@ -8,14 +8,19 @@ internet). MNLI labels follow GLUE's order: entailment 0, neutral 1, contradicti
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 import torch
 
-from noisesim.data.fashion_mnist import DataNotFoundError
+from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions, subset, tensor_bundle
+from noisesim.registry import DATASETS
 
+# fine-tuned classifiers used when --checkpoint_path names none (model and tokenizer alike)
+DEFAULT_CHECKPOINTS = {"mnli": "textattack/bert-base-uncased-MNLI", "mnli_mismatched": "textattack/bert-base-uncased-MNLI",
+                       "sst2": "textattack/bert-base-uncased-SST-2"}
 MNLI_LABELS = {"entailment": 0, "neutral": 1, "contradiction": 2}
 FILES = {("sst2", "train"): "SST-2/train.tsv", ("sst2", "dev"): "SST-2/dev.tsv",
          ("mnli", "train"): "MNLI/train.tsv", ("mnli", "dev"): "MNLI/dev_matched.tsv",
@@ -62,3 +67,22 @@ def tokenize_glue(texts: list, tok, max_length: int = 128) -> dict[str, torch.Te
     else:
         enc = tok(texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
     return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+
+
+def checkpoint_for(dataset: str, checkpoint_path: Optional[str]) -> str:
+    return checkpoint_path or DEFAULT_CHECKPOINTS[dataset]
+
+
+def _glue(dataset: str, o: DataOptions) -> DataBundle:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(checkpoint_for(dataset, o.tokenizer_name))
+    train, test = (subset(*read_glue(dataset, split, o.data_path), n, s)
+                   for split, n, s in (("train", o.train_subset, o.seed), ("dev", o.val_subset, o.seed + 1)))
+    whole = dataclasses.replace(o, train_subset=None, val_subset=None)  # subsets taken above
+    return tensor_bundle((tokenize_glue(train[0], tok), train[1]), (tokenize_glue(test[0], tok), test[1]), whole,
+                         2 if dataset == "sst2" else 3, 0)
+
+
+for _name in ("sst2", "mnli", "mnli_mismatched"):
+    DATASETS.register(_name, lambda o, _name=_name: _glue(_name, o))

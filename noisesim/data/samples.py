@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from noisesim.data.fashion_mnist import DataNotFoundError
+from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions, tensor_bundle
+from noisesim.registry import DATASETS
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _NAME = re.compile(r"imagenet_\d+_(\d+)\.(jpg|png)$")
@@ -46,3 +47,10 @@ def load_imagenet_samples(folder: Optional[str] = None, size: int = 224,
         x = transforms.functional.normalize(x / 255.0, IMAGENET_MEAN, IMAGENET_STD)
     y = torch.tensor([int(_NAME.search(f.name).group(1)) for f in files])
     return x, y
+
+
+@DATASETS.register("imagenet_samples")
+def imagenet_samples(o: DataOptions) -> DataBundle:
+    """The same few labelled photos serve for calibration/training and test."""
+    samples = load_imagenet_samples(o.data_path, o.input_size, o.normalization)
+    return tensor_bundle(samples, samples, o, 1000, 3)

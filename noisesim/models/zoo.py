@@ -25,6 +25,7 @@ from noisesim.models.cifar_vgg import CifarVGG16
 from noisesim.models.dlrm import DLRM
 from noisesim.models.efficientnet_lite import EfficientNetLite0, pretrained_path
 from noisesim.models.minilm import load_minilm_sentiment
+from noisesim.registry import MODELS
 
 EMBEDDED = {("resnet20", "fashion_mnist"): "resnet20_fashion_mnist.pt"}
 
@@ -71,7 +72,7 @@ def _bert(num_classes: int = 3, in_channels: int = 0, dataset: str = "mnli",
     return load_bert_classifier(checkpoint_for(dataset, checkpoint_path), num_classes)
 
 
-MODELS: dict[str, ModelSpec] = {
+for _name, _spec in {
     "resnet20": ModelSpec(lambda num_classes=10, in_channels=3: resnet20(num_classes, in_channels), 32,
                           ("fashion_mnist", "cifar10")),
     "vgg16": ModelSpec(lambda num_classes=10, in_channels=3: CifarVGG16(num_classes, in_channels), 32,
@@ -95,7 +96,8 @@ MODELS: dict[str, ModelSpec] = {
                            "GoogLeNet_Weights"),
     "inception_v3": ModelSpec(_tv("inception_v3", aux_logits=False, init_weights=False), 299, ("imagenet",),
                               "Inception_V3_Weights"),
-}
+}.items():
+    MODELS.register(_name, _spec)
 
 
 def embedded_checkpoint(model: str, dataset: str) -> Optional[str]:
@@ -123,7 +125,7 @@ def build_model(name: str, dataset: str, num_classes: int, in_channels: int = 3,
     weights, or random): the baseline checkpoint of the quantization cards."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    spec = MODELS[name]
+    spec = MODELS.get(name)
     if spec.loads_own_weights:
         model = spec.build(num_classes=num_classes, in_channels=in_channels, dataset=dataset,
                            checkpoint_path=checkpoint_path).eval()

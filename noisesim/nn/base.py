@@ -1,20 +1,22 @@
 """Machinery shared by every instrumented matmul layer.
 
-Forward of a layer with weights:  x -> act_quant -> matmul with the quantized (and, with
-weight noise, perturbed) weights -> + bias -> + output noise (thermal / shot). Noise is
-added to the pre-activation output, after BN folding and before the next layer's input
-quantizer. While weights and the weight quantizer are frozen, the quantized weights, their
-per-channel ranges R_w and row norms ||w_row|| are cached.
+Forward of a layer with weights:  x -> act_quant -> matmul with the quantized (and, with a
+weight-acting noise model, perturbed) weights -> + bias -> + output noise. Noise is added to
+the pre-activation output, after BN folding and before the next layer's input quantizer. The
+layer never asks which noise model it carries: it hands the model its :class:`Operands`
+(ranges, norms, fan-in) and the model takes what its formula needs. While weights and the
+weight quantizer are frozen, the quantized weights, their per-channel ranges R_w and row norms
+||w_row|| are cached.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
 
 from noisesim.config import SimConfig
-from noisesim.noise import NoiseModel, make_noise
+from noisesim.noise import NoiseModel, Operands, make_noise
 from noisesim.quant.fake_quant import FakeQuantize
 
 
@@ -36,7 +38,7 @@ class SimLayer(nn.Module):
             self.weight_quant = FakeQuantize(cfg.weight_quant(), channels=out_channels, ch_axis=0)
             self.calibrate_weight_quant(weight)
         self.noise: Optional[NoiseModel] = make_noise(cfg.noise(layer_index), fan_in, out_channels,
-                                                      out_channel_dim)
+                                                      out_channel_dim, has_weights=weight is not None)
         self._cache_key: Optional[tuple] = None
         self._cache: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
 
@@ -45,9 +47,13 @@ class SimLayer(nn.Module):
         """Weights are known up front: their quantizer is calibrated on them directly."""
         q = self.weight_quant
         if q.enabled:
-            q.observer.reset()
-            q.observer.update(weight)
-            q.freeze()
+            q.start_calibration()
+            q(weight)
+            q.stop_calibration()
+
+    def activation_quantizers(self) -> list[FakeQuantize]:
+        """The quantizers of this layer's activation inputs (calibrated on data)."""
+        return [self.act_quant]
 
     def quantize_input(self, x: torch.Tensor, quantizer: Optional[FakeQuantize] = None) -> torch.Tensor:
         """Fake-quantize an input (default: ``act_quant``), counting its elements per sample."""
@@ -69,7 +75,7 @@ class SimLayer(nn.Module):
         if trainable:
             return self._weight_stats(w)
         q = self.weight_quant
-        key = (w._version, w.data_ptr(), q.version, w.dtype, w.device)
+        key = (w._version, w.data_ptr(), q.version, q.enabled, w.dtype, w.device)
         if q.learnable:  # trained bits or ranges change in place: key on their current values
             key += (q.lo._version, q.hi._version) + tuple(
                 p._version for p in (q.bitwidth.parameters() if q.bitwidth is not None else ()))
@@ -79,39 +85,48 @@ class SimLayer(nn.Module):
             self._cache_key = key
         return self._cache
 
-    def perturbed_weight(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Quantized weight with weight noise (if any) plus R_w and ||w_row||."""
+    # -- noise ----------------------------------------------------------------
+    def perturbed_weight(self, norms: Optional[Callable[[torch.Tensor], tuple]] = None
+                         ) -> tuple[torch.Tensor, Operands]:
+        """The weights the matmul uses (quantized, plus noise when the noise model acts on weights) and
+        the :class:`Operands` of this forward; ``norms(||w_row||)`` gives the output-broadcastable norms."""
         wq, r_w, w_norm = self.weight_stats()
+        ops = Operands(self.fan_in, lambda: (self.act_quant.full_range(), r_w),
+                       lambda: norms(w_norm) if norms is not None else _no_norms(self.name))
         n = self.noise
-        if n is not None and n.kind == "weight":
-            shape = (-1,) + (1,) * (wq.dim() - 1)
-            wq = n(wq, None if n.calibrating else r_w.reshape(shape))
-        return wq, r_w, w_norm
+        return (n(wq, ops) if n is not None and n.acts_on == "weight" else wq), ops
 
-    # -- output noise ---------------------------------------------------------
-    def add_output_noise(self, y: torch.Tensor, scale_fn) -> torch.Tensor:
-        """Count MACs and add thermal / shot noise to ``y``; ``scale_fn()`` gives the noise scale lazily."""
-        n = self.noise
+    def finish(self, y: torch.Tensor, ops: Operands) -> torch.Tensor:
+        """Count MACs and add the output noise (if the noise model acts on outputs) to the fresh output ``y``."""
         self.out_elems = y[0].numel() if y.dim() > 1 else y.numel()
         self.macs = self.fan_in * self.out_elems
-        if n is None or n.kind == "weight":
-            return y
-        if n.calibrating or not n.enabled:
-            return n(y, None)
-        return n(y, scale_fn(), fan_in=self.fan_in, inplace=True)
+        n = self.noise
+        return n(y, ops, inplace=True) if n is not None and n.acts_on == "output" else y
 
-    def thermal_scale(self, r_w: torch.Tensor, ndim: int, channel_dim: int) -> torch.Tensor:
-        """R_w * R_x shaped along the output channels of an ``ndim`` output."""
-        shape = [1] * ndim
-        shape[channel_dim] = -1
-        r_x = self.act_quant.full_range()
-        return r_w.reshape(shape) * r_x.reshape(())
-
-    # -- reporting ------------------------------------------------------------
+    # -- allocation -----------------------------------------------------------
     def energy(self) -> Optional[torch.Tensor]:
         return None if self.noise is None else self.noise.energy()
+
+    def set_energy(self, e_mac: float | torch.Tensor) -> None:
+        """Energy per MAC (photons): one value, or one per output channel of a per-channel layer."""
+        if self.noise is None:
+            raise ValueError(f"layer {self.name} has no noise model to set an energy on")
+        self.noise.set_energy(e_mac)
+
+    def set_bits(self, weight: Optional[float | torch.Tensor] = None, act: Optional[float] = None) -> None:
+        """Weight bits (one value, or one per output channel when learnable per channel) and input bits."""
+        if weight is not None and self.weight_quant is not None and self.weight_quant.cfg.bits is not None:
+            self.weight_quant.set_bits(weight)
+        if act is not None:
+            for q in self.activation_quantizers():
+                if q.cfg.bits is not None:
+                    q.set_bits(act)
 
     @property
     def weight_count(self) -> int:
         w = getattr(self, "weight", None)
         return 0 if w is None else w.numel()
+
+
+def _no_norms(name: str):
+    raise RuntimeError(f"layer {name}: operand norms are only known inside a forward")

@@ -68,7 +68,7 @@ class SimConv(SimLayer):
         x2 = xq.pow(2).reshape(n, g, -1, *xq.shape[2:]).sum(2)
         return self._conv(x2, self.patch_kernel.to(x2.dtype), None, g).clamp_min(0).sqrt()
 
-    def shot_scale(self, xq: torch.Tensor, w_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def norms(self, xq: torch.Tensor, w_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(||x_patch||, ||w_row||), each broadcastable to the output."""
         xn = self.patch_norm(xq)
         per_group = self.out_channels // self.groups
@@ -78,11 +78,8 @@ class SimConv(SimLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq = self.quantize_input(x)
-        w, r_w, w_norm = self.perturbed_weight()
-        y = self._conv(xq, w, self.bias, self.groups)
-        kind = self.noise.kind if self.noise is not None else None
-        return self.add_output_noise(
-            y, lambda: self.thermal_scale(r_w, y.dim(), 1) if kind == "thermal" else self.shot_scale(xq, w_norm))
+        w, ops = self.perturbed_weight(lambda w_norm: self.norms(xq, w_norm))
+        return self.finish(self._conv(xq, w, self.bias, self.groups), ops)
 
     def extra_repr(self) -> str:
         return (f"{self.name or 'conv'}: {self.in_channels}->{self.out_channels} k={tuple(self.kernel_size)} "

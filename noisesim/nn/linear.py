@@ -34,12 +34,9 @@ class SimLinear(SimLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq = self.quantize_input(x)
-        w, r_w, w_norm = self.perturbed_weight()
-        y = nn.functional.linear(xq, w, self.bias)
-        kind = self.noise.kind if self.noise is not None else None
-        return self.add_output_noise(
-            y, lambda: self.thermal_scale(r_w, y.dim(), -1) if kind == "thermal"
-            else (xq.norm(dim=-1, keepdim=True), w_norm))
+        # ||w_row|| per output feature lies along the last dim of the output already
+        w, ops = self.perturbed_weight(lambda w_norm: (xq.norm(dim=-1, keepdim=True), w_norm))
+        return self.finish(nn.functional.linear(xq, w, self.bias), ops)
 
     def extra_repr(self) -> str:
         return f"{self.name or 'linear'}: {self.in_features}->{self.out_features} D={self.fan_in}"

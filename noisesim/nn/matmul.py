@@ -6,7 +6,7 @@ quantize both operands with activation quantizers and add output noise with fan-
 the contracted size (read at every forward, since it may be the sequence length).
 Thermal scale: R_a * R_b. Shot scale: (||a_row||, ||b_col||); for an einsum they are computed
 as sqrt(einsum(a^2, 1)) and sqrt(einsum(1, b^2)), which sums the squares over exactly the
-contracted indices. Weight noise has no weights to act on here and leaves them exact.
+contracted indices. A weight-acting noise model has no weights here and leaves the product exact.
 Energies are per layer (the output width of a matmul is not a fixed channel count).
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from torch import nn
 
 from noisesim.config import SimConfig
 from noisesim.nn.base import SimLayer
+from noisesim.noise import Operands
 from noisesim.quant.fake_quant import FakeQuantize
 
 
@@ -56,8 +57,9 @@ class _SimProduct(SimLayer, abc.ABC):
         cfg = dataclasses.replace(cfg, noise_per_channel=False)
         self._init_sim(cfg, name, 1, 1, -1, layer_index)
         self.act_quant_b = FakeQuantize(cfg.act_quant())
-        if self.noise is not None and self.noise.kind == "weight":
-            self.noise = None
+
+    def activation_quantizers(self) -> list[FakeQuantize]:
+        return [self.act_quant, self.act_quant_b]
 
     @abc.abstractmethod
     def product(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -68,18 +70,15 @@ class _SimProduct(SimLayer, abc.ABC):
         """The contracted size D."""
 
     @abc.abstractmethod
-    def shot_scale(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def norms(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(||a_row||, ||b_col||), each broadcastable to the output."""
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         aq, bq = self.quantize_input(a), self.act_quant_b(b)
-        y = self.product(aq, bq)
         self.fan_in = self.fan_in_of(aq)
-        return self.add_output_noise(y, lambda: self.thermal_scale_ab() if self.noise.kind == "thermal"
-                                     else self.shot_scale(aq, bq))
-
-    def thermal_scale_ab(self) -> torch.Tensor:
-        return (self.act_quant.full_range() * self.act_quant_b.full_range()).reshape(())
+        ops = Operands(self.fan_in, lambda: (self.act_quant.full_range(), self.act_quant_b.full_range()),
+                       lambda: self.norms(aq, bq))
+        return self.finish(self.product(aq, bq), ops)
 
 
 class SimMatmul(_SimProduct):
@@ -98,7 +97,7 @@ class SimMatmul(_SimProduct):
     def fan_in_of(self, a):
         return a.shape[-1]
 
-    def shot_scale(self, a, b):
+    def norms(self, a, b):
         b_norm = b.norm(dim=-2, keepdim=True) if b.dim() > 1 else b.norm()
         return a.norm(dim=-1, keepdim=True), b_norm
 
@@ -126,7 +125,7 @@ class SimEinsum(_SimProduct):
     def fan_in_of(self, a):
         return _contracted_size(self.equation, a)
 
-    def shot_scale(self, a, b):
+    def norms(self, a, b):
         a2 = torch.einsum(self.equation, a.pow(2), torch.ones_like(b))
         b2 = torch.einsum(self.equation, torch.ones_like(a), b.pow(2))
         return a2.sqrt(), b2.sqrt()

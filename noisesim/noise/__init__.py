@@ -1,24 +1,30 @@
-"""Analog noise models, one per file; ``make_noise`` builds one from a NoiseConfig."""
+"""Analog noise models, one per file, registered by name; ``make_noise`` builds one from a NoiseConfig."""
 from __future__ import annotations
 
 from typing import Optional
 
 from noisesim.config import NoiseConfig
-from noisesim.noise.base import NoiseModel
+from noisesim.noise.base import NoiseModel, Operands
 from noisesim.noise.shot import ShotNoise
 from noisesim.noise.thermal import ThermalNoise
 from noisesim.noise.weight import WeightNoise
+from noisesim.registry import NOISE_MODELS
 
-NOISE_MODELS = {"thermal": ThermalNoise, "shot": ShotNoise, "weight": WeightNoise}
 
+def make_noise(cfg: NoiseConfig, fan_in: int, channels: int, channel_dim: int,
+               has_weights: bool = True) -> Optional[NoiseModel]:
+    """The noise model of ``cfg.kind`` for a layer whose output channels lie on ``channel_dim``.
 
-def make_noise(cfg: NoiseConfig, fan_in: int, channels: int, channel_dim: int) -> Optional[NoiseModel]:
-    """The noise model of ``cfg.kind`` (None for ``none``). Weight noise acts on weights (channel dim 0)."""
+    None for ``none``, and for a weight-acting model on a layer without weights (a product of
+    two activations). A weight-acting model's channels lie on dim 0 of the weight."""
     if cfg.kind == "none":
         return None
-    if cfg.kind == "weight":
+    cls = NOISE_MODELS.get(cfg.kind)
+    if cls.acts_on == "weight":
+        if not has_weights:
+            return None
         channel_dim = 0
-    return NOISE_MODELS[cfg.kind](cfg, fan_in, channels, channel_dim)
+    return cls(cfg, fan_in, channels, channel_dim)
 
 
-__all__ = ["NoiseModel", "ThermalNoise", "ShotNoise", "WeightNoise", "make_noise", "NOISE_MODELS"]
+__all__ = ["NoiseModel", "Operands", "ThermalNoise", "ShotNoise", "WeightNoise", "make_noise"]

@@ -1,11 +1,16 @@
-"""Base class of the analog noise models.
+"""Base class of the analog noise models, and what a layer hands them.
 
 A noise model owns the energy per MAC E of one layer — a learnable log-energy, one value
-per layer or per output channel — and adds zero-mean Gaussian noise whose standard
-deviation its subclass derives from E and from the ``scale`` the layer passes in
-explicitly (``noise(y, scale=...)``). Noise is active in train and eval mode alike (it is
-the hardware); it is off inside ``noise_disabled(model)`` and during calibration, when the
-model only records the range of the tensor it would perturb.
+per layer or per output channel — and perturbs one tensor of the layer with zero-mean
+Gaussian noise: the pre-activation output (``acts_on = "output"``: thermal, shot) or the
+weights (``acts_on = "weight"``). Its subclass states the standard deviation as a function of
+E and of the layer's :class:`Operands` (quantizer ranges, receptive-field and weight-row
+norms, fan-in), which the layer computes only when the model asks for them. A new noise model
+is one file: a subclass with ``std`` and a ``@NOISE_MODELS.register("name")`` line.
+
+Noise is active in train and eval mode alike (it is the hardware); it is off after
+``disable()`` (see ``noisesim.noise_disabled``) and during calibration, when the model only
+records the range of the tensor it would perturb (for the noise bits).
 
 Averaging k repeated analog evaluations divides the variance by k; a continuous E is the
 limit of that, and ``quantize_energy`` rounds E to whole repeats (photons) with a
@@ -15,18 +20,42 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
 
 from noisesim.config import NoiseConfig
 from noisesim.noise.sampler import GaussianSampler
-from noisesim.quant.functional import round_ste
+from noisesim.ops import along_dim, round_ste, ste
+
+
+class Operands:
+    """The quantities of one layer forward a noise model may use, each computed on first request.
+
+    ``fan_in``: D, the number of products summed into one output. ``ranges()``: (R_x, R_w), the
+    full ranges of the input and weight quantizers (R_w one value or one per output channel; for
+    a product of two activations, R_a and R_b). ``norms()``: (||x_patch||, ||w_row||), the norms
+    of the input receptive field and of the weight row of every output, each broadcastable to
+    the output.
+    """
+
+    def __init__(self, fan_in: int, ranges: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                 norms: Callable[[], tuple[torch.Tensor, torch.Tensor]]):
+        self.fan_in = fan_in
+        self._ranges, self._norms = ranges, norms
+
+    def ranges(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._ranges()
+
+    def norms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._norms()
 
 
 class NoiseModel(nn.Module, abc.ABC):
-    kind = "none"
+    acts_on = "output"  # the tensor the noise is added to: "output" or "weight"
+    default_sigma: Optional[float] = None  # the model's noise constant (None: it has none)
+    needs_quantizers = False  # its scale is set by the quantizer ranges (weights and inputs must be quantized)
 
     def __init__(self, cfg: NoiseConfig, fan_in: int, channels: int, channel_dim: int):
         super().__init__()
@@ -35,64 +64,88 @@ class NoiseModel(nn.Module, abc.ABC):
         self.log_energy = nn.Parameter(torch.full((n,), math.log(cfg.e_mac)), requires_grad=cfg.learnable)
         self.enabled = True
         self.calibrating = False
+        self.as_quantizer = cfg.replace_with_quantizer
         self.register_buffer("out_lo", torch.tensor(float("inf")))
         self.register_buffer("out_hi", torch.tensor(float("-inf")))
         # per output channel, summed over recorded forwards
         self.register_buffer("signal_power", torch.zeros(channels, dtype=torch.float64))
         self.register_buffer("noise_power", torch.zeros(channels, dtype=torch.float64))
-        self.as_quantizer = cfg.replace_with_quantizer  # see noisesim.context.noise_as_quantizer
         self.register_buffer("last_std", torch.full((channels,), float("nan")))  # RMS sigma per channel
         self.sampler = GaussianSampler(cfg.seed)
+
+    @property
+    def kind(self) -> str:
+        return self.cfg.kind
+
+    @property
+    def sigma(self) -> Optional[float]:
+        return self.cfg.sigma if self.cfg.sigma is not None else self.default_sigma
+
+    # -- switches -------------------------------------------------------------
+    def enable(self, on: bool = True) -> None:
+        self.enabled = on
+
+    def disable(self) -> None:
+        self.enabled = False
+
+    def use_equivalent_quantizer(self, on: bool = True) -> None:
+        """Replace the noise by its equivalent uniform quantizer (the noise bits) while ``on``."""
+        self.as_quantizer = on
+
+    def start_calibration(self) -> None:
+        """Forget the recorded output range and record it from now on (no noise is added)."""
+        self.out_lo.fill_(float("inf"))
+        self.out_hi.fill_(float("-inf"))
+        self.calibrating = True
+
+    def stop_calibration(self) -> None:
+        self.calibrating = False
 
     # -- energy ---------------------------------------------------------------
     def energy(self) -> torch.Tensor:
         """E in photons per MAC, one value or one per output channel."""
         e = torch.exp(self.log_energy)
         if self.cfg.quantize_energy:
-            e = e + (torch.round(e).clamp_min(1.0) - e).detach()
+            e = ste(e, torch.round(e).clamp_min(1.0))
         return e
 
     @torch.no_grad()
     def set_energy(self, e_mac: float | torch.Tensor) -> None:
-        e = torch.as_tensor(e_mac, dtype=self.log_energy.dtype)
+        e = torch.as_tensor(e_mac, dtype=self.log_energy.dtype, device=self.log_energy.device)
         if not bool((e > 0).all()):
             raise ValueError(f"energy must be > 0, got {e_mac}")
         self.log_energy.copy_(torch.log(e).expand_as(self.log_energy))
 
-    def _along_channels(self, t: torch.Tensor, ndim: int) -> torch.Tensor:
-        if t.numel() == 1:
-            return t.reshape(())
-        shape = [1] * ndim
-        shape[self.channel_dim] = -1
-        return t.reshape(shape)
+    def along_channels(self, t: torch.Tensor, ndim: int) -> torch.Tensor:
+        """A per-channel vector (or one value) shaped along the channels of the perturbed tensor."""
+        return along_dim(t, ndim, self.channel_dim)
 
     # -- noise ----------------------------------------------------------------
     @abc.abstractmethod
-    def std(self, scale: torch.Tensor, ndim: int, fan_in: int) -> torch.Tensor:
-        """Standard deviation of the noise, broadcastable to the perturbed tensor."""
+    def std(self, ops: Operands, ndim: int) -> torch.Tensor:
+        """Standard deviation of the noise, broadcastable to the perturbed ``ndim``-dimensional tensor."""
 
-    def forward(self, y: torch.Tensor, scale: Optional[torch.Tensor], fan_in: Optional[int] = None,
-                inplace: bool = False) -> torch.Tensor:
-        """``y`` plus noise of the subclass's std; ``fan_in`` overrides D (matmuls of varying size).
+    def forward(self, t: torch.Tensor, ops: Optional[Operands] = None, inplace: bool = False) -> torch.Tensor:
+        """``t`` plus noise of the subclass's std.
 
-        ``inplace``: the caller owns ``y`` (a fresh layer output) and, when no gradient is
+        ``inplace``: the caller owns ``t`` (a fresh layer output) and, when no gradient is
         needed, the noise is added to it in place."""
         if self.calibrating:
             with torch.no_grad():
-                self.out_lo = torch.minimum(self.out_lo, y.min().float())
-                self.out_hi = torch.maximum(self.out_hi, y.max().float())
-            return y
+                self.out_lo = torch.minimum(self.out_lo, t.min().float())
+                self.out_hi = torch.maximum(self.out_hi, t.max().float())
+            return t
         if not self.enabled:
-            return y
-        std = self.std(scale, y.dim(), fan_in or self.fan_in)
+            return t
+        std = self.std(ops, t.dim())
         if self.cfg.record_snr or self.as_quantizer or std.numel() <= self.channels:
-            self._record(y, std)
+            self._record(t, std)
         if self.as_quantizer:
-            return self.equivalent_quantizer(y)
-        noise = self.sampler.sample(y.shape, y.device, y.dtype)
-        if not inplace or (torch.is_grad_enabled() and (y.requires_grad or std.requires_grad)):
-            return torch.addcmul(y, noise, std)
-        return y.addcmul_(noise, std)  # one pass, no new tensor
+            return self.equivalent_quantizer(t)
+        noise = self.sampler.sample(t.shape, t.device, t.dtype)
+        if not inplace or (torch.is_grad_enabled() and (t.requires_grad or std.requires_grad)):
+            return torch.addcmul(t, noise, std)
+        return t.addcmul_(noise, std)  # one pass, no new tensor
 
     def _per_channel(self, t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         """Mean of ``t`` (broadcast to ``shape``) over everything but the output channels."""
@@ -102,13 +155,13 @@ class NoiseModel(nn.Module, abc.ABC):
         return t.movedim(self.channel_dim, 0).reshape(self.channels, -1).mean(1)
 
     @torch.no_grad()
-    def _record(self, y: torch.Tensor, std: torch.Tensor) -> None:
+    def _record(self, t: torch.Tensor, std: torch.Tensor) -> None:
         var = std.detach().float().pow(2)
-        var = self._per_channel(var, y.shape) if var.numel() > self.channels else var.reshape(-1).expand(
+        var = self._per_channel(var, t.shape) if var.numel() > self.channels else var.reshape(-1).expand(
             self.channels)  # data-dependent sigma (shot noise): averaged over all but channels
         self.last_std.copy_(var.sqrt())
         if self.cfg.record_snr:
-            self.signal_power += self._per_channel(y.detach().double().pow(2), y.shape)
+            self.signal_power += self._per_channel(t.detach().double().pow(2), t.shape)
             self.noise_power += var.double()
 
     def snr(self) -> float:
@@ -130,24 +183,26 @@ class NoiseModel(nn.Module, abc.ABC):
         """R_out: the calibrated span of the perturbed tensor."""
         return float(self.out_hi - self.out_lo)
 
+    def _steps(self) -> torch.Tensor:
+        """Quantization steps over R_out whose uniform error step/sqrt(12) is at most sigma."""
+        return torch.ceil(self.output_range() / (math.sqrt(12) * self.last_std)).clamp_min(1)
+
     def noise_bits(self) -> torch.Tensor:
         """ENOB equivalent: bits = log2(ceil(R_out / (sqrt(12) sigma)) + 1), per layer or channel."""
-        steps = torch.ceil(self.output_range() / (math.sqrt(12) * self.last_std)).clamp_min(1)
-        return torch.log2(steps + 1)
+        return torch.log2(self._steps() + 1)
 
-    def equivalent_quantizer(self, y: torch.Tensor) -> torch.Tensor:
+    def equivalent_quantizer(self, t: torch.Tensor) -> torch.Tensor:
         """Uniform quantization over [out_lo, out_hi] whose step/sqrt(12) equals sigma (the noise bits)."""
         if not math.isfinite(self.output_range()):
             raise RuntimeError("noise bits need the calibrated output range: run noisesim.calibrate first")
-        lo = self.out_lo.to(y.dtype)
-        steps = torch.ceil(self.output_range() / (math.sqrt(12) * self.last_std)).clamp_min(1)
-        step = self._along_channels(self.output_range() / steps, y.dim()).to(y.dtype)
-        return lo + round_ste((y.clamp(lo, self.out_hi.to(y.dtype)) - lo) / step) * step
+        lo = self.out_lo.to(t.dtype)
+        step = self.along_channels(self.output_range() / self._steps(), t.dim()).to(t.dtype)
+        return lo + round_ste((t.clamp(lo, self.out_hi.to(t.dtype)) - lo) / step) * step
 
     def extra_repr(self) -> str:
         e = self.energy().detach()
         energy = f"E={e.item():.4g}" if e.numel() == 1 else f"E=per-channel({e.numel()}) mean {e.mean().item():.4g}"
-        sigma = f" sigma={self.cfg.sigma:g}" if self.kind != "shot" else ""
+        sigma = f" sigma={self.sigma:g}" if self.sigma is not None else ""
         flags = "".join([" learnable" if self.log_energy.requires_grad else "",
                          " integer-E" if self.cfg.quantize_energy else "",
                          " as-quantizer" if self.as_quantizer else "",

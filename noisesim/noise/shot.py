@@ -5,21 +5,22 @@ output channel (quantized, BN-folded), fan-in D and energy E per MAC:
 
     sigma = ||x_patch|| * ||w_row|| / sqrt(D * E)
 
-The layer passes the two factors ``scale = (||x_patch||, ||w_row||)``, each broadcastable to
-the output (so the full-size product is formed once, already divided by sqrt(D * E)). No
+(Garg et al. 2021, arXiv 2102.06365: photon counting over the D products of one output, E
+photons per product, gives a relative error 1/sqrt(D E) of the norm product.) The layer hands the
+two norms, each broadcastable to the output, so the full-size product is formed once. No
 quantization is needed.
 """
 from __future__ import annotations
 
 import torch
 
-from noisesim.noise.base import NoiseModel
+from noisesim.noise.base import NoiseModel, Operands
+from noisesim.registry import NOISE_MODELS
 
 
+@NOISE_MODELS.register("shot")
 class ShotNoise(NoiseModel):
-    kind = "shot"
-
-    def std(self, scale: tuple[torch.Tensor, torch.Tensor], ndim: int, fan_in: int) -> torch.Tensor:
-        x_norm, w_norm = scale
-        e = self._along_channels(self.energy(), ndim)
-        return x_norm * (w_norm / torch.sqrt(fan_in * e))
+    def std(self, ops: Operands, ndim: int) -> torch.Tensor:
+        x_norm, w_norm = ops.norms()
+        e = self.along_channels(self.energy(), ndim)
+        return x_norm * (w_norm / torch.sqrt(ops.fan_in * e))

@@ -5,21 +5,27 @@ Added to each pre-activation output y of a layer with fan-in D and energy E per 
     sigma = sigma_t * R_w * R_x * sqrt(D / E),   sigma_t = 0.01
 
 R_w is the full range of the output channel's weight quantizer and R_x that of the input
-quantizer; the layer passes ``scale = R_w * R_x`` (per output channel or scalar). It needs
-quantized weights and inputs.
+quantizer (Garg, Lou, Jain, Nahmias 2021, "Dynamic Precision Analog Computing for Neural
+Networks", arXiv 2102.06365): a read-out noise whose scale follows the converters' full ranges;
+with sigma_t = 0.01, one photon per MAC at D = 1 is a 1% full-scale error. It needs quantized
+weights and inputs.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
-from noisesim.noise.base import NoiseModel
+from noisesim.noise.base import NoiseModel, Operands
+from noisesim.registry import NOISE_MODELS
+
+THERMAL_SIGMA = 0.01
 
 
+@NOISE_MODELS.register("thermal")
 class ThermalNoise(NoiseModel):
-    kind = "thermal"
+    default_sigma = THERMAL_SIGMA
+    needs_quantizers = True
 
-    def std(self, scale: torch.Tensor, ndim: int, fan_in: int) -> torch.Tensor:
-        e = self._along_channels(self.energy(), ndim)
-        return self.cfg.sigma * scale * torch.sqrt(fan_in / e)
+    def std(self, ops: Operands, ndim: int) -> torch.Tensor:
+        r_x, r_w = ops.ranges()
+        e = self.along_channels(self.energy(), ndim)
+        return self.sigma * (r_x * self.along_channels(r_w, ndim)) * torch.sqrt(ops.fan_in / e)

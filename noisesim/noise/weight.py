@@ -2,19 +2,25 @@
 
     w_noisy = w + N(0, sigma^2),   sigma = sigma_w * R_w / sqrt(E),   sigma_w = 0.1
 
-R_w is the full range of the weight quantizer of the weight's output channel; the layer
-passes ``scale = R_w`` shaped along the output-channel axis (dim 0 of the weight).
+R_w is the full range of the weight quantizer of the weight's output channel (Garg et al. 2021,
+arXiv 2102.06365): at E = 1 a programming error of 10% of the weight range, whose variance E
+repeats divide by E.
 """
 from __future__ import annotations
 
 import torch
 
-from noisesim.noise.base import NoiseModel
+from noisesim.noise.base import NoiseModel, Operands
+from noisesim.registry import NOISE_MODELS
+
+WEIGHT_SIGMA = 0.1
 
 
+@NOISE_MODELS.register("weight")
 class WeightNoise(NoiseModel):
-    kind = "weight"
+    acts_on = "weight"
+    default_sigma = WEIGHT_SIGMA
 
-    def std(self, scale: torch.Tensor, ndim: int, fan_in: int) -> torch.Tensor:
-        e = self._along_channels(self.energy(), ndim)
-        return self.cfg.sigma * scale / torch.sqrt(e)
+    def std(self, ops: Operands, ndim: int) -> torch.Tensor:
+        _, r_w = ops.ranges()
+        return self.sigma * self.along_channels(r_w, ndim) / torch.sqrt(self.along_channels(self.energy(), ndim))

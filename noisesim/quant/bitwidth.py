@@ -16,10 +16,7 @@ import torch
 from torch import nn
 
 from noisesim.config import MAX_BITS, MIN_BITS
-
-
-def _ste(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    return x + (value - x).detach()
+from noisesim.ops import ste
 
 
 class BitWidth(nn.Module):
@@ -28,17 +25,23 @@ class BitWidth(nn.Module):
         self.log2_bits = nn.Parameter(torch.full((channels,), math.log2(bits)))
         self.rounding = rounding
 
+    @torch.no_grad()
+    def set_bits(self, bits: float | torch.Tensor) -> None:
+        """Set the bits (one value, or one per channel)."""
+        b = torch.as_tensor(bits, dtype=self.log2_bits.dtype).clamp(MIN_BITS, MAX_BITS)
+        self.log2_bits.copy_(torch.log2(b).expand_as(self.log2_bits))
+
     def forward(self) -> torch.Tensor:
         bits = torch.exp2(self.log2_bits).clamp(MIN_BITS, MAX_BITS)
         if self.rounding == "round":
-            return _ste(bits, torch.round(bits))
+            return ste(bits, torch.round(bits))
         if self.rounding == "discrete":
-            return _ste(bits, torch.exp2(torch.round(torch.log2(bits)).clamp(1, 3)))
+            return ste(bits, torch.exp2(torch.round(torch.log2(bits)).clamp(1, 3)))
         if self.rounding == "stochastic":
             if self.training:
                 floor = torch.floor(bits)
-                return _ste(bits, floor + (torch.rand_like(bits) < bits - floor).float())
-            return _ste(bits, torch.round(bits))
+                return ste(bits, floor + (torch.rand_like(bits) < bits - floor).float())
+            return ste(bits, torch.round(bits))
         return bits
 
     def extra_repr(self) -> str:

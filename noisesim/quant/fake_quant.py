@@ -1,7 +1,8 @@
 """FakeQuantize: a calibrated affine fake quantizer (see ``noisesim.quant.functional``).
 
-Modes: ``calibrating`` (the observer watches, values pass through unchanged), frozen
-(quantizes with the stored range), disabled (``bits=None``: identity). With a fixed
+Modes: ``calibrating`` (the observer watches, values pass through unchanged; see
+``start_calibration`` / ``stop_calibration``), frozen (quantizes with the stored range),
+disabled (``bits=None``, or ``disable()``: identity). With a fixed
 integer bit-width and a fixed range it calls PyTorch's fused
 ``torch.fake_quantize_per_tensor_affine`` / ``..._per_channel_affine`` (STE gradient
 for the input); learnable ranges or bit-widths take the differentiable STE path.
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 from typing import Optional
 
+import dataclasses
+
 import torch
 from torch import nn
 
 from noisesim.config import QuantConfig
 from noisesim.quant.bitwidth import BitWidth
 from noisesim.quant.functional import fake_quant_ste, full_range, qparams
+from noisesim.ops import along_dim
 from noisesim.quant.observers import make_observer
 
 
@@ -30,8 +34,7 @@ class FakeQuantize(nn.Module):
         super().__init__()
         self.cfg, self.ch_axis, self.channels = cfg, ch_axis, channels
         n_range = channels if cfg.per_channel else 1
-        self.observer = make_observer(cfg.observer, ch_axis if cfg.per_channel else None, cfg.bits,
-                                      cfg.symmetric, cfg.percentile, cfg.ema_decay)
+        self.observer = make_observer(cfg, ch_axis if cfg.per_channel else None)
         lo, hi = torch.zeros(n_range), torch.ones(n_range)
         if cfg.learnable_range:
             self.lo, self.hi = nn.Parameter(lo), nn.Parameter(hi)
@@ -42,12 +45,40 @@ class FakeQuantize(nn.Module):
                          if cfg.learnable_bits else None)
         self.register_buffer("calibrated", torch.tensor(False))
         self.calibrating = False
+        self._on = True
         self.version = 0  # bumped when the range or bits change; lets layers cache quantized weights
         self._fused: Optional[tuple] = None
 
     @property
     def enabled(self) -> bool:
-        return self.cfg.bits is not None
+        """Quantizing: it has a bit-width and is switched on."""
+        return self.cfg.bits is not None and self._on
+
+    def enable(self, on: bool = True) -> None:
+        self._on = on
+
+    def disable(self) -> None:
+        self._on = False
+
+    def start_calibration(self) -> None:
+        """Forget the observed range and observe from now on (values pass through unquantized)."""
+        self.observer.reset()
+        self.calibrating = True
+
+    def stop_calibration(self, freeze: bool = True) -> None:
+        """Stop observing; with ``freeze``, take the observed range (if anything was observed)."""
+        self.calibrating = False
+        if freeze and self.observer.batches:
+            self.freeze()
+
+    @torch.no_grad()
+    def set_bits(self, bits: float | torch.Tensor) -> None:
+        """Use ``bits`` from now on (learnable bit-widths are set to it; fixed ones replace the config)."""
+        if self.bitwidth is not None:
+            self.bitwidth.set_bits(bits)
+        else:
+            self.cfg = dataclasses.replace(self.cfg, bits=float(torch.as_tensor(bits).float().mean()))
+        self.touch()
 
     @property
     def learnable(self) -> bool:
@@ -64,12 +95,7 @@ class FakeQuantize(nn.Module):
         return float(b.detach().mean()) if torch.is_tensor(b) else float(b)
 
     def _shape(self, t: torch.Tensor, ndim: int) -> torch.Tensor:
-        """Broadcast a per-channel vector along ``ch_axis`` of an ``ndim`` tensor (scalars stay scalars)."""
-        if t.numel() == 1:
-            return t.reshape(())
-        shape = [1] * ndim
-        shape[self.ch_axis] = -1
-        return t.reshape(shape)
+        return along_dim(t, ndim, self.ch_axis)
 
     @torch.no_grad()
     def freeze(self) -> None:

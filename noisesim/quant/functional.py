@@ -16,13 +16,10 @@ from typing import Union
 
 import torch
 
+from noisesim.ops import round_ste
+
 Bits = Union[float, torch.Tensor]
 MIN_SCALE = 1e-8
-
-
-def round_ste(x: torch.Tensor) -> torch.Tensor:
-    """round(x) forward, identity backward."""
-    return x + (torch.round(x) - x).detach()
 
 
 def level_bounds(bits: Bits, symmetric: bool) -> tuple[Bits, Bits]:

@@ -1,6 +1,7 @@
 """Range observers: they watch tensors during calibration and propose a clipping range.
 
-Every observer sees a 2-D view ``[channels, samples]`` (one row for per-tensor ranges)
+Observers are registered by name (``noisesim.registry.OBSERVERS``): minmax, ema, percentile,
+aciq, mse; ``QuantConfig.observer`` names one. Every observer sees a 2-D view ``[channels, samples]`` (one row for per-tensor ranges)
 and returns ``(lo, hi)`` per row. Ranges of successive batches are combined as the
 observer says: running extremes (min-max), an exponential moving average (EMA), or the
 mean over batches (percentile, ACIQ, MSE).
@@ -13,6 +14,10 @@ from typing import Optional
 
 import torch
 from torch import nn
+
+from noisesim.config import QuantConfig
+from noisesim.quant.functional import fake_quant_ste, qparams
+from noisesim.registry import OBSERVERS
 
 MAX_SAMPLES = 1 << 22  # rows longer than this are strided down before sorting / grid search
 
@@ -39,6 +44,11 @@ class Observer(nn.Module, abc.ABC):
         self.register_buffer("lo", torch.empty(0))
         self.register_buffer("hi", torch.empty(0))
         self.batches = 0
+
+    @classmethod
+    def from_config(cls, cfg: QuantConfig, ch_axis: Optional[int]) -> "Observer":
+        """The observer a quantizer of ``cfg`` uses (subclasses read their own settings from it)."""
+        return cls(ch_axis)
 
     @abc.abstractmethod
     def batch_range(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,6 +78,7 @@ class Observer(nn.Module, abc.ABC):
         self.lo, self.hi, self.batches = self.lo[:0], self.hi[:0], 0
 
 
+@OBSERVERS.register("minmax")
 class MinMaxObserver(Observer):
     """Running minimum and maximum over all batches."""
 
@@ -78,6 +89,7 @@ class MinMaxObserver(Observer):
         self.lo, self.hi = torch.minimum(self.lo, lo), torch.maximum(self.hi, hi)
 
 
+@OBSERVERS.register("ema")
 class EMAObserver(MinMaxObserver):
     """Exponential moving average of batch extremes: r <- r + c (r_batch - r), c = ``decay``."""
 
@@ -85,17 +97,26 @@ class EMAObserver(MinMaxObserver):
         super().__init__(ch_axis)
         self.decay = decay
 
+    @classmethod
+    def from_config(cls, cfg, ch_axis):
+        return cls(ch_axis, cfg.ema_decay)
+
     def combine(self, lo, hi):
         self.lo = self.lo + self.decay * (lo - self.lo)
         self.hi = self.hi + self.decay * (hi - self.hi)
 
 
+@OBSERVERS.register("percentile")
 class PercentileObserver(Observer):
     """The ``100 - p`` and ``p`` percentiles of each batch, averaged over batches."""
 
     def __init__(self, ch_axis=None, percentile: float = 99.99):
         super().__init__(ch_axis)
         self.percentile = percentile
+
+    @classmethod
+    def from_config(cls, cfg, ch_axis):
+        return cls(ch_axis, cfg.percentile)
 
     def batch_range(self, rows):
         rows = _subsample(rows)
@@ -117,12 +138,17 @@ def laplace_clip_ratio(bits: float, one_sided: bool) -> float:
     return float(r[torch.argmin(2 * torch.exp(-r) + quant)])
 
 
+@OBSERVERS.register("aciq")
 class ACIQObserver(Observer):
     """Laplace fit (b = mean |x - mu|) clipped at mu +/- alpha*(bits) b, inside the observed extremes."""
 
     def __init__(self, ch_axis=None, bits: float = 8):
         super().__init__(ch_axis)
         self.bits = bits
+
+    @classmethod
+    def from_config(cls, cfg, ch_axis):
+        return cls(ch_axis, cfg.bits or 8)
 
     def batch_range(self, rows):
         lo, hi = rows.amin(1), rows.amax(1)
@@ -136,6 +162,7 @@ class ACIQObserver(Observer):
         return torch.maximum(lo, mu - alpha), torch.minimum(hi, mu + alpha)
 
 
+@OBSERVERS.register("mse")
 class MSEObserver(Observer):
     """The clipping range (a fraction of the batch extremes) with least quantization MSE.
 
@@ -148,9 +175,11 @@ class MSEObserver(Observer):
         self.bits, self.symmetric = bits, symmetric
         self.ratios = torch.linspace(0.2, 1.0, steps)
 
-    def batch_range(self, rows):
-        from noisesim.quant.functional import qparams, fake_quant_ste
+    @classmethod
+    def from_config(cls, cfg, ch_axis):
+        return cls(ch_axis, cfg.bits or 8, cfg.symmetric)
 
+    def batch_range(self, rows):
         rows = _subsample(rows)
         lo, hi = rows.amin(1), rows.amax(1)
         best_err = torch.full_like(lo, float("inf"))
@@ -166,17 +195,6 @@ class MSEObserver(Observer):
         return best_lo, best_hi
 
 
-def make_observer(name: str, ch_axis: Optional[int], bits: Optional[float], symmetric: bool,
-                  percentile: float = 99.99, ema_decay: float = 0.1) -> Observer:
-    bits = bits or 8
-    if name == "minmax":
-        return MinMaxObserver(ch_axis)
-    if name == "ema":
-        return EMAObserver(ch_axis, ema_decay)
-    if name == "percentile":
-        return PercentileObserver(ch_axis, percentile)
-    if name == "aciq":
-        return ACIQObserver(ch_axis, bits)
-    if name == "mse":
-        return MSEObserver(ch_axis, bits, symmetric)
-    raise ValueError(f"unknown observer {name!r}")
+def make_observer(cfg: QuantConfig, ch_axis: Optional[int]) -> Observer:
+    """The registered observer ``cfg.observer`` for a tensor whose channels lie on ``ch_axis`` (None: per tensor)."""
+    return OBSERVERS.get(cfg.observer).from_config(cfg, ch_axis)

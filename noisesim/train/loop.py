@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from noisesim.train.tasks import call_model, split_batch
+from noisesim.batches import call_model, split_batch
 
 Penalty = Callable[[], tuple[torch.Tensor, dict[str, float]]]
 
@@ -107,7 +107,7 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
             loss = loss + pen
             stats.update(pen_stats, penalty=pen.item())
         if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower --lr")
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

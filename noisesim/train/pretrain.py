@@ -15,17 +15,18 @@ import time
 
 import torch
 
-from noisesim.data.registry import DATASETS, build_data
+from noisesim.data.registry import build_data
 from noisesim.data.tensors import random_crop_flip
 from noisesim.io import save_checkpoint
 from noisesim.models.zoo import MODELS
+from noisesim.registry import DATASETS
 from noisesim.train.loop import TrainConfig, evaluate, train
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="resnet20", choices=list(MODELS))
-    p.add_argument("--dataset", default="fashion_mnist", choices=DATASETS)
+    p.add_argument("--dataset", default="fashion_mnist", choices=list(DATASETS))
     p.add_argument("--data_path", default=None, help="data folder (default: the loader's default)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch_size", type=int, default=128)
@@ -40,7 +41,7 @@ def main(argv=None) -> None:
     data = build_data(args.dataset, args.data_path, args.batch_size, 1000, seed=args.seed)
     if args.dataset in ("fashion_mnist", "cifar10"):
         data.train.transform = random_crop_flip(2, torch.Generator().manual_seed(args.seed))
-    model = MODELS[args.model].build(num_classes=data.num_classes, in_channels=data.in_channels)
+    model = MODELS.get(args.model).build(num_classes=data.num_classes, in_channels=data.in_channels)
     cfg = TrainConfig(steps=args.epochs * len(data.train), lr=args.lr, optimizer=args.optimizer, momentum=0.9,
                       weight_decay=args.weight_decay, schedule="cosine", desc="pretrain")
     start = time.time()

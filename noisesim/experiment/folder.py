@@ -1,4 +1,10 @@
-"""A run folder: config.json, results.csv (one row per sweep point), per-layer allocations.
+"""A run folder: config.json, results.csv (one row per sweep point), per-point layers and allocations.
+
+    config.json              the experiment's settings, each with its label, unit and help
+    results.csv              one row per point (columns: docs/results.md)
+    layers/<point_id>.csv    one row per layer (noisesim.energy_report)
+    layers/<point_id>_channels.csv   one row per output channel (noisesim.channel_report)
+    allocations/<point_id>.json      the allocation the point evaluated (noisesim.allocate.Allocation)
 
 Nothing is lost: rows are appended atomically, a finished point is recognised by its id
 (``--resume`` skips it), and an existing folder is never touched without ``--resume`` or
@@ -8,10 +14,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pandas as pd
 
+from noisesim.allocate import Allocation
 from noisesim.io import append_csv_row, atomic_write, read_csv_rows, write_json
 
 
@@ -35,7 +42,6 @@ class RunFolder:
                 raise RunFolderError(f"run folder {path} exists; pass --resume to continue it or --overwrite "
                                      "to start over (the old folder is kept aside)")
         path.mkdir(parents=True, exist_ok=True)
-        (path / "layers").mkdir(exist_ok=True)
         return cls(path)
 
     @property
@@ -52,7 +58,9 @@ class RunFolder:
     def append(self, row: dict[str, Any]) -> None:
         append_csv_row(self.results_csv, row)
 
-    def write_layers(self, point_id: str, layers: pd.DataFrame, channels: pd.DataFrame | None = None) -> None:
+    def write_point(self, point_id: str, layers: pd.DataFrame, channels: Optional[pd.DataFrame],
+                    allocation: Allocation) -> None:
         atomic_write(self.path / "layers" / f"{point_id}.csv", lambda f: layers.to_csv(f, index=False))
         if channels is not None:
             atomic_write(self.path / "layers" / f"{point_id}_channels.csv", lambda f: channels.to_csv(f, index=False))
+        allocation.save(self.path / "allocations" / f"{point_id}.json")

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from noisesim.analysis.plots import LABELS, save, style
+from noisesim.reports.curves import allocation_palette, save, style
 
-POINT_FIELDS = ("point_id", "noise_type", "allocation", "target_emac", "weight_bits", "act_bits",
+POINT_FIELDS = ("point_id", "noise_type", "allocation_label", "target_emac", "weight_bits", "act_bits",
                 "target_weight_bits", "accuracy")
 
 
@@ -75,13 +75,14 @@ def by_layer(layers: pd.DataFrame, column: str, ylabel: str, stem: Path, log: bo
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False, sharey=True)
-    palette = dict(zip(LABELS, sns.color_palette("deep", 3)))
+    palette = allocation_palette(df["allocation_label"])
     for ax, ((noise, target), g) in zip(axes.flat, panels):
-        for alloc, a in g.groupby("allocation", sort=False):
-            a = a.sort_values("layer")
-            ax.plot(a["layer"], a[column], marker="o", ms=3, lw=1, color=palette.get(alloc),
-                    label=LABELS.get(alloc, alloc))
-            if band and alloc == "channel":
+        for alloc in palette:
+            a = g[g["allocation_label"] == alloc].sort_values("layer")
+            if a.empty:
+                continue
+            ax.plot(a["layer"], a[column], marker="o", ms=3, lw=1, color=palette[alloc], label=alloc)
+            if band and alloc.endswith("per channel"):
                 ax.fill_between(a["layer"], a[band[0]], a[band[1]], color=palette.get(alloc), alpha=0.2, lw=0)
         ax.set_title(f"{noise}, target E = {target:g} photons/MAC", fontsize=8)
         _xticks(ax, list(g.sort_values("layer")["name"].drop_duplicates()))
@@ -110,7 +111,7 @@ def bits_by_layer(layers: pd.DataFrame, stem: Path, max_points: int = 6) -> list
         label = f"W{r['weight_bits']:g}A{r['act_bits']:g}" if pd.isna(r.get("target_weight_bits")) else \
             f"trained, target W{r['target_weight_bits']:g}"
         if r["noise_type"] != "none":
-            label += f", {r['noise_type']} {LABELS.get(r['allocation'], r['allocation'])} E={r['target_emac']:g}"
+            label += f", {r['noise_type']} {r['allocation_label']} E={r['target_emac']:g}"
         for ax, col in zip(axes, ("weight_bits", "act_bits")):
             ax.plot(g["layer"], g[col], marker="o", ms=3, lw=1, color=palette[i % 10], label=label)
     names = list(df[df["point_id"] == ids[0]].sort_values("layer")["name"])
@@ -131,7 +132,6 @@ def _snr_frame(channels: pd.DataFrame) -> pd.DataFrame:
     mid = {n: representative(g["target_emac"], 3)[len(representative(g["target_emac"], 3)) // 2]
            for n, g in df.groupby("noise_type")}
     df = df[df["target_emac"] == df["noise_type"].map(mid)].copy()
-    df["allocation"] = df["allocation"].map(lambda a: LABELS.get(a, a))
     df["panel"] = df["noise_type"] + ", target E = " + df["target_emac"].map("{:g}".format) + " photons/MAC"
     return df
 
@@ -145,13 +145,13 @@ def snr_plots(channels: pd.DataFrame, stem: Path) -> list[Path]:
         return []
     style()
     paths = []
-    g = sns.displot(df, x="snr_db", hue="allocation", col="panel", kind="hist", element="step", stat="density",
+    g = sns.displot(df, x="snr_db", hue="allocation_label", col="panel", kind="hist", element="step", stat="density",
                     common_norm=False, height=2.8, aspect=1.2, facet_kws={"sharey": False})
     g.set_titles("{col_name}", size=8).set_axis_labels("SNR per output channel (dB)", "density")
     paths += save(g.figure, stem.with_name(stem.name + "_histogram"))
     for x, name, label in (("layer", "_by_layer", "layer"), ("fan_in", "_by_fan_in", "fan-in D")):
         n = df[x].nunique()
-        g = sns.catplot(df, x=x, y="snr_db", hue="allocation", row="panel", kind="violin", density_norm="width",
+        g = sns.catplot(df, x=x, y="snr_db", hue="allocation_label", row="panel", kind="violin", density_norm="width",
                         cut=0, inner=None, linewidth=0.4, height=2.6, aspect=max(1.5, n / 8))
         g.set_titles("{row_name}", size=8).set_axis_labels(label, "SNR (dB)")
         for ax in g.axes.flat:

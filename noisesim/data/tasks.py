@@ -1,34 +1,13 @@
-"""What a task computes from a batch: model call, loss and metric.
+"""What a task computes from a model's outputs: loss, predictions and metric.
 
-A task keeps the training loop free of task-specific code: image and sentence
-classification share :class:`Classification`; click prediction (DLRM) uses
+A data set names its task, which keeps the training loop free of task-specific code: image
+and sentence classification share :class:`Classification`; click prediction (DLRM) uses
 :class:`BinaryClassification`, whose metric is the area under the ROC curve.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-
-def call_model(model: nn.Module, inputs: Any) -> torch.Tensor:
-    """``model(**inputs)`` for a dict, ``model(*inputs)`` for a tuple or list, else ``model(inputs)``."""
-    if isinstance(inputs, dict):
-        out = model(**inputs)
-    elif isinstance(inputs, (tuple, list)):
-        out = model(*inputs)
-    else:
-        out = model(inputs)
-    return getattr(out, "logits", out)
-
-
-def split_batch(batch: Any) -> tuple[Any, Any]:
-    """``(inputs, targets)`` from a pair, or ``(batch, None)`` for inputs alone."""
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        return batch[0], batch[1]
-    return batch, None
 
 
 class Classification:
@@ -84,5 +63,3 @@ def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2
     return (u / (n_pos * n_neg)).item()
 
-
-TASKS = {"classification": Classification, "binary": BinaryClassification}

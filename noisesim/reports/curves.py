@@ -2,20 +2,31 @@
 
 Every function takes the rows as a DataFrame and a path stem, draws nothing and returns
 [] when the rows hold nothing to show, else the written paths. A ``setting`` column
-(added when runs are compared, see ``noisesim.analysis.figures``) becomes the hue.
+(added when runs are compared, see ``noisesim.reports.figures``) becomes the hue. Allocations
+are named by the rows' ``allocation_label`` ("uniform", "trained per channel", ...) and drawn
+in a fixed order and colour.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+ORDER = ("uniform", "trained per layer", "trained per channel")
 
-LABELS = {"uniform": "uniform", "layer": "trained per layer", "channel": "trained per channel"}
+
+def allocation_order(labels) -> list[str]:
+    """Allocation labels in a fixed order: uniform, trained per layer / channel, then the others sorted."""
+    present = set(labels)
+    return [a for a in ORDER if a in present] + sorted(present - set(ORDER))
+
+
+def allocation_palette(labels) -> dict[str, tuple]:
+    """One colour per allocation label, the same in every plot."""
+    order = allocation_order(labels)
+    return dict(zip(order, sns.color_palette("deep", max(3, len(order)))))
 
 
 def style() -> None:
@@ -32,8 +43,8 @@ def save(fig, stem: Path) -> list[Path]:
 
 
 def curve_label(keys: tuple, names: tuple[str, ...]) -> str:
-    """'thermal, trained per layer' from group keys (the allocation spelled out)."""
-    return ", ".join(LABELS.get(k, str(k)) if n == "allocation" else str(k) for k, n in zip(keys, names))
+    """'thermal, trained per layer' from group keys."""
+    return ", ".join(str(k) for k in keys)
 
 
 def _hue(df: pd.DataFrame, candidates: tuple[str, ...]) -> tuple[str, ...]:
@@ -67,10 +78,20 @@ def _finish(fig, ax, df: pd.DataFrame, xlabel: str, title: str, stem: Path, lege
 
 
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
-    """Allocations in the order uniform, per layer, per channel (so colours match across plots)."""
+    """Allocations in the fixed order (so colours match across plots)."""
     df = df.copy()
-    df["allocation"] = pd.Categorical(df["allocation"], [a for a in LABELS if a in set(df["allocation"])])
+    df["allocation_label"] = pd.Categorical(df["allocation_label"], allocation_order(df["allocation_label"]))
     return df
+
+
+def _curves(df: pd.DataFrame, names: tuple[str, ...], x: str):
+    """A new figure, and per curve (one per group of ``names``): its colour, label and rows sorted by ``x``."""
+    style()
+    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    palette = sns.color_palette("deep", 10)
+    groups = [(palette[i % 10], curve_label(keys, names), g.sort_values(x))
+              for i, (keys, g) in enumerate(df.groupby(list(names), sort=True, observed=True))]
+    return fig, ax, groups
 
 
 def accuracy_vs_energy(results: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
@@ -80,16 +101,12 @@ def accuracy_vs_energy(results: pd.DataFrame, stem: Path, title: str = "") -> li
     if df.empty:
         return []
     df = _ordered(df)
-    style()
-    fig, ax = plt.subplots(figsize=(5.0, 3.6))
-    palette = sns.color_palette("deep", 10)
-    names = _hue(df, ("setting", "noise_type", "allocation"))
-    if "allocation" not in names:
-        names += ("allocation",)
-    for i, (keys, g) in enumerate(df.groupby(list(names), sort=True, observed=True)):
-        g = g.sort_values("avg_emac_aj")
-        _band(ax, g["avg_emac_aj"], g["accuracy"], g["accuracy_ci95"].fillna(0), palette[i % 10],
-              curve_label(keys, names))
+    names = _hue(df, ("setting", "noise_type", "allocation_label"))
+    if "allocation_label" not in names:
+        names += ("allocation_label",)
+    fig, ax, curves = _curves(df, names, "avg_emac_aj")
+    for color, label, g in curves:
+        _band(ax, g["avg_emac_aj"], g["accuracy"], g["accuracy_ci95"].fillna(0), color, label)
     ax.set_xscale("log")
     return _finish(fig, ax, df, "average energy per MAC (aJ)", title, stem)
 
@@ -100,15 +117,11 @@ def accuracy_vs_bits(results: pd.DataFrame, stem: Path, title: str = "") -> list
     df = results.dropna(subset=["avg_weight_bits"]).copy()
     if df.empty or df["avg_weight_bits"].round(3).nunique() < 2:
         return []
-    style()
     df["act"] = df["avg_act_bits"].round(1).map(lambda b: f"A{b:g}" if b == b else "A float")
-    names = _hue(df, ("setting", "noise_type", "act"))
-    fig, ax = plt.subplots(figsize=(5.0, 3.6))
-    palette = sns.color_palette("deep", 10)
-    for i, (keys, g) in enumerate(df.groupby(list(names), sort=True, observed=True)):
-        g = g.sort_values("avg_weight_bits")
+    fig, ax, curves = _curves(df, _hue(df, ("setting", "noise_type", "act")), "avg_weight_bits")
+    for color, label, g in curves:
         ax.errorbar(g["avg_weight_bits"], g["accuracy"] * 100, yerr=g["accuracy_ci95"].fillna(0) * 100,
-                    marker="o", ms=4, capsize=2, color=palette[i % 10], label=curve_label(keys, names))
+                    marker="o", ms=4, capsize=2, color=color, label=label)
     return _finish(fig, ax, df, "average weight bits", title, stem)
 
 
@@ -121,15 +134,9 @@ def noise_bits_accuracy(results: pd.DataFrame, stem: Path, title: str = "") -> l
     if df.empty:
         return []
     df = _ordered(df)
-    style()
-    fig, ax = plt.subplots(figsize=(5.0, 3.6))
-    palette = sns.color_palette("deep", 10)
-    names = _hue(df, ("setting", "noise_type", "allocation"))
-    for i, (keys, g) in enumerate(df.groupby(list(names), sort=True, observed=True)):
-        g = g.sort_values("avg_noise_bits")
-        label = curve_label(keys, names)
-        _band(ax, g["avg_noise_bits"], g["accuracy"], g["accuracy_ci95"].fillna(0), palette[i % 10],
-              f"{label}: analog noise")
-        ax.plot(g["avg_noise_bits"], g["noise_bits_accuracy"] * 100, ls=":", marker="s", ms=4,
-                color=palette[i % 10], label=f"{label}: equivalent quantizer")
+    fig, ax, curves = _curves(df, _hue(df, ("setting", "noise_type", "allocation_label")), "avg_noise_bits")
+    for color, label, g in curves:
+        _band(ax, g["avg_noise_bits"], g["accuracy"], g["accuracy_ci95"].fillna(0), color, f"{label}: analog noise")
+        ax.plot(g["avg_noise_bits"], g["noise_bits_accuracy"] * 100, ls=":", marker="s", ms=4, color=color,
+                label=f"{label}: equivalent quantizer")
     return _finish(fig, ax, df, "average noise bits (MAC-weighted ENOB)", title, stem, legend_size=6)

@@ -5,19 +5,21 @@ report move accuracy as much as the method itself. A card (``card.md`` + ``card.
 lists them for each setting of a run (or of compared runs) — weight granularity, symmetry,
 first/last layer precision, observers and calibration size, BN folding, residual
 ("precision highway") quantization, the baseline checkpoint, the training data and labels,
-the evaluation set and seeds — then every result row with its 95% confidence interval.
+the evaluation set and seeds — then every recorded setting of the experiment (each field with
+its label and unit, from the run's config.json), then every result row with its 95% confidence
+interval.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pandas as pd
 
 from noisesim.io import atomic_write, write_json
 
-RESULT_COLUMNS = ("noise_type", "allocation", "target_emac", "avg_emac", "avg_emac_aj", "weight_bits", "act_bits",
+RESULT_COLUMNS = ("noise_type", "allocation_label", "target_emac", "avg_emac", "avg_emac_aj", "weight_bits", "act_bits",
                   "avg_weight_bits", "avg_act_bits", "accuracy", "accuracy_ci95", "uniform_accuracy_same_energy",
                   "noise_bits_accuracy", "seed", "mc_repeats")
 
@@ -68,17 +70,31 @@ def confounders(row: pd.Series, seeds: list) -> dict[str, str]:
     }
 
 
-def card(results: pd.DataFrame) -> dict[str, Any]:
-    """The card of some result rows: confounders per setting (``setting`` column, if any) and the rows."""
+def recorded_settings(fields: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Every recorded, run-wide field of a run's config.json as label -> value with its unit."""
+    out = {}
+    for f in sorted(fields.values(), key=lambda f: f.get("order", 0)):
+        if f.get("record") and not f.get("sweep"):
+            v = f["value"]
+            shown = "—" if v is None or v == [] else " ".join(map(str, v)) if isinstance(v, list) else str(v)
+            out[f["label"]] = f"{shown} {f['unit']}".strip() if f["unit"] and shown != "—" else shown
+    return out
+
+
+def card(results: pd.DataFrame, fields: Optional[dict[str, dict]] = None) -> dict[str, Any]:
+    """The card of some result rows: confounders per setting (``setting`` column, if any), the recorded
+    settings of each (``fields``: setting -> the run's config.json fields) and the rows."""
     df = results.copy()
     if "setting" not in df:
         df["setting"] = "this run"
-    settings = {}
+    settings, recorded = {}, {}
     for name, g in df.groupby("setting", sort=False):
         settings[str(name)] = confounders(g.iloc[0], sorted(g["seed"].dropna().unique()))
+        if fields and fields.get(str(name)):
+            recorded[str(name)] = recorded_settings(fields[str(name)])
     cols = ["setting"] + [c for c in RESULT_COLUMNS if c in df]
     rows = df[cols].astype(object).where(df[cols].notna(), None).to_dict("records")
-    return {"settings": settings, "results": rows}
+    return {"settings": settings, "recorded": recorded, "results": rows}
 
 
 def _fmt(v: Any, pct: bool = False) -> str:
@@ -96,6 +112,12 @@ def card_markdown(c: dict[str, Any], title: str) -> str:
              "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for k in keys:
         lines.append(f"| {k} | " + " | ".join(c["settings"][n][k] for n in names) + " |")
+    if c.get("recorded"):
+        runs = list(c["recorded"])
+        labels = list(dict.fromkeys(k for n in runs for k in c["recorded"][n]))
+        lines += ["", "## Settings", "", "| | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
+        for k in labels:
+            lines.append(f"| {k} | " + " | ".join(c["recorded"][n].get(k, "—") for n in runs) + " |")
     lines += ["", "## Results", "",
               "Accuracy: mean over noise draws ± 95% confidence half-width of that mean (noise draws only; the "
               "test-set sampling error sqrt(p(1-p)/n) comes on top).", "",
@@ -111,16 +133,17 @@ def card_markdown(c: dict[str, Any], title: str) -> str:
         else:
             acc += f" ± {_fmt(r.get('accuracy_ci95') or 0.0, True)}"
         lines.append(" | ".join([
-            "", str(r["setting"]), str(r["noise_type"]), str(r["allocation"]), _fmt(r.get("target_emac")),
+            "", str(r["setting"]), str(r["noise_type"]), str(r["allocation_label"]), _fmt(r.get("target_emac")),
             _fmt(r.get("avg_emac")), _fmt(r.get("avg_emac_aj")), _fmt(r.get("avg_weight_bits")),
             _fmt(r.get("avg_act_bits")), acc, _fmt(r.get("uniform_accuracy_same_energy"), True),
             _fmt(r.get("noise_bits_accuracy"), True), ""]).strip())
     return "\n".join(lines) + "\n"
 
 
-def write_card(results: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
+def write_card(results: pd.DataFrame, out_dir: Path, title: str,
+               fields: Optional[dict[str, dict]] = None) -> list[Path]:
     """Write ``card.json`` and ``card.md`` into ``out_dir``."""
-    c = card(results)
+    c = card(results, fields)
     out_dir = Path(out_dir)
     write_json(out_dir / "card.json", {"title": title, **c})
     text = card_markdown(c, title)

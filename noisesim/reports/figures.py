@@ -3,26 +3,36 @@
 ``draw_run(run_dir)`` redraws one run (``main.py`` calls it at the end of every run,
 ``python -m noisesim.plot`` on demand); ``compare_runs(run_dirs, out_dir)`` puts runs that
 differ in some setting (per-channel weights, symmetric activations, another baseline, ...)
-on the same axes, labelled by the settings that differ.
+on the same axes, labelled by the settings that differ. Reports read run folders only
+(results.csv, config.json, layers/); they never run anything.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import pandas as pd
 
-from noisesim.analysis.cards import write_card
-from noisesim.analysis.layer_plots import bits_by_layer, by_layer, load_layers, snr_plots
-from noisesim.analysis.plots import accuracy_vs_bits, accuracy_vs_energy, noise_bits_accuracy
-from noisesim.analysis.savings import read_searches, write_savings
-from noisesim.analysis.sweep import FIXED_FIELDS
+from noisesim.reports.cards import write_card
+from noisesim.reports.curves import accuracy_vs_bits, accuracy_vs_energy, noise_bits_accuracy
+from noisesim.reports.layers import bits_by_layer, by_layer, load_layers, snr_plots
+from noisesim.reports.savings import read_searches, write_savings
 
 
 def _title(df: pd.DataFrame) -> str:
     if not {"model", "dataset"} <= set(df) or df.empty:
         return ""
     return " / ".join(f"{m} on {d}" for m, d in df[["model", "dataset"]].drop_duplicates().itertuples(index=False))
+
+
+def run_fields(run_dir: Path) -> Optional[dict[str, dict]]:
+    """The experiment fields a run recorded in its config.json (None for a folder without one)."""
+    path = Path(run_dir) / "config.json"
+    try:
+        return json.loads(path.read_text()).get("fields")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def draw_results(df: pd.DataFrame, out: Path, title: str) -> list[Path]:
@@ -40,7 +50,7 @@ def draw_run(run_dir: Path, plots: bool = True) -> list[Path]:
     if df.empty:
         return []
     title = _title(df)
-    paths = write_card(df, run_dir, title)
+    paths = write_card(df, run_dir, title, {"this run": run_fields(run_dir)})
     paths += write_savings(read_searches([run_dir]), run_dir)
     if not plots:
         return paths
@@ -55,28 +65,28 @@ def draw_run(run_dir: Path, plots: bool = True) -> list[Path]:
     return paths
 
 
-def settings_labels(frames: Sequence[pd.DataFrame], names: Sequence[str]) -> list[str]:
-    """A label per run from the fixed settings that differ between the runs (else the run names)."""
-    firsts = [f.iloc[0] for f in frames]
-    differ = [k for k in FIXED_FIELDS + ("baseline",) if k in frames[0] and
-              len({str(r.get(k)) for r in firsts}) > 1]
-    if "baseline" in differ and "checkpoint_path" in differ:
-        differ.remove("checkpoint_path")  # the baseline names the checkpoint file and its hash
+def settings_labels(fields: Sequence[Optional[dict[str, dict]]], names: Sequence[str]) -> list[str]:
+    """A label per run from the recorded run-wide settings that differ between the runs (else the run names)."""
+    if any(f is None for f in fields):
+        return list(names)
+    keys = [k for k, f in fields[0].items() if f.get("record") and not f.get("sweep")]
+    differ = [k for k in keys if len({json.dumps(f.get(k, {}).get("value"), sort_keys=True) for f in fields}) > 1]
     if not differ:
         return list(names)
-    return [", ".join(f"{k}={r.get(k)}" for k in differ) for r in firsts]
+    return [", ".join(f"{k}={f[k]['value']}" for k in differ) for f in fields]
 
 
 def compare_runs(run_dirs: Sequence[Path], out_dir: Path) -> list[Path]:
     """Comparison plots, a card with one confounder column per run, and a joint savings table."""
     run_dirs = [Path(d) for d in run_dirs]
     frames = [pd.read_csv(d / "results.csv") for d in run_dirs]
-    labels = settings_labels(frames, [d.name for d in run_dirs])
+    fields = [run_fields(d) for d in run_dirs]
+    labels = settings_labels(fields, [d.name for d in run_dirs])
     df = pd.concat([f.assign(setting=label) for f, label in zip(frames, labels)], ignore_index=True)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     title = _title(df)
     paths = draw_results(df, out_dir, title)
-    paths += write_card(df, out_dir, title)
+    paths += write_card(df, out_dir, title, dict(zip(labels, fields)))
     paths += write_savings(read_searches(run_dirs), out_dir)
     return paths

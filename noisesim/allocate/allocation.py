@@ -1,0 +1,167 @@
+"""The allocation object every method returns: energies per MAC and bit-widths, per layer or per channel.
+
+An :class:`Allocation` maps each instrumented layer (by its module path) to its energy per MAC
+in photons (one value, or one per output channel), its weight bit-width(s) and its input
+bit-width, together with what the averages are weighted by (MACs, weight count, input
+elements). It reads itself from a prepared model (``from_model``), applies itself to one
+(``apply``), rescales to an average budget, and round-trips through JSON, so an allocation
+found by one method on one machine can be evaluated anywhere.
+
+    average energy      E_avg = sum_l mean_c(E_l) MACs_l / sum_l MACs_l
+    average weight bits       sum_l mean_c(b_l) weights_l / sum_l weights_l
+    average input bits        sum_l a_l inputs_l / sum_l inputs_l
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from noisesim.energy import weighted_mean
+from noisesim.io import atomic_write
+from noisesim.nn.prepare import sim_layers
+
+
+@dataclass
+class LayerAllocation:
+    """One layer's share. ``energy``: photons/MAC (one value, or one per output channel; None: no noise).
+    ``weight_bits``: one value or one per output channel (None: float weights). ``act_bits``: input bits."""
+
+    macs: int
+    energy: Optional[list[float]] = None
+    weight_bits: Optional[list[float]] = None
+    act_bits: Optional[float] = None
+    weights: int = 0
+    in_elems: int = 0
+
+
+def _values(t: Optional[torch.Tensor | float]) -> Optional[list[float]]:
+    if t is None:
+        return None
+    return [float(v) for v in torch.as_tensor(t).detach().float().reshape(-1)]
+
+
+@dataclass
+class Allocation:
+    """Per-layer energies and bit-widths of one model, and how they were found (``method``,
+    ``granularity``, ``info``: e.g. wall time and forward/backward passes)."""
+
+    layers: dict[str, LayerAllocation]
+    method: str = "uniform"
+    granularity: str = "layer"
+    info: dict[str, Any] = field(default_factory=dict)
+
+    # -- from and to a model ----------------------------------------------------
+    @classmethod
+    def from_model(cls, model: nn.Module, method: str = "uniform", granularity: str = "layer") -> "Allocation":
+        """The model's current energies and bits (MACs and input sizes from its last forward)."""
+        layers = {}
+        for m in sim_layers(model):
+            wq = m.weight_quant
+            layers[m.name] = LayerAllocation(
+                macs=m.macs, energy=_values(m.energy()),
+                weight_bits=_values(wq.bits()) if wq is not None and wq.enabled else None,
+                act_bits=m.act_quant.mean_bits() if m.act_quant.enabled else None,
+                weights=m.weight_count, in_elems=m.in_elems)
+        if not layers:
+            raise ValueError("model has no instrumented layer: call noisesim.prepare first")
+        return cls(layers, method, granularity)
+
+    @torch.no_grad()
+    def apply(self, model: nn.Module) -> nn.Module:
+        """Set every layer's energy and bits to this allocation's (layers are matched by name)."""
+        layers = {m.name: m for m in sim_layers(model)}
+        missing = sorted(set(self.layers) - set(layers))
+        if missing:
+            raise ValueError(f"allocation names layers the model does not have: {', '.join(missing[:5])}"
+                             + (" ..." if len(missing) > 5 else ""))
+        for name, a in self.layers.items():
+            m = layers[name]
+            if a.energy is not None and m.noise is not None:
+                m.set_energy(_fit(a.energy, m.noise.log_energy.numel(), name))
+            weight_bits = None
+            if a.weight_bits is not None and m.weight_quant is not None and m.weight_quant.bitwidth is not None:
+                weight_bits = _fit(a.weight_bits, m.weight_quant.bitwidth.log2_bits.numel(), name)
+            elif a.weight_bits is not None:
+                weight_bits = sum(a.weight_bits) / len(a.weight_bits)
+            m.set_bits(weight=weight_bits, act=a.act_bits)
+        return model
+
+    # -- averages -----------------------------------------------------------------
+    def _noisy(self) -> list[LayerAllocation]:
+        return [a for a in self.layers.values() if a.energy is not None]
+
+    def average_energy(self) -> float:
+        """MAC-weighted average energy per MAC (photons); NaN without noisy layers."""
+        noisy = self._noisy()
+        return float(weighted_mean([torch.tensor(a.energy) for a in noisy], [a.macs for a in noisy])) \
+            if noisy else math.nan
+
+    def average_weight_bits(self) -> float:
+        q = [a for a in self.layers.values() if a.weight_bits is not None]
+        return float(weighted_mean([torch.tensor(a.weight_bits) for a in q], [a.weights for a in q])) if q else math.nan
+
+    def average_act_bits(self) -> float:
+        q = [a for a in self.layers.values() if a.act_bits is not None]
+        return float(weighted_mean([a.act_bits for a in q], [a.in_elems for a in q])) if q else math.nan
+
+    # -- derived allocations ------------------------------------------------------
+    def with_average_energy(self, target: float) -> "Allocation":
+        """Every energy scaled by one factor so that the average is ``target``."""
+        factor = target / self.average_energy()
+        return self._with_energies(lambda a: [e * factor for e in a.energy])
+
+    def uniform(self, e_mac: float) -> "Allocation":
+        """Every noisy layer (and channel) at ``e_mac``: the uniform allocation of the same layers."""
+        out = self._with_energies(lambda a: [e_mac] * len(a.energy))
+        out.method, out.info = "uniform", {}
+        return out
+
+    def _with_energies(self, fn) -> "Allocation":
+        layers = {n: dataclasses.replace(a, energy=fn(a) if a.energy is not None else None)
+                  for n, a in self.layers.items()}
+        return Allocation(layers, self.method, self.granularity, dict(self.info))
+
+    # -- JSON -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "granularity": self.granularity, "info": self.info,
+                "average_energy": self.average_energy(), "average_weight_bits": self.average_weight_bits(),
+                "average_act_bits": self.average_act_bits(),
+                "layers": {n: dataclasses.asdict(a) for n, a in self.layers.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Allocation":
+        try:
+            layers = {n: LayerAllocation(**a) for n, a in d["layers"].items()}
+            return cls(layers, d.get("method", "uniform"), d.get("granularity", "layer"), dict(d.get("info", {})))
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"not an allocation ({type(e).__name__}: {e})") from None
+
+    def save(self, path: str | os.PathLike) -> None:
+        text = json.dumps(self.to_dict(), indent=1, default=str)
+        atomic_write(path, lambda f: f.write(text))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Allocation":
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: cannot read an allocation ({type(e).__name__})") from None
+        return cls.from_dict(d)
+
+
+def _fit(values: list[float], n: int, name: str) -> torch.Tensor:
+    """``values`` for a parameter of ``n`` entries: equal length, or one value spread, or a mean."""
+    t = torch.tensor(values)
+    if t.numel() == n:
+        return t
+    if t.numel() == 1 or n == 1:
+        return t.mean().expand(n)
+    raise ValueError(f"layer {name}: allocation has {t.numel()} values, the layer {n}")

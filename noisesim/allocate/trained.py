@@ -1,0 +1,164 @@
+"""Trained allocation (Garg et al. 2021): log-energies and/or log2 bit-widths learnt under a constrained loss.
+
+Only the chosen allocation parameters train — selected by module type, never by name:
+log-energies of noise models, log2 bit-widths (``BitWidth``) and learnable quantizer ranges;
+the network's weights stay frozen and in eval mode. The loss is
+
+    task_loss + lambda * max(0, log E_avg - log E_target)                (constrained energy)
+              + lambda * [max(0, w_avg - w_target) + max(0, a_avg - a_target)]   (bits)
+
+(``constrained=False``: lambda * log E_avg). After training, an allocation still above its
+energy target is scaled down by one common factor (``projected``), and bit-widths above their
+targets are lowered by one common log2 shift, so every point spends at most its budget.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from noisesim.allocate.allocation import Allocation
+from noisesim.allocate.base import AllocationProblem, Allocator, measure_cost
+from noisesim.energy import (average_act_bits, average_energy, average_weight_bits, bits_penalty,
+                             energy_penalty)
+from noisesim.noise.base import NoiseModel
+from noisesim.quant.bitwidth import BitWidth
+from noisesim.quant.fake_quant import FakeQuantize
+from noisesim.registry import ALLOCATORS
+from noisesim.train.loop import TrainConfig, evaluate, train
+
+
+@dataclass(frozen=True)
+class TrainedSettings:
+    """What trains and toward what. energy / bits / ranges: train log-energies, log2 bit-widths,
+    activation ranges. lambd: penalty weight; constrained: hinge at the targets (else lambda log E_avg);
+    max_act: activation bits of the largest input map count; checkpoint: keep the best evaluated step
+    (scored on 4 training batches) that meets the constraint, every ``train.eval_every`` steps."""
+
+    train: TrainConfig
+    energy: bool = True
+    bits: bool = False
+    ranges: bool = False
+    lambd: float = 1.0
+    constrained: bool = True
+    target_weight_bits: Optional[float] = None
+    target_act_bits: Optional[float] = None
+    max_act: bool = False
+    checkpoint: bool = False
+
+
+def trainable_parameters(model: nn.Module, noise: bool, bitwidth: bool, qminmax: bool) -> list[nn.Parameter]:
+    """Freeze the model and return (with requires_grad on) the parameters of the chosen kinds."""
+    chosen = []
+    for m in model.modules():
+        if noise and isinstance(m, NoiseModel):
+            chosen.append(m.log_energy)
+        elif bitwidth and isinstance(m, BitWidth):
+            chosen.append(m.log2_bits)
+        elif qminmax and isinstance(m, FakeQuantize) and m.cfg.learnable_range:
+            chosen += [m.lo, m.hi]
+    ids = {id(p) for p in chosen}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in ids)
+    return chosen
+
+
+class AllocationPenalty:
+    """Callable for the training loop: returns (penalty, stats) for the model's current allocation."""
+
+    def __init__(self, model: nn.Module, s: TrainedSettings, target_emac: Optional[float]):
+        self.model, self.s, self.target_emac = model, s, target_emac
+
+    def __call__(self) -> tuple[torch.Tensor, dict[str, float]]:
+        s = self.s
+        pen = torch.zeros(())
+        stats: dict[str, float] = {}
+        if s.energy:
+            e = average_energy(self.model)
+            pen = pen + energy_penalty(e, self.target_emac, s.lambd, s.constrained)
+            stats["avg_emac"] = e.item()
+        if s.bits:
+            w = average_weight_bits(self.model)
+            a = average_act_bits(self.model, s.max_act)
+            pen = pen + bits_penalty(w, a, s.target_weight_bits, s.target_act_bits, s.lambd)
+            stats["avg_wbits"] = w.item() if w is not None else float("nan")
+            if a is not None:
+                stats["avg_abits"] = a.item()
+        return pen, stats
+
+    def feasible(self, tol: float = 1e-6) -> bool:
+        """Every target is met (to a relative ``tol``)."""
+        s = self.s
+        with torch.no_grad():
+            if s.energy and self.target_emac is not None and \
+                    average_energy(self.model).item() > self.target_emac * (1 + tol):
+                return False
+            if s.bits:
+                w = average_weight_bits(self.model)
+                if s.target_weight_bits is not None and w is not None and w.item() > s.target_weight_bits + tol:
+                    return False
+                a = average_act_bits(self.model, s.max_act)
+                if s.target_act_bits is not None and a is not None and a.item() > s.target_act_bits + tol:
+                    return False
+        return True
+
+
+@torch.no_grad()
+def project_bits(model: nn.Module, penalty: AllocationPenalty, step: float = 0.01, max_steps: int = 800) -> bool:
+    """Lower every learnable log2 bit-width by one common shift until the bit targets are met.
+
+    Rounded bits make the averages piecewise constant, so the shift grows in small steps
+    until ``penalty.feasible()``; True if anything had to move.
+    """
+    widths = [m for m in model.modules() if isinstance(m, BitWidth)]
+    moved = False
+    for _ in range(max_steps):
+        if not widths or penalty.feasible():
+            break
+        for m in widths:
+            m.log2_bits.sub_(step)
+        moved = True
+    return moved
+
+
+@ALLOCATORS.register("trained")
+class TrainedAllocator(Allocator):
+    name = "trained"
+
+    def __init__(self, settings: TrainedSettings):
+        self.s = settings
+
+    def allocate(self, problem: AllocationProblem) -> Allocation:
+        s, model = self.s, problem.model
+        params = trainable_parameters(model, noise=s.energy, bitwidth=s.bits, qminmax=s.ranges)
+        penalty = AllocationPenalty(model, s, problem.target_emac if s.energy else None)
+        score_fn = None
+        if s.checkpoint:  # select on training batches, never on the evaluation set
+            held = list(itertools.islice(iter(problem.batches), 4))
+            score_fn = lambda: evaluate(model, held, problem.task)  # noqa: E731
+        model.eval()
+        for m in model.modules():
+            if isinstance(m, BitWidth):
+                m.train()  # stochastic rounding while training
+        with measure_cost(model, params) as cost:
+            result = train(model, params, problem.batches, problem.task, s.train, penalty, teacher=problem.teacher,
+                           score_fn=score_fn, feasible=penalty.feasible if s.constrained else None)
+        model.eval()
+        for p in params:
+            p.requires_grad_(False)
+        projected = False
+        if s.energy and s.constrained and problem.target_emac is not None:
+            alloc = Allocation.from_model(model)
+            if alloc.average_energy() > problem.target_emac:
+                alloc.with_average_energy(problem.target_emac).apply(model)
+                projected = True
+        projected = (s.bits and project_bits(model, penalty)) or projected
+        alloc = Allocation.from_model(model, self.name if s.energy else "uniform", problem.granularity)
+        alloc.info.update(cost.as_info(), best_step=result.best_step, projected=bool(projected),
+                          steps=len(result.history),
+                          final_loss=result.history[-1]["loss"] if result.history else None,
+                          history=result.history)
+        return alloc

@@ -1,0 +1,172 @@
+"""The command line of main.py, derived from :class:`ExperimentConfig`: one flag per field.
+
+Flag names and meanings follow the reference implementation of the papers. Every flag that
+takes a list sweeps: the run covers the Cartesian product of all lists. ``--config FILE``
+reads YAML defaults (keys are the flags without dashes) before the command line; without any
+flag the packaged default study runs. The parser only parses (text -> values); every check
+lives in the dataclass (a bad value fails as ``--flag value: why``). Old spellings keep working with a note on stderr: ``--allocation layer
+channel`` (now ``--allocation trained --granularity layer channel``), ``--train_noise``,
+``--noise_per_channel``, ``--round_bitwidth`` / ``--discrete_bitwidth`` / ``--stochastic_bitwidth``
+(now ``--bit_rounding``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import yaml
+
+from noisesim.config import ConfigError
+from noisesim.experiment.config import GROUPS, ExperimentConfig, coerce
+
+DEFAULT_STUDY = Path(__file__).resolve().parents[1] / "configs" / "default_study.yaml"
+OLD_ALLOCATIONS = ("layer", "channel")
+
+
+class UsageError(Exception):
+    """Bad command-line input: a one-line message naming the flag and what is allowed."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, no usage dump
+        raise UsageError(message)
+
+
+class _Deprecated(argparse.Action):
+    """An old flag: sets ``dest`` to ``const`` and notes the new spelling."""
+
+    def __init__(self, option_strings, dest, const=None, new="", **kw):
+        super().__init__(option_strings, dest, nargs=0, const=const, default=argparse.SUPPRESS, **kw)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        taken = getattr(namespace, "_deprecated_rounding", None)
+        if self.dest == "bit_rounding" and taken not in (None, option_string):
+            raise UsageError("choose at most one of --round_bitwidth, --discrete_bitwidth, --stochastic_bitwidth")
+        if self.dest == "bit_rounding":
+            namespace._deprecated_rounding = option_string
+        _note(namespace, f"{option_string} is deprecated; use {self.new}")
+        setattr(namespace, self.dest, self.const)
+
+
+def _note(namespace: argparse.Namespace, text: str) -> None:
+    """A deprecation note, printed once the whole command line turns out valid."""
+    namespace._notes = getattr(namespace, "_notes", []) + [text]
+
+
+def _parser(f: dataclasses.Field):
+    """Text -> value for the field's flag (the element type of a sweep); checks are the dataclass's."""
+    convert = f.metadata["parse"]
+
+    def parse(text: str):
+        try:
+            return convert(text)
+        except ValueError:
+            kind = {int: "an integer", float: "a number"}.get(convert, "a valid value")
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="main.py", description="Simulate analog noise and quantization; allocate energies or bit-widths "
+               "per layer / channel; sweep, search iso-accuracy energies, plot. Lists sweep (Cartesian product).")
+    p.add_argument("--config", help="YAML file of defaults (keys are flag names without dashes; 'none' for none)")
+    groups = {g: p.add_argument_group(g) for g in GROUPS}
+    for f in dataclasses.fields(ExperimentConfig):
+        m = f.metadata
+        g = groups[m["group"]]
+        unit = f" [{m['unit']}]" if m["unit"] else ""
+        shown = f.default if not isinstance(f.default, tuple) else " ".join(map(str, f.default)) or "none"
+        helptext = f"{m['help']}{unit} (default: {shown})"
+        flag = f"--{f.name}"
+        if f.type in ("bool", bool):
+            if m["switch"]:
+                g.add_argument(flag, action="store_true", help=m["help"])
+            else:
+                g.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=helptext)
+            continue
+        if m["choices"] is not None:
+            helptext = f"{m['help']}: {', '.join(map(str, m['choices']()))} (default: {shown})"
+        nargs = "+" if m["sweep"] else "*" if f.name == "ignore" else None
+        g.add_argument(flag, type=_parser(f), nargs=nargs, help=helptext, metavar=f.name.upper(),
+                       default=list(f.default) if isinstance(f.default, tuple) else f.default)
+    old = p.add_argument_group("old spellings (deprecated)")
+    old.add_argument("--train_noise", action=_Deprecated, dest="allocation", const=["trained"],
+                     new="--allocation trained", help=argparse.SUPPRESS)
+    old.add_argument("--noise_per_channel", action=_Deprecated, dest="granularity", const=["channel"],
+                     new="--granularity channel", help=argparse.SUPPRESS)
+    for rounding in ("round", "discrete", "stochastic"):
+        old.add_argument(f"--{rounding}_bitwidth", action=_Deprecated, dest="bit_rounding", const=rounding,
+                         new=f"--bit_rounding {rounding}", help=argparse.SUPPRESS)
+    return p
+
+
+def _translate_old_allocation(ns: argparse.Namespace, argv: list[str]) -> None:
+    old = [a for a in ns.allocation if a in OLD_ALLOCATIONS]
+    if not old:
+        return
+    if any(a == "--granularity" or a.startswith("--granularity=") for a in argv):
+        raise UsageError("--allocation layer/channel is the old spelling of --allocation trained --granularity ...; "
+                         "do not combine it with --granularity")
+    _note(ns, f"--allocation {' '.join(old)} is deprecated; use --allocation trained --granularity {' '.join(old)}")
+    ns.allocation = list(dict.fromkeys("trained" if a in OLD_ALLOCATIONS else a for a in ns.allocation))
+    ns.granularity = old
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> ExperimentConfig:
+    """Parse (YAML defaults first, then the command line) into a validated config; raises UsageError."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:  # no flags at all: the embedded offline study
+        argv = ["--config", str(DEFAULT_STUDY)]
+        print(f"no flags given: running the default study ({DEFAULT_STUDY})")
+    parser = build_parser()
+    config_path = _config_path(argv)
+    if config_path:
+        parser.set_defaults(**load_yaml(config_path))
+    ns = parser.parse_args(argv)
+    _translate_old_allocation(ns, argv)
+    values = {k: v for k, v in vars(ns).items() if k not in ("config", "_deprecated_rounding", "_notes")}
+    try:
+        cfg = ExperimentConfig.from_dict(values)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    for text in getattr(ns, "_notes", []):
+        print(f"note: {text}", file=sys.stderr)
+    return cfg
+
+
+def _config_path(argv: list[str]) -> Optional[str]:
+    for i, a in enumerate(argv):
+        if a == "--config":
+            if i + 1 >= len(argv):
+                raise UsageError("--config needs a YAML file")
+            return argv[i + 1]
+        if a.startswith("--config="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def load_yaml(path: str) -> dict[str, Any]:
+    """The YAML file's settings as parser defaults (keys checked against the config's fields)."""
+    if not Path(path).is_file():
+        raise UsageError(f"--config {path}: no such file")
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise UsageError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})")
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: expected a mapping of flag names to values")
+    fields = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UsageError(f"--config {path}: unknown keys {', '.join(unknown)}")
+    try:
+        values = {k: coerce(fields[k], v) for k, v in data.items()}
+    except ValueError as e:
+        raise UsageError(f"--config {path}: {e}")
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}

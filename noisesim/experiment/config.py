@@ -1,0 +1,377 @@
+"""The experiment configuration: one typed, validated dataclass behind ``main.py``.
+
+Every field carries its help text, unit, group and whether it sweeps; from these the command-
+line parser (``noisesim.experiment.cli``), the YAML loader, the sweep points, the confounder
+columns of results.csv and the settings table of the quantization card are all derived.
+Validation happens here, once, whoever builds the config (parser, YAML, Python).
+
+A sweep field holds a tuple; the experiment runs the Cartesian product of all of them (the
+:class:`Point` s), one result row each. Settings that cannot change a point's result (no
+learning rate without training, no percentile without the percentile observer, ...) are blanked
+so that equivalent points collapse and the rows say "does not apply" with an empty cell.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import noisesim.allocate  # noqa: F401  (registers the allocation methods)
+import noisesim.data.registry  # noqa: F401  (registers the data sets)
+import noisesim.models.zoo  # noqa: F401  (registers the models)
+from noisesim.config import BIT_ROUNDING, ConfigError, SimConfig, bits_problem, noise_types
+from noisesim.registry import ALLOCATORS, DATASETS, MODELS, OBSERVERS
+
+GRANULARITIES = ("layer", "channel")
+OPTIMIZERS = ("adam", "sgd")
+GROUPS = ("model and data", "quantization", "analog noise", "allocation", "evaluation and search", "run")
+
+
+# -- value checks: each returns why a value is wrong, or None -------------------------
+def positive(v: float) -> Optional[str]:
+    return None if v is not None and math.isfinite(v) and v > 0 else "must be > 0 and finite"
+
+
+def at_least_one(v: int) -> Optional[str]:
+    return None if v >= 1 else "must be >= 1"
+
+
+def non_negative(v: float) -> Optional[str]:
+    return None if math.isfinite(v) and v >= 0 else "must be >= 0 and finite"
+
+
+def fraction(v: float) -> Optional[str]:
+    return None if 0 < v <= 1 else "must be a fraction in (0, 1]"
+
+
+def percentile_range(v: float) -> Optional[str]:
+    return None if 50 < v <= 100 else "must be in (50, 100]"
+
+
+def setting(default: Any, help: str, group: str, *, sweep: bool = False, unit: str = "", record: bool = True,
+            choices: Optional[Callable[[], tuple]] = None, parse: Optional[Callable[[str], Any]] = None,
+            check: Optional[Callable[[Any], Optional[str]]] = None, label: str = "", switch: bool = False) -> Any:
+    """A field with its metadata.
+
+    sweep: a tuple of values swept over. record: written to every result row (a confounder).
+    choices: the allowed values (a function, so registries are read when used). parse: text ->
+    value for the command line and YAML strings. check: value -> problem or None. label: its name
+    on the quantization card. switch: a plain ``--flag`` (no ``--no-flag`` form). Without ``parse``
+    the type of the default (or of a sweep's first value) parses the text."""
+    if choices is not None:
+        parse = parse or str
+    if parse is None and not isinstance(default, bool):
+        sample = default[0] if isinstance(default, tuple) else default
+        if sample is None:
+            raise TypeError(f"setting({default!r}, ...) needs parse=")
+        parse = type(sample)
+    meta = dict(help=help, group=group, sweep=sweep, unit=unit, record=record, choices=choices, parse=parse,
+                check=check, label=label, switch=switch)
+    if isinstance(default, (list, tuple)):
+        return field(default=tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def parse_bits(text: str) -> Optional[int]:
+    """A bit-width: an integer, or none / off / float for no quantization."""
+    if str(text).lower() in ("none", "off", "float"):
+        return None
+    return int(text)
+
+
+def _registered(registry) -> Callable[[], tuple]:
+    return lambda: registry.names()
+
+
+@dataclass(frozen=True)
+class Point:
+    """One sweep point: a value for every sweep field (blanked to None where it does not apply)."""
+
+    noise_type: str
+    allocation: str
+    granularity: str
+    target_emac: Optional[float]
+    weight_bits: Optional[int]
+    act_bits: Optional[int]
+    target_weight_bits: Optional[float]
+    target_act_bits: Optional[float]
+    lambd: Optional[float]
+    lr: Optional[float]
+    percentile: Optional[float]
+    seed: int
+
+    @property
+    def label(self) -> str:
+        """How plots and tables name this point's allocation: 'uniform', 'trained per channel', ..."""
+        return allocation_label(self.allocation, self.granularity)
+
+    def point_id(self, recorded: dict[str, Any]) -> str:
+        blob = json.dumps({**dataclasses.asdict(self), **recorded}, sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def allocation_label(method: str, granularity: str) -> str:
+    return "uniform" if method == "uniform" else f"{method.replace('_', ' ')} per {granularity}"
+
+
+M, Q, N, A, E, R = GROUPS
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """What ``main.py`` runs. Field names are the command-line flags and the YAML keys."""
+
+    # model and data
+    model: str = setting("resnet20", "network", M, choices=_registered(MODELS))
+    dataset: str = setting("fashion_mnist", "data set", M, choices=_registered(DATASETS), label="data set")
+    data_path: Optional[str] = setting(None, "data folder (default for fashion_mnist: the Debian package's files)",
+                                       M, record=False, parse=str)
+    checkpoint_path: Optional[str] = setting(None, "float weights (.pt state_dict) to load instead of the default; "
+                                             "for bert_base a Hugging Face folder or hub id", M, parse=str)
+    train_subset: Optional[int] = setting(None, "use a seeded random subset of N training samples", M, unit="samples",
+                                          parse=int, check=at_least_one)
+    train_batch_size: int = setting(64, "samples per training / calibration batch", M, unit="samples",
+                                    check=at_least_one)
+    val_batch_size: int = setting(500, "samples per evaluation batch", M, unit="samples", check=at_least_one)
+    eval_batches: Optional[int] = setting(None, "evaluate on a fixed random subset of this many batches "
+                                          "(default: the whole test set)", M, unit="batches", parse=int,
+                                          check=at_least_one)
+    calibration_batches: int = setting(4, "training batches used to calibrate activation ranges", M,
+                                       unit="batches", check=at_least_one)
+
+    # quantization
+    weight_bits: tuple = setting((8,), "weight bits (none: float)", Q, sweep=True, unit="bits", parse=parse_bits,
+                                 check=bits_problem)
+    act_bits: tuple = setting((8,), "activation (input) bits (none: float)", Q, sweep=True, unit="bits",
+                              parse=parse_bits, check=bits_problem)
+    weight_symmetric: bool = setting(True, "symmetric weight quantization (zero point 0)", Q)
+    act_symmetric: bool = setting(False, "symmetric activation quantization", Q)
+    weight_per_channel: bool = setting(False, "one weight range per output channel", Q)
+    weight_observer: str = setting("minmax", "how weight ranges are set", Q, choices=_registered(OBSERVERS))
+    act_observer: str = setting("minmax", "how activation ranges are calibrated", Q, choices=_registered(OBSERVERS))
+    percentile: tuple = setting((99.99,), "percentile of the percentile observer", Q, sweep=True, unit="%",
+                                check=percentile_range)
+    ignore: tuple = setting((), "leave the first and/or last matmul layer in float", Q,
+                            choices=lambda: ("first", "last"))
+    first_last_bits: Optional[int] = setting(None, "weight and activation bits of the first and last layer", Q,
+                                             unit="bits", parse=parse_bits, check=bits_problem)
+    quantize_residual: bool = setting(False, "also fake-quantize residual adds and concatenations", Q)
+    fold_bn: bool = setting(True, "fold batch norm into the preceding conv", Q)
+    bit_rounding: str = setting("none", "how trained bit-widths are rounded: none (continuous), round, discrete "
+                                "({2,4,8}) or stochastic", Q, choices=lambda: BIT_ROUNDING)
+
+    # analog noise
+    noise_type: tuple = setting(("thermal",), "noise model(s)", N, sweep=True, choices=noise_types)
+    e_mac: tuple = setting((10.0,), "energy per MAC of uniform allocations (used without --target_emac)", N,
+                           sweep=True, unit="photons/MAC", check=positive)
+    target_emac: Optional[tuple] = setting(None, "average energies per MAC to allocate toward", N, sweep=True,
+                                           unit="photons/MAC", parse=float, check=positive)
+    noise_sigma: Optional[float] = setting(None, "the noise model's constant (thermal sigma_t, weight sigma_w; "
+                                           "default: the model's own, 0.01 and 0.1)", N, parse=float,
+                                           check=positive)
+    quantize_energy: bool = setting(False, "round energies to whole photons (straight-through)", N)
+    record_snr: bool = setting(False, "record signal-to-noise ratios per layer and output channel", N)
+    override_with_noise_bits: bool = setting(False, "also evaluate every point with its noise replaced by the "
+                                             "equivalent quantizer (the noise bits)", N)
+    photon_energy: float = setting(0.128, "photon energy (1550 nm: 0.128)", N, unit="aJ", check=positive)
+
+    # allocation
+    allocation: tuple = setting(("uniform",), "allocation method(s)", A, sweep=True,
+                                choices=_registered(ALLOCATORS))
+    granularity: tuple = setting(("layer",), "one energy per layer or per output channel", A, sweep=True,
+                                 choices=lambda: GRANULARITIES)
+    train_bitwidth: bool = setting(False, "train log2 bit-widths toward --target_weight_bits/--target_act_bits", A)
+    train_qminmax: bool = setting(False, "train activation ranges (qmin/qmax)", A)
+    constrained_loss: bool = setting(False, "penalty lambda*max(0, log E - log E_target) instead of lambda*log E", A)
+    lambd: tuple = setting((1.0,), "penalty weight lambda", A, sweep=True, check=non_negative)
+    lr: tuple = setting((0.05,), "learning rate of trained allocations", A, sweep=True, check=positive)
+    optimizer: str = setting("adam", "optimizer of trained allocations", A, choices=lambda: OPTIMIZERS)
+    train_batches: int = setting(100, "optimiser steps of trained allocations", A, unit="batches",
+                                 check=at_least_one)
+    generated_labels: bool = setting(False, "train on the float model's predictions instead of the labels", A)
+    checkpoint: bool = setting(False, "keep the best evaluated step that meets the constraint", A)
+    checkpoint_every: int = setting(25, "steps between checkpoint evaluations", A, unit="steps", check=at_least_one)
+    target_weight_bits: Optional[tuple] = setting(None, "average weight bits to train toward", A, sweep=True,
+                                                  unit="bits", parse=float, check=positive)
+    target_act_bits: Optional[tuple] = setting(None, "average activation bits to train toward", A, sweep=True,
+                                               unit="bits", parse=float, check=positive)
+    per_channel_bitwidth: bool = setting(False, "one trained weight bit-width per output channel", A)
+    weight_bits_only: bool = setting(False, "train weight bits only (activations stay fixed)", A)
+    max_act: bool = setting(False, "the activation-bits target applies to the largest feature map", A)
+
+    # evaluation and search
+    mc_repeats: int = setting(1, "noise draws per evaluation (mean and 95% CI)", E, unit="draws",
+                              check=at_least_one)
+    binary_search: bool = setting(False, "find the least energy reaching --target_acc / --acc_drop", E)
+    target_acc: Optional[float] = setting(None, "accuracy to reach (a fraction)", E, parse=float,
+                                          check=fraction)
+    acc_drop: Optional[float] = setting(None, "target accuracy = float accuracy minus this (a fraction)", E,
+                                        parse=float, check=fraction)
+    search_steps: int = setting(8, "bisection steps", E, check=at_least_one)
+    e_min: float = setting(0.01, "lower end of the energy search", E, unit="photons/MAC", check=positive)
+    e_max: float = setting(1000.0, "upper end of the energy search", E, unit="photons/MAC", check=positive)
+
+    # run
+    run_name: Optional[str] = setting(None, "folder under --log_dir (default: <model>-<dataset>-<noise>)", R,
+                                      record=False, parse=str)
+    log_dir: str = setting("logs", "where run folders are made", R, record=False)
+    overwrite: bool = setting(False, "start the run folder over (the old one is kept as <name>.old-<time>)", R,
+                              record=False, switch=True)
+    resume: bool = setting(False, "skip sweep points already in results.csv", R, record=False, switch=True)
+    seed: tuple = setting((0,), "random seed(s): data order, noise draws", R, sweep=True)
+    device: Optional[str] = setting(None, "cpu or cuda[:N] (default: cuda when available)", R, record=False,
+                                     parse=str)
+    no_plot: bool = setting(False, "skip the plots (the card is still written; redraw with python -m noisesim.plot)",
+                            R, record=False, switch=True)
+    progress: bool = setting(True, "progress bars on terminals", R, record=False)
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            _check_field(f, getattr(self, f.name))
+        self._check_combinations()
+        if self.run_name is None:
+            object.__setattr__(self, "run_name", f"{self.model}-{self.dataset}-{'-'.join(self.noise_type)}")
+        if "/" in self.run_name or self.run_name in ("", ".", ".."):
+            raise ConfigError(f"--run_name {self.run_name!r}: must be a plain folder name", "run_name")
+        for p in self.points():
+            try:
+                self.sim_config(p)
+            except ConfigError as e:  # the library names fields; here they are flags
+                raise ConfigError(flagged(str(e)), e.field) from None
+
+    def _check_combinations(self) -> None:
+        spec = MODELS.get(self.model)
+        if self.dataset not in spec.datasets:
+            raise ConfigError(f"--model {self.model} runs on {', '.join(spec.datasets)}, not --dataset {self.dataset}",
+                              "dataset")
+        if self.data_path and not Path(self.data_path).is_dir():
+            raise ConfigError(f"--data_path {self.data_path}: no such directory", "data_path")
+        if self.checkpoint_path and not Path(self.checkpoint_path).exists() and self.model != "bert_base":
+            raise ConfigError(f"--checkpoint_path {self.checkpoint_path}: no such file", "checkpoint_path")
+        if self.train_bitwidth and not (self.target_weight_bits or self.target_act_bits):
+            raise ConfigError("--train_bitwidth needs --target_weight_bits and/or --target_act_bits", "train_bitwidth")
+        if any(a != "uniform" for a in self.allocation) and self.noise_type == ("none",):
+            raise ConfigError(f"--allocation {' '.join(self.allocation)} allocates energies: needs --noise_type "
+                              "thermal, shot or weight", "allocation")
+        if self.binary_search and self.target_acc is None and self.acc_drop is None:
+            raise ConfigError("--binary_search needs --target_acc (a fraction, e.g. 0.9) or --acc_drop", "binary_search")
+        if self.e_min >= self.e_max:
+            raise ConfigError(f"--e_min {self.e_min} must be below --e_max {self.e_max}", "e_min")
+        if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"--device {self.device}: use cpu or cuda[:N]", "device")
+
+    # -- points ---------------------------------------------------------------------
+    def trains(self, p: Point) -> bool:
+        """Whether the point trains anything (energies, bits or ranges)."""
+        return p.allocation == "trained" or self.train_bitwidth or self.train_qminmax
+
+    def _effective(self, p: Point) -> Point:
+        """Blank the values that cannot change this point's result (so that duplicates collapse)."""
+        if p.noise_type == "none":
+            p = dataclasses.replace(p, target_emac=None, allocation="uniform")
+        if p.allocation == "uniform":
+            p = dataclasses.replace(p, granularity="layer")
+        if not self.trains(p):
+            p = dataclasses.replace(p, lambd=None, lr=None)
+        if not self.train_bitwidth:
+            p = dataclasses.replace(p, target_weight_bits=None, target_act_bits=None)
+        if "percentile" not in (self.weight_observer, self.act_observer):
+            p = dataclasses.replace(p, percentile=None)
+        return p
+
+    def points(self) -> list[Point]:
+        """Cartesian product of the sweep fields, duplicates removed, order kept."""
+        grid = itertools.product(self.noise_type, self.allocation, self.granularity, self.target_emac or self.e_mac,
+                                 self.weight_bits, self.act_bits, self.target_weight_bits or (None,),
+                                 self.target_act_bits or (None,), self.lambd, self.lr, self.percentile, self.seed)
+        return list(dict.fromkeys(self._effective(Point(*values)) for values in grid))
+
+    def sim_config(self, p: Point) -> SimConfig:
+        """The SimConfig of one point (raises ConfigError on an impossible combination)."""
+        overrides = {}
+        if self.first_last_bits is not None:
+            overrides = {k: {"weight_bits": self.first_last_bits, "act_bits": self.first_last_bits}
+                         for k in ("first", "last")}
+        return SimConfig(
+            weight_bits=p.weight_bits, act_bits=p.act_bits, weight_symmetric=self.weight_symmetric,
+            act_symmetric=self.act_symmetric, weight_per_channel=self.weight_per_channel,
+            weight_observer=self.weight_observer, act_observer=self.act_observer, percentile=p.percentile or 99.99,
+            noise_type=p.noise_type, e_mac=p.target_emac or 1.0, noise_per_channel=p.granularity == "channel",
+            quantize_energy=self.quantize_energy, noise_sigma=self.noise_sigma, train_bitwidth=self.train_bitwidth,
+            weight_bits_only=self.weight_bits_only, train_qminmax=self.train_qminmax, bit_rounding=self.bit_rounding,
+            per_channel_bitwidth=self.per_channel_bitwidth, fold_bn=self.fold_bn,
+            quantize_residual=self.quantize_residual, record_snr=self.record_snr, seed=p.seed,
+            photon_energy_aj=self.photon_energy, ignore=tuple(self.ignore), overrides=overrides)
+
+    # -- records --------------------------------------------------------------------
+    def recorded(self) -> dict[str, Any]:
+        """The run-wide settings written to every result row (the quantization card's confounders)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if f.metadata["record"] and not f.metadata["sweep"]}
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Every field with its value, label, unit, group and help (written to config.json for the reports)."""
+        return {f.name: {"value": _plain(getattr(self, f.name)), "label": f.metadata["label"] or
+                         f.name.replace("_", " "), "unit": f.metadata["unit"], "group": f.metadata["group"],
+                         "help": f.metadata["help"], "sweep": f.metadata["sweep"], "record": f.metadata["record"],
+                         "order": i}
+                for i, f in enumerate(dataclasses.fields(self))}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ExperimentConfig":
+        """Build from plain values (lists for sweeps); raises ConfigError naming unknown keys."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown settings {', '.join(unknown)}")
+        return cls(**{k: coerce(fields[k], v) for k, v in d.items()})
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def coerce(f: dataclasses.Field, value: Any) -> Any:
+    """A YAML / Python value in the field's shape: sweeps become tuples, strings are parsed."""
+    parse = f.metadata["parse"]
+
+    def one(v):
+        return parse(v) if parse is not None and isinstance(v, str) else v
+
+    if f.metadata["sweep"] or f.name == "ignore":
+        if value is None:
+            return None
+        return tuple(one(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+    return one(value)
+
+
+def _check_field(f: dataclasses.Field, value: Any) -> None:
+    """The field's own check and choices, for every value of a sweep."""
+    if value is None:
+        return
+    values = value if isinstance(value, tuple) else (value,)
+    check, choices = f.metadata["check"], f.metadata["choices"]
+    if f.metadata["sweep"] and not values:
+        raise ConfigError(f"--{f.name}: give at least one value", f.name)
+    for v in values:
+        problem = check(v) if check is not None and v is not None else None
+        if problem is None and choices is not None and v not in choices():
+            problem = f"unknown; choose from {', '.join(map(str, choices()))}"
+        if problem:
+            raise ConfigError(f"--{f.name} {v}: {problem}", f.name)
+
+
+def flagged(message: str) -> str:
+    """A library message with the experiment's field names spelled as flags (``weight_bits`` -> ``--weight_bits``)."""
+    names = sorted((f.name for f in dataclasses.fields(ExperimentConfig)), key=len, reverse=True)
+    pattern = r"(?<![-\w])(" + "|".join(n for n in names if "_" in n) + r")(?!\w)"
+    return re.sub(pattern, r"--\1", message)

@@ -1,0 +1,82 @@
+"""What ``python main.py`` does: parse -> validate -> load -> sweep or search -> results, card, plots.
+
+Exit codes: 0 done, 2 bad input (a one-line message, nothing written).
+"""
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+import pandas as pd
+
+from noisesim.config import ConfigError
+from noisesim.data.bundle import DataNotFoundError
+from noisesim.experiment.cli import UsageError, parse_args
+from noisesim.experiment.config import Point
+from noisesim.experiment.folder import RunFolder, RunFolderError
+from noisesim.experiment.runner import Experiment
+from noisesim.experiment.search import run_search
+from noisesim.reports.figures import draw_run
+
+
+def _fail(message: str) -> int:
+    print(f"main.py: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        cfg = parse_args(argv)
+    except (UsageError, ConfigError) as e:
+        return _fail(str(e))
+    points = cfg.points()
+    try:
+        exp = Experiment(cfg)
+        folder = RunFolder.open(cfg.log_dir, cfg.run_name, cfg.overwrite, cfg.resume)
+    except (DataNotFoundError, RunFolderError, ImportError, ValueError) as e:
+        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    folder.write_config({"experiment": cfg.to_dict(), "fields": cfg.describe()})
+    writer = _writer(folder)
+    if cfg.binary_search:
+        run_search(exp, folder, points, writer)
+        if (folder.path / "search.csv").exists():
+            print(pd.read_csv(folder.path / "search.csv")[["noise_type", "allocation_label", "energy", "accuracy",
+                                                           "saving_vs_uniform"]].to_string(index=False))
+    else:
+        run_sweep(exp, folder, points, writer)
+    if writer is not None:
+        writer.close()
+    if folder.results_csv.exists():
+        paths = draw_run(folder.path, plots=not cfg.no_plot)
+        print(f"quantization card{'' if cfg.no_plot else ', plots'}: {len(paths)} files in {folder.path}")
+    print(f"results: {folder.results_csv}")
+    return 0
+
+
+def _writer(folder: RunFolder):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder.path / "tb"))
+
+
+def run_sweep(exp: Experiment, folder: RunFolder, points: list[Point], writer) -> None:
+    done = folder.done()
+    todo = [p for p in points if exp.point_id(p) not in done]
+    if len(todo) < len(points):
+        print(f"--resume: {len(points) - len(todo)} of {len(points)} points already done")
+    for i, p in enumerate(todo, 1):
+        row = exp.run_point(p, folder, writer)
+        if writer is not None:
+            writer.add_scalar(f"accuracy/{p.noise_type}-{p.allocation}-{p.granularity}", row["accuracy"], i)
+        print(_summary(row, f"[{i}/{len(todo)}]"))
+
+
+def _summary(row: dict, prefix: str) -> str:
+    text = (f"{prefix} {row['noise_type']:<7} {row['allocation_label']:<20} target E={row['target_emac']} "
+            f"avg E={row['avg_emac']:.4g} ph ({row['avg_emac_aj']:.4g} aJ)/MAC  acc={row['accuracy']:.4f}"
+            f"±{row['accuracy_ci95']:.4f}")
+    if row.get("uniform_accuracy_same_energy") is not None:
+        text += f"  uniform@same E={row['uniform_accuracy_same_energy']:.4f}"
+    return text

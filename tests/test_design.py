@@ -1,0 +1,169 @@
+"""The shape of the code: one source for the experiment's settings, noise models as one file,
+import layering, and the allocation object every method returns."""
+import ast
+import collections
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+import noisesim
+from noisesim.allocate import Allocation
+from noisesim.experiment.cli import build_parser, load_yaml, parse_args
+from noisesim.experiment.config import ExperimentConfig
+from noisesim.models.cifar_resnet import resnet20
+from noisesim.noise import NoiseModel
+from noisesim.registry import NOISE_MODELS
+
+ROOT = Path(__file__).resolve().parents[1] / "noisesim"
+CORE = {"config", "registry", "ops", "batches", "io", "quant", "noise", "nn", "context", "energy"}
+FIELDS = {f.name for f in dataclasses.fields(ExperimentConfig)}
+
+
+def test_parser_yaml_keys_and_config_fields_are_one_set(tmp_path):
+    dests = {a.dest for a in build_parser()._actions} - {"help", "config"}
+    assert dests == FIELDS
+    yaml_file = tmp_path / "all.yaml"
+    yaml_file.write_text(yaml.safe_dump(ExperimentConfig().to_dict()))
+    assert set(load_yaml(str(yaml_file))) == FIELDS
+    cfg = parse_args(["--config", str(yaml_file)])
+    assert cfg == ExperimentConfig()
+    assert set(cfg.recorded()) <= FIELDS and set(cfg.describe()) == FIELDS
+
+
+def test_sweep_fields_are_the_point_fields():
+    sweeps = {f.name for f in dataclasses.fields(ExperimentConfig) if f.metadata["sweep"]}
+    point = {f.name for f in dataclasses.fields(noisesim.experiment.config.Point)}
+    assert sweeps - {"e_mac"} == point  # e_mac is target_emac's fallback for uniform sweeps
+
+
+def test_a_new_noise_model_is_one_class_and_its_registration():
+    class ToyNoise(NoiseModel):
+        """sigma = 0.5 / sqrt(E) on every output, whatever the operands."""
+
+        default_sigma = 0.5
+
+        def std(self, ops, ndim):
+            return self.sigma / torch.sqrt(self.along_channels(self.energy(), ndim))
+
+    NOISE_MODELS.register("toy", ToyNoise)
+    try:
+        sim = noisesim.prepare(nn.Linear(64, 32), noisesim.SimConfig(noise_type="toy", e_mac=4.0, seed=0))
+        x = torch.randn(4096, 64)
+        noisesim.calibrate(sim, [x])
+        with torch.no_grad():
+            noisy = sim(x)
+            with noisesim.noise_disabled(sim):
+                delta = noisy - sim(x)
+        assert delta.std().item() == pytest.approx(0.25, rel=0.02)
+        assert "toy sigma=0.5 E=4" in sim.noise.extra_repr()
+        assert parse_args(["--noise_type", "toy", "shot"]).noise_type == ("toy", "shot")
+    finally:
+        NOISE_MODELS.remove("toy")
+    with pytest.raises(noisesim.ConfigError, match="noise_type must be one of"):
+        noisesim.SimConfig(noise_type="toy")
+
+
+def _imports() -> dict[str, set[str]]:
+    """Which top-level parts of noisesim each part imports (a part: a subpackage or a top module)."""
+    graph = collections.defaultdict(set)
+    for path in ROOT.rglob("*.py"):
+        part = path.relative_to(ROOT).with_suffix("").parts[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            for m in modules:
+                if m.startswith("noisesim.") and m.split(".")[1] != part:
+                    graph[part].add(m.split(".")[1])
+    return graph
+
+
+def test_core_imports_nothing_above_it():
+    graph = _imports()
+    for part in CORE:
+        assert graph[part] <= CORE, f"core module {part} imports {graph[part] - CORE}"
+
+
+def test_no_two_parts_import_each_other_and_reports_never_import_the_driver():
+    graph = _imports()
+    pairs = {(a, b) for a in graph for b in graph[a] if a in graph.get(b, set())}
+    assert not pairs
+    assert "experiment" not in graph["reports"]
+
+
+def _prepared(**kw):
+    sim = noisesim.prepare(resnet20(10, 1), noisesim.SimConfig(noise_type="thermal", e_mac=5.0, **kw))
+    noisesim.calibrate(sim, [torch.randn(4, 1, 28, 28)])
+    return sim
+
+
+def test_allocation_reads_applies_and_round_trips(tmp_path):
+    sim = _prepared(noise_per_channel=True)
+    layers = noisesim.sim_layers(sim)
+    for i, m in enumerate(layers):
+        m.set_energy(torch.linspace(1.0, 2.0, m.noise.log_energy.numel()) * (i + 1))
+    alloc = Allocation.from_model(sim, "trained", "channel")
+    assert alloc.average_energy() == pytest.approx(noisesim.average_energy(sim).item(), rel=1e-6)
+    alloc.save(tmp_path / "a.json")
+    back = Allocation.load(tmp_path / "a.json")
+    assert back.layers == alloc.layers and back.method == "trained" and back.granularity == "channel"
+    fresh = _prepared(noise_per_channel=True)
+    back.apply(fresh)
+    for a, b in zip(layers, noisesim.sim_layers(fresh)):
+        assert torch.allclose(a.noise.energy(), b.noise.energy())
+
+
+def test_allocation_rescales_to_a_budget_and_to_uniform():
+    sim = _prepared()
+    for i, m in enumerate(noisesim.sim_layers(sim)):
+        m.set_energy(float(i + 1))
+    alloc = Allocation.from_model(sim)
+    scaled = alloc.with_average_energy(3.0)
+    assert scaled.average_energy() == pytest.approx(3.0)
+    ratios = {n: scaled.layers[n].energy[0] / alloc.layers[n].energy[0] for n in alloc.layers}
+    assert max(ratios.values()) == pytest.approx(min(ratios.values()))
+    uniform = alloc.uniform(7.0).apply(sim)
+    assert all(m.noise.energy().item() == pytest.approx(7.0) for m in noisesim.sim_layers(uniform))
+    assert math.isclose(noisesim.average_energy(sim).item(), 7.0, rel_tol=1e-6)
+
+
+def test_allocation_of_bits_applies_to_fixed_and_learnable_quantizers():
+    sim = _prepared()
+    alloc = Allocation.from_model(sim)
+    first = next(iter(alloc.layers))
+    alloc.layers[first].weight_bits, alloc.layers[first].act_bits = [4.0], 6.0
+    alloc.apply(sim)
+    layer = noisesim.sim_layers(sim)[0]
+    assert layer.weight_quant.mean_bits() == 4 and layer.act_quant.mean_bits() == 6
+    assert Allocation.from_model(sim).layers[first].weight_bits == [4.0]
+
+
+def test_allocation_errors_are_clear(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read an allocation"):
+        Allocation.load(bad)
+    alloc = Allocation.from_model(_prepared())
+    alloc.layers["no.such.layer"] = alloc.layers["fc"]
+    with pytest.raises(ValueError, match="no.such.layer"):
+        alloc.apply(_prepared())
+
+
+def test_quantizer_and_noise_switches_are_methods():
+    sim = _prepared()
+    layer = noisesim.sim_layers(sim)[1]
+    x = torch.randn(2, 16, 28, 28)
+    layer.noise.disable()
+    layer.act_quant.disable()
+    with torch.no_grad():
+        y = layer(x)
+    w = layer.weight_quant(layer.weight)
+    assert torch.allclose(y, nn.functional.conv2d(x, w, layer.bias, padding=1), atol=1e-5)
+    layer.noise.enable()
+    layer.act_quant.enable()
+    layer.set_bits(weight=3, act=5)
+    assert layer.weight_quant.mean_bits() == 3 and layer.act_quant.mean_bits() == 5
