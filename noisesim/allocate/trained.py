@@ -36,7 +36,9 @@ class TrainedSettings:
     """What trains and toward what. energy / bits / ranges: train log-energies, log2 bit-widths,
     activation ranges. lambd: penalty weight; constrained: hinge at the targets (else lambda log E_avg);
     max_act: activation bits of the largest input map count; checkpoint: keep the best evaluated step
-    (scored on 4 training batches) that meets the constraint, every ``train.eval_every`` steps."""
+    (scored on 4 training batches) that meets the constraint, every ``train.eval_every`` steps.
+    window / tol: stop early once the targets are met and the mean task loss of the last ``window``
+    steps improved on the ``window`` before by less than ``tol`` (relative); 0 trains every step."""
 
     train: TrainConfig
     energy: bool = True
@@ -48,6 +50,8 @@ class TrainedSettings:
     target_act_bits: Optional[float] = None
     max_act: bool = False
     checkpoint: bool = False
+    window: int = 0
+    tol: float = 0.005
 
 
 def trainable_parameters(model: nn.Module, noise: bool, bitwidth: bool, qminmax: bool) -> list[nn.Parameter]:
@@ -106,6 +110,15 @@ class AllocationPenalty:
         return True
 
 
+def plateaued(history: list[dict[str, float]], window: int, tol: float) -> bool:
+    """The mean loss of the last ``window`` steps improved on the ``window`` before by less than ``tol``."""
+    if window < 1 or len(history) < 2 * window:
+        return False
+    last = sum(h["loss"] for h in history[-window:]) / window
+    prev = sum(h["loss"] for h in history[-2 * window:-window]) / window
+    return prev - last < tol * abs(prev)
+
+
 @torch.no_grad()
 def project_bits(model: nn.Module, penalty: AllocationPenalty, step: float = 0.01, max_steps: int = 800) -> bool:
     """Lower every learnable log2 bit-width by one common shift until the bit targets are met.
@@ -143,9 +156,13 @@ class TrainedAllocator(Allocator):
         for m in model.modules():
             if isinstance(m, BitWidth):
                 m.train()  # stochastic rounding while training
+        def converged(history):
+            return plateaued(history, s.window, s.tol) and penalty.feasible(tol=0.01)
+
         with measure_cost(model, params) as cost:
             result = train(model, params, problem.batches, problem.task, s.train, penalty, teacher=problem.teacher,
-                           score_fn=score_fn, feasible=penalty.feasible if s.constrained else None)
+                           score_fn=score_fn, feasible=penalty.feasible if s.constrained else None,
+                           converged=converged)
         model.eval()
         for p in params:
             p.requires_grad_(False)
@@ -158,7 +175,7 @@ class TrainedAllocator(Allocator):
         projected = (s.bits and project_bits(model, penalty)) or projected
         alloc = Allocation.from_model(model, self.name if s.energy else "uniform", problem.granularity)
         alloc.info.update(cost.as_info(), best_step=result.best_step, projected=bool(projected),
-                          steps=len(result.history),
+                          steps=len(result.history), converged=result.converged,
                           final_loss=result.history[-1]["loss"] if result.history else None,
                           history=result.history)
         return alloc

@@ -27,9 +27,12 @@ import noisesim.data.registry  # noqa: F401  (registers the data sets)
 import noisesim.models.zoo  # noqa: F401  (registers the models)
 from noisesim.config import BIT_ROUNDING, ConfigError, SimConfig, bits_problem, noise_types
 from noisesim.registry import ALLOCATORS, DATASETS, MODELS, OBSERVERS
+from noisesim.stats import FITS
 
 GRANULARITIES = ("layer", "channel")
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine")
+REFERENCES = ("float", "quantized")
 GROUPS = ("model and data", "quantization", "analog noise", "allocation", "evaluation and search", "run")
 
 
@@ -192,8 +195,17 @@ class ExperimentConfig:
     lambd: tuple = setting((1.0,), "penalty weight lambda", A, sweep=True, check=non_negative)
     lr: tuple = setting((0.05,), "learning rate of trained allocations", A, sweep=True, check=positive)
     optimizer: str = setting("adam", "optimizer of trained allocations", A, choices=lambda: OPTIMIZERS)
-    train_batches: int = setting(100, "optimiser steps of trained allocations", A, unit="batches",
-                                 check=at_least_one)
+    train_batches: int = setting(100, "optimiser steps of trained allocations (at most, see --converge_window)", A,
+                                 unit="batches", check=at_least_one)
+    lr_schedule: str = setting("cosine", "learning-rate schedule of trained allocations over --train_batches", A,
+                               choices=lambda: SCHEDULES)
+    converge_window: int = setting(25, "stop training once the targets are met and the mean loss of the last N "
+                                   "steps improved on the N before by less than --converge_tol (0: never)", A,
+                                   unit="steps", check=non_negative)
+    converge_tol: float = setting(0.005, "relative loss improvement below which training has converged", A,
+                                  check=positive)
+    continuation: bool = setting(True, "train each target of a sweep from the solution of the next higher "
+                                 "target (same allocation, granularity and settings)", A)
     generated_labels: bool = setting(False, "train on the float model's predictions instead of the labels", A)
     checkpoint: bool = setting(False, "keep the best evaluated step that meets the constraint", A)
     checkpoint_every: int = setting(25, "steps between checkpoint evaluations", A, unit="steps", check=at_least_one)
@@ -209,10 +221,16 @@ class ExperimentConfig:
     mc_repeats: int = setting(1, "noise draws per evaluation (mean and 95% CI)", E, unit="draws",
                               check=at_least_one)
     binary_search: bool = setting(False, "find the least energy reaching --target_acc / --acc_drop", E)
-    target_acc: Optional[float] = setting(None, "accuracy to reach (a fraction)", E, parse=float,
-                                          check=fraction)
-    acc_drop: Optional[float] = setting(None, "target accuracy = float accuracy minus this (a fraction)", E,
-                                        parse=float, check=fraction)
+    target_acc: Optional[float] = setting(None, "iso-accuracy target: an accuracy to reach (a fraction)", E,
+                                          parse=float, check=fraction)
+    acc_drop: Optional[float] = setting(None, "iso-accuracy target: the reference accuracy (--target_reference) "
+                                        "minus this (a fraction)", E, parse=float, check=fraction)
+    target_reference: str = setting("float", "what --acc_drop is taken from: the float model or the quantized "
+                                    "model without noise", E, choices=lambda: REFERENCES)
+    curve_fit: str = setting("logistic", "monotone fit of accuracy against log energy for iso-accuracy energies",
+                             E, choices=lambda: FITS)
+    bootstrap: int = setting(1000, "bootstrap replicates (test examples and noise draws) of every interval", E,
+                             check=at_least_one)
     search_steps: int = setting(8, "bisection steps", E, check=at_least_one)
     e_min: float = setting(0.01, "lower end of the energy search", E, unit="photons/MAC", check=positive)
     e_max: float = setting(1000.0, "upper end of the energy search", E, unit="photons/MAC", check=positive)
@@ -259,6 +277,8 @@ class ExperimentConfig:
         if any(a != "uniform" for a in self.allocation) and self.noise_type == ("none",):
             raise ConfigError(f"--allocation {' '.join(self.allocation)} allocates energies: needs --noise_type "
                               "thermal, shot or weight", "allocation")
+        if self.target_acc is not None and self.acc_drop is not None:
+            raise ConfigError("give --target_acc or --acc_drop, not both", "target_acc")
         if self.binary_search and self.target_acc is None and self.acc_drop is None:
             raise ConfigError("--binary_search needs --target_acc (a fraction, e.g. 0.9) or --acc_drop", "binary_search")
         if self.e_min >= self.e_max:

@@ -5,6 +5,9 @@
     layers/<point_id>.csv    one row per layer (noisesim.energy_report)
     layers/<point_id>_channels.csv   one row per output channel (noisesim.channel_report)
     allocations/<point_id>.json      the allocation the point evaluated (noisesim.allocate.Allocation)
+    outcomes/<id>.npz        per-example outcomes of every noise draw (draws x examples), the targets and
+                             the metric, for a point, the float model ("float") or a noise-free
+                             quantized model ("clean-<hash>")
 
 Nothing is lost: rows are appended atomically, a finished point is recognised by its id
 (``--resume`` skips it), and an existing folder is never touched without ``--resume`` or
@@ -13,9 +16,11 @@ Nothing is lost: rows are appended atomically, a finished point is recognised by
 from __future__ import annotations
 
 import time
+import io
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import pandas as pd
 
 from noisesim.allocate import Allocation
@@ -64,3 +69,16 @@ class RunFolder:
         if channels is not None:
             atomic_write(self.path / "layers" / f"{point_id}_channels.csv", lambda f: channels.to_csv(f, index=False))
         allocation.save(self.path / "allocations" / f"{point_id}.json")
+
+    def has_allocation(self, point_id: str) -> bool:
+        return (self.path / "allocations" / f"{point_id}.json").is_file()
+
+    def read_allocation(self, point_id: str) -> Allocation:
+        return Allocation.load(self.path / "allocations" / f"{point_id}.json")
+
+    def write_outcomes(self, name: str, outcomes: np.ndarray, targets: np.ndarray, metric: str) -> None:
+        """``outcomes/<name>.npz``: outcomes (draws x examples; 0/1 stored as uint8), targets, metric name."""
+        packed = outcomes.astype(np.uint8) if np.isin(outcomes, (0, 1)).all() else outcomes.astype(np.float32)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, outcomes=packed, targets=targets.astype(np.float32), metric=np.array(metric))
+        atomic_write(self.path / "outcomes" / f"{name}.npz", lambda f: f.write(buf.getvalue()), binary=True)

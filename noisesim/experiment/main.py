@@ -63,20 +63,21 @@ def _writer(folder: RunFolder):
 
 def run_sweep(exp: Experiment, folder: RunFolder, points: list[Point], writer) -> None:
     done = folder.done()
-    todo = [p for p in points if exp.point_id(p) not in done]
-    if len(todo) < len(points):
-        print(f"--resume: {len(points) - len(todo)} of {len(points)} points already done")
-    for i, p in enumerate(todo, 1):
-        row = exp.run_point(p, folder, writer)
+    todo = sum(exp.point_id(p) not in done for p in points)
+    if todo < len(points):
+        print(f"--resume: {len(points) - todo} of {len(points)} points already done")
+    for i, (p, row) in enumerate(exp.run_points(points, folder, writer), 1):
         if writer is not None:
             writer.add_scalar(f"accuracy/{p.noise_type}-{p.allocation}-{p.granularity}", row["accuracy"], i)
-        print(_summary(row, f"[{i}/{len(todo)}]"))
+        print(_summary(row, f"[{i}/{todo}]"))
 
 
 def _summary(row: dict, prefix: str) -> str:
     text = (f"{prefix} {row['noise_type']:<7} {row['allocation_label']:<20} target E={row['target_emac']} "
-            f"avg E={row['avg_emac']:.4g} ph ({row['avg_emac_aj']:.4g} aJ)/MAC  acc={row['accuracy']:.4f}"
-            f"±{row['accuracy_ci95']:.4f}")
+            f"avg E={row['avg_emac']:.4g} ph ({row['avg_emac_aj']:.4g} aJ)/MAC  {row['metric']}="
+            f"{row['accuracy']:.4f} [{row['accuracy_lo']:.4f}, {row['accuracy_hi']:.4f}]")
+    if row.get("steps"):
+        text += f"  {row['steps']} steps{' (converged)' if row.get('converged') else ''}"
     if row.get("uniform_accuracy_same_energy") is not None:
         text += f"  uniform@same E={row['uniform_accuracy_same_energy']:.4f}"
     return text

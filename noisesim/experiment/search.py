@@ -60,7 +60,9 @@ def saving(e_method: Optional[float], e_uniform: Optional[float]) -> Optional[fl
 def run_search(exp, folder: RunFolder, points: list[Point], writer=None) -> None:
     """Bisect the energy of every allocation of ``points`` to the target accuracy; append to search.csv."""
     cfg = exp.cfg
-    target = cfg.target_acc if cfg.target_acc is not None else exp.float_accuracy() - cfg.acc_drop
+    reference = exp.float_scores(folder).value if cfg.target_reference == "float" else \
+        exp.clean_scores(points[0], folder)[1].value
+    target = cfg.target_acc if cfg.target_acc is not None else reference - cfg.acc_drop
     groups = dict.fromkeys(dataclasses.replace(p, target_emac=None) for p in points if p.noise_type != "none")
     found: dict[tuple, Optional[float]] = {}
     for base in groups:

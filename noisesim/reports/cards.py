@@ -20,7 +20,8 @@ import pandas as pd
 from noisesim.io import atomic_write, write_json
 
 RESULT_COLUMNS = ("noise_type", "allocation_label", "target_emac", "avg_emac", "avg_emac_aj", "weight_bits", "act_bits",
-                  "avg_weight_bits", "avg_act_bits", "accuracy", "accuracy_ci95", "uniform_accuracy_same_energy",
+                  "avg_weight_bits", "avg_act_bits", "accuracy", "accuracy_lo", "accuracy_hi", "accuracy_ci95",
+                  "examples", "draws", "uniform_accuracy_same_energy",
                   "noise_bits_accuracy", "seed", "mc_repeats")
 
 
@@ -65,7 +66,8 @@ def confounders(row: pd.Series, seeds: list) -> dict[str, str]:
         "training data": ("all training data" if subset is None else f"seeded random subset of {int(subset)}")
         + f"; {int(row['train_batches'])} steps of {int(row['train_batch_size'])} (only for trained points)",
         "training labels": "generated (float model's top-1)" if _flag(row["generated_labels"]) else "data set labels",
-        "evaluation": f"{eval_set}, {int(row['mc_repeats'])} noise draw(s) per point, 95% CI (t)",
+        "evaluation": f"{eval_set}" + (f" ({int(row['examples'])} examples)" if _get(row, "examples") else "")
+        + f", {int(row['mc_repeats'])} noise draw(s) per point, 95% bootstrap intervals over examples and draws",
         "seeds": ", ".join(str(int(s)) for s in seeds),
     }
 
@@ -119,19 +121,19 @@ def card_markdown(c: dict[str, Any], title: str) -> str:
         for k in labels:
             lines.append(f"| {k} | " + " | ".join(c["recorded"][n].get(k, "—") for n in runs) + " |")
     lines += ["", "## Results", "",
-              "Accuracy: mean over noise draws ± 95% confidence half-width of that mean (noise draws only; the "
-              "test-set sampling error sqrt(p(1-p)/n) comes on top).", "",
+              "Accuracy: mean over the noise draws, [95% bootstrap interval over test examples and noise draws] "
+              "(rows written before intervals were bootstrapped: ± the t half-width over draws).", "",
               "| setting | noise | allocation | target E | avg E (photons) | avg E (aJ) | W bits | A bits | "
               "accuracy | uniform at same avg E | equivalent quantizer |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in c["results"]:
         acc = _fmt(r["accuracy"], True)
-        if r["noise_type"] == "none":
-            acc += " (no noise)"
-        elif int(r.get("mc_repeats") or 1) < 2:
-            acc += " (1 draw)"
-        else:
+        if r.get("accuracy_lo") is not None:
+            acc += f" [{_fmt(r['accuracy_lo'], True)}, {_fmt(r['accuracy_hi'], True)}]"
+        elif r["noise_type"] != "none" and int(r.get("mc_repeats") or 1) > 1:
             acc += f" ± {_fmt(r.get('accuracy_ci95') or 0.0, True)}"
+        acc += " (no noise)" if r["noise_type"] == "none" else \
+            f" ({int(r['examples'])} × {int(r['draws'])})" if r.get("examples") else ""
         lines.append(" | ".join([
             "", str(r["setting"]), str(r["noise_type"]), str(r["allocation_label"]), _fmt(r.get("target_emac")),
             _fmt(r.get("avg_emac")), _fmt(r.get("avg_emac_aj")), _fmt(r.get("avg_weight_bits")),

@@ -8,9 +8,12 @@ in a fixed order and colour.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 import pandas as pd
 import seaborn as sns
 
@@ -77,6 +80,14 @@ def _finish(fig, ax, df: pd.DataFrame, xlabel: str, title: str, stem: Path, lege
     return save(fig, stem)
 
 
+def log_x(ax) -> None:
+    """A log energy axis labelled 1, 2, 5, 10, 20, ... (plain numbers, no minor-tick labels)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _ordered(df: pd.DataFrame) -> pd.DataFrame:
     """Allocations in the fixed order (so colours match across plots)."""
     df = df.copy()
@@ -107,7 +118,7 @@ def accuracy_vs_energy(results: pd.DataFrame, stem: Path, title: str = "") -> li
     fig, ax, curves = _curves(df, names, "avg_emac_aj")
     for color, label, g in curves:
         _band(ax, g["avg_emac_aj"], g["accuracy"], g["accuracy_ci95"].fillna(0), color, label)
-    ax.set_xscale("log")
+    log_x(ax)
     return _finish(fig, ax, df, "average energy per MAC (aJ)", title, stem)
 
 
@@ -140,3 +151,41 @@ def noise_bits_accuracy(results: pd.DataFrame, stem: Path, title: str = "") -> l
         ax.plot(g["avg_noise_bits"], g["noise_bits_accuracy"] * 100, ls=":", marker="s", ms=4, color=color,
                 label=f"{label}: equivalent quantizer")
     return _finish(fig, ax, df, "average noise bits (MAC-weighted ENOB)", title, stem, legend_size=6)
+
+
+def iso_accuracy(results: pd.DataFrame, table: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
+    """Per noise type: every allocation's points (95% intervals), its fitted curve, the target accuracy
+    and E* with its interval (from the savings table, ``noisesim.reports.savings``)."""
+    import json
+
+    from noisesim.stats import Curve
+
+    if table.empty:
+        return []
+    noises = list(dict.fromkeys(table["noise_type"]))
+    style()
+    fig, axes = plt.subplots(1, len(noises), figsize=(4.6 * len(noises), 3.6), squeeze=False)
+    palette = allocation_palette(table["allocation_label"])
+    for ax, noise in zip(axes[0], noises):
+        t = table[table["noise_type"] == noise]
+        for r in t.to_dict("records"):
+            color = palette.get(r["allocation_label"], "k")
+            pts = results[(results["noise_type"] == noise) & (results["allocation_label"] == r["allocation_label"])
+                          & (results.get("clean_id") == r["clean_id"])].sort_values("avg_emac")
+            ax.errorbar(pts["avg_emac"], pts["accuracy"] * 100, fmt="o", ms=3, color=color, capsize=2,
+                        yerr=[(pts["accuracy"] - pts["accuracy_lo"]) * 100, (pts["accuracy_hi"] - pts["accuracy"]) * 100])
+            curve = Curve(r["fit"], tuple(json.loads(r["fit_params"])), math.log(r["E_min"]), math.log(r["E_max"]))
+            x = np.linspace(curve.x_min, curve.x_max, 200)
+            ax.plot(np.exp(x), curve(x) * 100, color=color, lw=1.2, label=r["allocation_label"])
+            if math.isfinite(r["E"]):
+                lo = r["E_lo"] if math.isfinite(r["E_lo"]) else r["E_min"]
+                hi = r["E_hi"] if math.isfinite(r["E_hi"]) else r["E_max"]
+                ax.errorbar([r["E"]], [r["target"] * 100], xerr=[[r["E"] - lo], [hi - r["E"]]], fmt="D", ms=5,
+                            color=color, capsize=3, mec="k", mew=0.5)
+        ax.axhline(t["target"].iloc[0] * 100, color="k", ls="--", lw=0.8, label="target")
+        log_x(ax)
+        ax.set_xlabel("average energy per MAC (photons)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"{title}, {noise}" if title else noise, fontsize=8)
+        ax.legend(frameon=False, fontsize=6, title="points: 95% CI; ◆: E* [95% CI]", title_fontsize=6)
+    return save(fig, stem)

@@ -15,9 +15,9 @@ from typing import Optional, Sequence
 import pandas as pd
 
 from noisesim.reports.cards import write_card
-from noisesim.reports.curves import accuracy_vs_bits, accuracy_vs_energy, noise_bits_accuracy
+from noisesim.reports.curves import accuracy_vs_bits, accuracy_vs_energy, iso_accuracy, noise_bits_accuracy
 from noisesim.reports.layers import bits_by_layer, by_layer, load_layers, snr_plots
-from noisesim.reports.savings import read_searches, write_savings
+from noisesim.reports.savings import write_savings
 
 
 def _title(df: pd.DataFrame) -> str:
@@ -51,10 +51,13 @@ def draw_run(run_dir: Path, plots: bool = True) -> list[Path]:
         return []
     title = _title(df)
     paths = write_card(df, run_dir, title, {"this run": run_fields(run_dir)})
-    paths += write_savings(read_searches([run_dir]), run_dir)
+    savings = write_savings([run_dir], run_dir)
+    paths += savings
     if not plots:
         return paths
     paths += draw_results(df, run_dir, title)
+    if savings:
+        paths += iso_accuracy(df, pd.read_csv(run_dir / "savings.csv"), run_dir / "iso_accuracy", title)
     layers = load_layers(run_dir, df)
     if not layers.empty:
         paths += by_layer(layers, "e_mac", "energy per MAC (photons)", run_dir / "energy_by_layer", log=True,
@@ -88,5 +91,5 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path) -> list[Path]:
     title = _title(df)
     paths = draw_results(df, out_dir, title)
     paths += write_card(df, out_dir, title, dict(zip(labels, fields)))
-    paths += write_savings(read_searches(run_dirs), out_dir)
+    paths += write_savings(run_dirs, out_dir)
     return paths

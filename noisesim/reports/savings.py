@@ -1,92 +1,184 @@
-"""Savings table: energy saved at iso-accuracy by each allocation against the uniform one.
+"""Savings table: energy saved at iso-accuracy by each allocation against the uniform one, with intervals.
 
-From the ``search.csv`` rows of ``--binary_search`` runs (least energy reaching the target
-accuracy per allocation): one line per model, data set and noise type with E_uniform and, for
-each other allocation, E and the saving 1 - E / E_uniform. The search probes target energies;
-an allocation may end below its target, so E is the average energy the accepted point actually
-spends, read from its row of results.csv (joined on ``point_id``). The accepted target is the
-bisection's upper end, within one final bracket (ratio (E_max/E_min)^(1/2^steps)) above the
-true iso-accuracy target.
+For every model, data set, noise type and quantization setting of a run, each allocation's
+points (average energy actually spent, per-example outcomes of every noise draw) form an
+accuracy-vs-energy curve; a monotone fit of it is solved for the energy E* that reaches the
+target accuracy, and 1 - E*_method / E*_uniform is the saving (``noisesim.stats.isoaccuracy``).
+Intervals are 95% bootstrap percentiles over test examples (resampled once for all curves and
+for the reference model that sets the target) and noise draws. A saving whose interval contains
+0 is marked "not significant". The target is ``--target_acc``, or the reference accuracy (the
+float model's, or the noise-free quantized model's: ``--target_reference``) minus ``--acc_drop``.
+The points may come from a sweep grid or from the probes of a bisection (``--binary_search``).
 """
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
+import numpy as np
 import pandas as pd
 
 from noisesim.io import atomic_write
 from noisesim.reports.curves import allocation_order
+from noisesim.stats import SCORES, Evaluation, IsoEnergy, iso_energy, metric, replicate_metric, resamples, saving
 
-KEYS = ["model", "dataset", "noise_type"]
-
-
-def _slug(label: str) -> str:
-    return label.replace(" ", "_")
+GROUP = ["model", "dataset", "noise_type", "clean_id"]
+MIN_LOGISTIC_POINTS = 4  # a four-parameter curve; fewer points fall back to the isotonic fit
 
 
-def _saving(e: Optional[float], e_uniform: Optional[float]) -> Optional[float]:
-    return None if e is None or e_uniform is None else 1.0 - e / e_uniform
+def load_outcomes(run_dir: Path, name: str) -> Optional[tuple[np.ndarray, np.ndarray, str]]:
+    """(outcomes (draws, examples), targets, metric) of ``outcomes/<name>.npz``, or None if absent."""
+    path = Path(run_dir) / "outcomes" / f"{name}.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        return z["outcomes"].astype(np.float32), z["targets"], str(z["metric"])
 
 
-def savings_table(search: pd.DataFrame) -> pd.DataFrame:
-    """Wide table: KEYS, target_accuracy, E_uniform and per other allocation E_<label>, saving_<label>
-    (labels with underscores; energies in photons/MAC; None where the target was not reached below e_max)."""
+def target_settings(run_dir: Path) -> Optional[dict[str, Any]]:
+    """The run's iso-accuracy target settings (None when it asked for none)."""
+    try:
+        fields = json.loads((Path(run_dir) / "config.json").read_text())["fields"]
+    except (OSError, ValueError, KeyError):
+        return None
+    values = {k: fields[k]["value"] for k in ("target_acc", "acc_drop", "target_reference", "curve_fit", "bootstrap")
+              if k in fields}
+    if values.get("target_acc") is None and values.get("acc_drop") is None:
+        return None
+    return values
+
+
+def _curves(g: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The group's rows per curve: one per allocation label (and lambda / learning rate where several)."""
+    keys = ["allocation_label"] + [k for k in ("lambd", "lr") if k in g and g[k].nunique(dropna=True) > 1]
+    curves = {}
+    for values, rows in g.groupby(keys, sort=False, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        extra = ", ".join(f"{k}={v:g}" for k, v in zip(keys[1:], values[1:]) if v == v)
+        curves[values[0] + (f" ({extra})" if extra else "")] = rows
+    return curves
+
+
+def iso_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """One row per curve of a run: E* with its interval and, against uniform, the saving with its interval."""
+    run_dir = Path(run_dir)
+    settings = target_settings(run_dir)
+    results_csv = run_dir / "results.csv"
+    if settings is None or not results_csv.is_file():
+        return []
+    df = pd.read_csv(results_csv)
+    if "clean_id" not in df:
+        return []
+    df = df[(df["noise_type"] != "none") & df["avg_emac"].notna()]
+    out = []
+    for keys, g in df.groupby(GROUP, sort=False):
+        out += _group_rows(run_dir, dict(zip(GROUP, keys)), g, settings)
+    return out
+
+
+def _group_rows(run_dir: Path, keys: dict, g: pd.DataFrame, settings: dict) -> list[dict[str, Any]]:
+    ref_name = "float" if settings.get("target_reference", "float") == "float" else keys["clean_id"]
+    ref = load_outcomes(run_dir, ref_name)
+    if ref is None:
+        return []
+    targets, score = ref[1], SCORES[ref[2]]
+    reps = resamples(ref[0].shape[1], int(settings.get("bootstrap") or 1000), seed=0)
+    drop, fixed = settings.get("acc_drop"), settings.get("target_acc")
+    ref_value = metric(ref[0], targets, score)
+
+    def target(r):
+        if fixed is not None:
+            return fixed
+        return (ref_value if r is None else replicate_metric(ref[0], targets, r, 999_999, score)) - drop
+
+    found: dict[str, IsoEnergy] = {}
     rows = []
-    for keys, g in search.groupby(KEYS, sort=False):
-        by = {a: r for a, r in zip(g["allocation_label"], g.to_dict("records"))}
-        if "uniform" not in by:
+    curves = _curves(g)
+    for i, label in enumerate(allocation_order(curves)):
+        rows_c = curves[label]
+        points = []
+        for pid, e in zip(rows_c["point_id"], rows_c["avg_emac"]):
+            o = load_outcomes(run_dir, pid)
+            if o is not None:
+                points.append(Evaluation(float(e), o[0]))
+        if len({p.energy for p in points}) < 2:
             continue
-        e_u = _energy(by["uniform"])
-        row = dict(zip(KEYS, keys), target_accuracy=by["uniform"]["target_accuracy"], E_uniform=e_u)
-        for label in allocation_order(by):
-            if label != "uniform":
-                row[f"E_{_slug(label)}"] = _energy(by[label])
-                row[f"saving_{_slug(label)}"] = _saving(row[f"E_{_slug(label)}"], e_u)
+        kind = settings.get("curve_fit", "logistic")
+        if kind == "logistic" and len(points) < MIN_LOGISTIC_POINTS:
+            kind = "isotonic"
+        iso = iso_energy(points, targets, target, reps, salt=i + 1, kind=kind, score=score)
+        found[label] = iso
+        first = rows_c.iloc[0]
+        row = {**keys, "weight_bits": first.get("weight_bits"), "act_bits": first.get("act_bits"),
+               "allocation_label": label, "target": target(None),
+               "target_text": f"{fixed:.2%}" if fixed is not None else
+               f"{'float' if ref_name == 'float' else 'quantized, no noise'} {ref_value:.2%} − {drop * 100:g} pt",
+               "examples": int(ref[0].shape[1]), "draws": int(first.get("draws", 1)), "points": len(points),
+               "fit": kind, "fit_rms": iso.curve.rms, "fit_params": _params(iso.curve), "E": iso.energy, "E_lo": iso.lo, "E_hi": iso.hi,
+               "E_min": min(p.energy for p in points), "E_max": max(p.energy for p in points)}
         rows.append(row)
-    return pd.DataFrame(rows)
+    if "uniform" in found:
+        for row in rows:
+            if row["allocation_label"] != "uniform":
+                row["saving"], row["saving_lo"], row["saving_hi"] = saving(found[row["allocation_label"]],
+                                                                           found["uniform"])
+    return rows
 
 
-def _energy(row: dict) -> Optional[float]:
-    e = row.get("avg_energy", row.get("energy"))
-    return None if e is None or e != e else float(e)
+def _params(curve) -> str:
+    """The fitted curve as JSON: logistic (a, b, m, s) or isotonic ([x], [y]), x = log E."""
+    return json.dumps([np.asarray(p).tolist() for p in curve.params])
 
 
-def read_searches(run_dirs: Iterable[Path]) -> pd.DataFrame:
-    """search.csv of each run with ``avg_energy``: what the accepted point spends on average."""
-    frames = []
-    for d in map(Path, run_dirs):
-        if (d / "search.csv").is_file():
-            search = pd.read_csv(d / "search.csv")
-            spent = pd.read_csv(d / "results.csv").set_index("point_id")["avg_emac"]
-            search["avg_energy"] = search["point_id"].map(spent).where(search["energy"].notna())
-            frames.append(search)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+def _energy(v: float, row: dict) -> str:
+    if v == math.inf:
+        return f"> {row['E_max']:.3g}"
+    if v == -math.inf:
+        return f"< {row['E_min']:.3g}"
+    return "—" if v != v else f"{v:.3g}"
+
+
+def _percent(v: float) -> str:
+    return "−∞" if v == -math.inf else "?" if v != v else f"{v:.0%}"
+
+
+def _saving(row: dict) -> str:
+    s, lo, hi = row.get("saving"), row.get("saving_lo"), row.get("saving_hi")
+    if s is None:
+        return "—"
+    if s != s:
+        return "— (a target outside the evaluated energies: widen the grid)"
+    text = f"{s:.0%} [{_percent(lo)}, {_percent(hi)}]"
+    return text if (lo > 0 or hi < 0) else text + " not significant"
 
 
 def savings_markdown(table: pd.DataFrame) -> str:
-    def e(v):
-        return "not reached" if v is None or v != v else f"{v:.3g}"
-
-    def s(v):
-        return "—" if v is None or v != v else f"{v:.0%}"
-
-    labels = [c[2:] for c in table.columns if c.startswith("E_") and c != "E_uniform"]
-    head = " | ".join(f"E {lab.replace('_', ' ')} (saving)" for lab in labels)
-    lines = [f"| model | data | noise | target accuracy | E uniform | {head} |",
-             "|---|---|---|---|---|" + "---|" * len(labels)]
+    lines = ["| model | data | noise | W/A bits | target | examples × draws | allocation | points (fit) | "
+             "E* photons/MAC [95% CI] | saving vs uniform [95% CI] |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in table.to_dict("records"):
-        cells = [f"{e(r.get(f'E_{lab}'))} ({s(r.get(f'saving_{lab}'))})" for lab in labels]
-        lines.append(f"| {r['model']} | {r['dataset']} | {r['noise_type']} | {r['target_accuracy'] * 100:.2f}% | "
-                     f"{e(r['E_uniform'])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\nEnergies in photons/MAC (x 0.128 for aJ/MAC); saving = 1 - E / E_uniform.\n"
+        bits = f"{_bits(r['weight_bits'])}/{_bits(r['act_bits'])}"
+        e = f"{_energy(r['E'], r)} [{_energy(r['E_lo'], r)}, {_energy(r['E_hi'], r)}]"
+        lines.append(f"| {r['model']} | {r['dataset']} | {r['noise_type']} | {bits} | {r['target_text']} "
+                     f"({r['target']:.2%}) | {r['examples']} × {r['draws']} | {r['allocation_label']} | "
+                     f"{r['points']} ({r['fit']}, rms {r['fit_rms'] * 100:.2f} pt) | {e} | {_saving(r)} |")
+    return "\n".join(lines) + (
+        "\n\nE*: the least average energy per MAC (photons; x 0.128 for aJ) at which the fitted accuracy curve "
+        "reaches the target; '> E' not reached up to the highest energy evaluated, '< E' reached already at the "
+        "lowest. Intervals: 95% bootstrap over test examples and noise draws; saving = 1 - E*/E*_uniform.\n")
 
 
-def write_savings(search: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """``savings.csv`` and ``savings.md`` in ``out_dir`` (nothing when no uniform search is there)."""
-    table = savings_table(search) if not search.empty else pd.DataFrame()
-    if table.empty:
+def _bits(b: Any) -> str:
+    return "float" if b is None or b != b else f"{int(b)}"
+
+
+def write_savings(run_dirs: Iterable[Path], out_dir: Path) -> list[Path]:
+    """``savings.csv`` and ``savings.md`` in ``out_dir`` (nothing when no run asked for an iso-accuracy target)."""
+    rows = [r for d in run_dirs for r in iso_rows(d)]
+    if not rows:
         return []
+    table = pd.DataFrame(rows)
     out_dir = Path(out_dir)
     atomic_write(out_dir / "savings.csv", lambda f: table.to_csv(f, index=False))
     text = savings_markdown(table)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -58,6 +59,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_step: Optional[int] = None
     best_score: Optional[float] = None
+    converged: bool = False
 
 
 def make_optimizer(params: list[torch.Tensor], cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -75,12 +77,14 @@ def _cycle(batches: Iterable) -> Iterable:
 def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task: Any,
           cfg: TrainConfig, penalty: Optional[Penalty] = None, teacher: Optional[nn.Module] = None,
           score_fn: Optional[Callable[[], float]] = None,
-          feasible: Optional[Callable[[], bool]] = None) -> TrainResult:
-    """Minimise ``task.loss(model(x), y) + penalty()`` over ``params`` for ``cfg.steps`` batches.
+          feasible: Optional[Callable[[], bool]] = None,
+          converged: Optional[Callable[[list[dict[str, float]]], bool]] = None) -> TrainResult:
+    """Minimise ``task.loss(model(x), y) + penalty()`` over ``params`` for at most ``cfg.steps`` batches.
 
-    With ``score_fn`` and ``cfg.eval_every``, the parameters of the best-scoring evaluation
-    at which ``feasible()`` holds (e.g. the energy constraint is met) are restored at the
-    end; the last step is always evaluated.
+    ``converged(history)`` ends training early once it holds (``result.converged``). With
+    ``score_fn`` and ``cfg.eval_every``, the parameters of the best-scoring evaluation at which
+    ``feasible()`` holds (e.g. the energy constraint is met) are restored at the end; the last
+    step is always evaluated.
     """
     params = [p for p in params if p.requires_grad]
     if not params:
@@ -116,7 +120,8 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
         if hasattr(task, "predictions"):
             stats["batch_acc"] = (task.predictions(out.detach()) == targets).float().mean().item()
         stats["step"] = step
-        last = step == cfg.steps
+        result.converged = converged is not None and converged(result.history + [stats])
+        last = step == cfg.steps or result.converged
         if score_fn is not None and (last or (cfg.eval_every and step % cfg.eval_every == 0)):
             stats["score"] = score_fn()
             ok = feasible() if feasible is not None else True
@@ -137,13 +142,8 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable, task: Any, max_batches: Optional[int] = None,
-             teacher: Optional[nn.Module] = None, progress: bool = False, desc: str = "eval") -> float:
-    """Task metric of ``model`` in eval mode over ``batches`` (the first ``max_batches``).
-
-    With ``teacher``, targets are the teacher's predictions (agreement with the float model).
-    The model's previous train/eval mode is restored afterwards.
-    """
+def _outputs(model: nn.Module, batches: Iterable, task: Any, max_batches: Optional[int], teacher: Optional[nn.Module],
+             progress: bool, desc: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     was_training = model.training
     model.eval()
     outputs, targets = [], []
@@ -161,4 +161,21 @@ def evaluate(model: nn.Module, batches: Iterable, task: Any, max_batches: Option
     model.train(was_training)
     if not outputs:
         raise ValueError("no batches to evaluate")
-    return task.metric(outputs, targets)
+    return outputs, targets
+
+
+def evaluate(model: nn.Module, batches: Iterable, task: Any, max_batches: Optional[int] = None,
+             teacher: Optional[nn.Module] = None, progress: bool = False, desc: str = "eval") -> float:
+    """Task metric of ``model`` in eval mode over ``batches`` (the first ``max_batches``).
+
+    With ``teacher``, targets are the teacher's predictions (agreement with the float model).
+    The model's previous train/eval mode is restored afterwards.
+    """
+    return task.metric(*_outputs(model, batches, task, max_batches, teacher, progress, desc))
+
+
+def evaluate_outcomes(model: nn.Module, batches: Iterable, task: Any, progress: bool = False,
+                      desc: str = "eval") -> tuple[np.ndarray, np.ndarray]:
+    """Per-example outcomes (see the task) and targets of one pass over ``batches``."""
+    outputs, targets = _outputs(model, batches, task, None, None, progress, desc)
+    return task.outcomes(outputs, targets), torch.cat([t.reshape(-1) for t in targets]).float().cpu().numpy()

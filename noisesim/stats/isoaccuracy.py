@@ -1,0 +1,189 @@
+"""Iso-accuracy energy from a fitted accuracy-vs-energy curve, with bootstrap intervals.
+
+An allocation is evaluated at several average energies E_i (Monte-Carlo draws x test examples
+each). Accuracy rises with log E from chance to the model's noise-free level, so it is fitted
+by a monotone curve in x = log E and solved for the energy E* that reaches a target accuracy.
+
+Fit. The default is a four-parameter logistic
+
+    acc(x) = a + (b - a) / (1 + exp(-(x - m) / s)),    0 <= a <= b <= 1,  s > 0,
+
+fitted by least squares, solved as x* = m - s log((b - a) / (t - a) - 1). It uses every grid
+point (the plateau and the chance level pin down a and b), is smooth between sparse grid points
+and monotone by construction; its one assumption — a sigmoid in log E — holds for these curves
+because each noise variance scales as 1/E. The alternative ``isotonic`` fit (pool-adjacent-
+violators, then linear interpolation in log E) assumes only monotonicity but, on a grid of a few
+energies, interpolates linearly where the true curve bends, so it needs a denser grid near the
+target. The logistic's lack of fit is reported (RMS residual) so that a poor fit shows.
+
+Interval. Every bootstrap replicate (see ``noisesim.stats.bootstrap``) resamples the test
+examples once — shared by all allocations and by the reference model that sets the target — and
+each evaluation's draws; the curves are refitted and solved again. The percentile interval of
+E* covers test-set sampling and noise alike, and the saving 1 - E*_method / E*_uniform gets its
+own interval from the paired replicates. A target the curve does not reach inside the
+evaluated energies gives E* = +inf (not reached) and one below the lowest energy -inf (reached
+everywhere): neither is extrapolated.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+from scipy.optimize import isotonic_regression, least_squares
+
+from noisesim.stats.bootstrap import Resample, Score, accuracy_score, interval, metric, replicate_metric
+
+FITS = ("logistic", "isotonic")
+
+
+@dataclass
+class Curve:
+    """A monotone fit of accuracy against x = log E over [x_min, x_max]."""
+
+    kind: str
+    params: tuple  # logistic: (a, b, m, s); isotonic: (xs, ys)
+    x_min: float
+    x_max: float
+    rms: float = 0.0  # RMS residual of the fit (accuracy units)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.kind == "logistic":
+            a, b, m, s = self.params
+            return a + (b - a) / (1 + np.exp(-(np.asarray(x) - m) / s))
+        xs, ys = self.params
+        return np.interp(x, xs, ys)
+
+    def solve(self, target: float) -> float:
+        """log E* where the curve reaches ``target``; +inf if not by x_max, -inf if already at x_min."""
+        if self(self.x_max) < target:
+            return math.inf
+        if self(self.x_min) >= target:
+            return -math.inf
+        if self.kind == "logistic":
+            a, b, m, s = self.params
+            return float(m - s * math.log((b - a) / (target - a) - 1))
+        xs, ys = self.params
+        i = int(np.searchsorted(ys, target, side="left"))  # first grid point at or above the target
+        x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+        return float(x0 + (target - y0) * (x1 - x0) / (y1 - y0)) if y1 > y0 else float(x1)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, start: Optional[Curve] = None) -> Curve:
+    """Least-squares four-parameter logistic, increasing in x (``start``: a curve to start from)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    span = max(x.max() - x.min(), 1e-3)
+    # parameters: a, d = b - a >= 0, m, log s
+    if start is not None:
+        a, b, m, s = start.params
+        start = [a, b - a, m, math.log(s)]
+    else:
+        start = [min(y.min(), 0.999), max(y.max() - y.min(), 1e-3), float(np.median(x)), math.log(span / 4)]
+
+    def residuals(p):
+        a, d, m, log_s = p
+        return a + d / (1 + np.exp(-(x - m) / math.exp(log_s))) - y
+
+    def jacobian(p):
+        a, d, m, log_s = p
+        z = (x - m) / math.exp(log_s)
+        sig = 1 / (1 + np.exp(-z))
+        ds = d * sig * (1 - sig)
+        return np.stack([np.ones_like(x), sig, -ds / math.exp(log_s), -ds * z], axis=1)
+
+    lower = [0.0, 0.0, x.min() - 2 * span, math.log(span / 200)]
+    upper = [1.0, 1.0, x.max() + 2 * span, math.log(10 * span)]
+    start = np.clip(start, lower, upper)
+    fit = least_squares(residuals, start, jac=jacobian, bounds=(lower, upper))
+    a, d, m, log_s = fit.x
+    b = min(a + d, 1.0)
+    return Curve("logistic", (a, b, m, math.exp(log_s)), float(x.min()), float(x.max()),
+                 float(np.sqrt(np.mean(fit.fun ** 2))))
+
+
+def fit_isotonic(x: np.ndarray, y: np.ndarray) -> Curve:
+    """Pool-adjacent-violators fit (increasing), linearly interpolated between grid points."""
+    order = np.argsort(x)
+    xs, ys = np.asarray(x, float)[order], np.asarray(y, float)[order]
+    fitted = isotonic_regression(ys, increasing=True).x
+    return Curve("isotonic", (xs, fitted), float(xs[0]), float(xs[-1]), float(np.sqrt(np.mean((fitted - ys) ** 2))))
+
+
+def fit_curve(x: np.ndarray, y: np.ndarray, kind: str = "logistic", start: Optional[Curve] = None) -> Curve:
+    if kind not in FITS:
+        raise ValueError(f"curve fit must be one of {', '.join(FITS)}, got {kind!r}")
+    return fit_logistic(x, y, start) if kind == "logistic" else fit_isotonic(x, y)
+
+
+@dataclass
+class Evaluation:
+    """One evaluated point of a curve: its average energy and its (draws, examples) outcomes."""
+
+    energy: float
+    outcomes: np.ndarray
+
+
+@dataclass
+class IsoEnergy:
+    """E* (photons/MAC, +inf not reached, -inf reached at every evaluated energy), its interval, the
+    replicates (for paired savings), the point-estimate curve."""
+
+    energy: float
+    lo: float
+    hi: float
+    replicates: np.ndarray
+    curve: Curve
+
+
+def _solve(points: Sequence[Evaluation], accuracies: Sequence[float], target: float, kind: str,
+           start: Optional[Curve] = None) -> tuple[float, Curve]:
+    """(E*, curve): E* in photons/MAC, or +-inf outside the evaluated energies."""
+    curve = fit_curve(np.log([p.energy for p in points]), np.asarray(accuracies), kind, start)
+    x = curve.solve(target)
+    return (math.exp(x) if math.isfinite(x) else x), curve
+
+
+def iso_energy(points: Sequence[Evaluation], targets: np.ndarray, target: float | Callable[[Resample], float],
+               reps: Sequence[Resample], salt: int = 0, kind: str = "logistic", score: Score = accuracy_score,
+               level: float = 0.95) -> IsoEnergy:
+    """E* of one allocation's curve with its bootstrap interval.
+
+    ``target``: a fixed accuracy, or a function of the replicate giving the target relative to a
+    reference model's resampled accuracy (called with None for the point estimate). ``salt``
+    distinguishes this allocation's draw resampling from the others'."""
+    if len(points) < 2:
+        raise ValueError("an iso-accuracy curve needs at least two evaluated energies")
+    fixed = not callable(target)
+    t0 = target if fixed else target(None)
+    e, curve = _solve(points, [metric(p.outcomes, targets, score) for p in points], t0, kind)
+    reps_e = []
+    for r in reps:
+        accs = [replicate_metric(p.outcomes, targets, r, salt * 1000 + i, score) for i, p in enumerate(points)]
+        reps_e.append(_solve(points, accs, target if fixed else target(r), kind, curve)[0])
+    reps_e = np.array(reps_e)
+    lo, hi = interval(reps_e, level)
+    return IsoEnergy(e, lo, hi, reps_e, curve)
+
+
+def saving(method: IsoEnergy, uniform: IsoEnergy, level: float = 0.95) -> tuple[float, float, float]:
+    """1 - E*_method / E*_uniform with its paired bootstrap interval.
+
+    The point estimate is NaN unless both curves reach the target inside their evaluated energies.
+    In a replicate where only the method reaches it, the uniform E* is bounded by the highest energy
+    it was evaluated at, which bounds the saving from below (conservative); where the method does not
+    reach it, the saving is -inf; where neither does, or either reaches it at its lowest energy, the
+    replicate has no saving and is left out."""
+    u_max = float(np.exp(uniform.curve.x_max))
+
+    def ratio(em, eu, bound: bool):
+        em, eu = np.asarray(em, float), np.asarray(eu, float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = 1 - em / (np.where(np.isposinf(eu), u_max, eu) if bound else eu)
+        undefined = (np.isposinf(em) & np.isposinf(eu)) | np.isneginf(em) | np.isneginf(eu)
+        return np.where(undefined, np.nan, s)
+
+    point = float(ratio(method.energy, uniform.energy, bound=False)) \
+        if math.isfinite(method.energy) and math.isfinite(uniform.energy) else math.nan
+    lo, hi = interval(ratio(method.replicates, uniform.replicates, bound=True), level)
+    return point, lo, hi
