@@ -64,7 +64,8 @@ class QuantConfig:
     channel. observer: how the range is calibrated (a name in ``noisesim.registry.OBSERVERS``).
     learnable_range: the range (lo, hi) becomes trainable. learnable_bits: log2(bits)
     becomes trainable, rounded by ``bit_rounding``; ``per_channel_bits`` gives each
-    channel its own bit-width.
+    channel its own bit-width. dynamic: no calibrated range; every row (token) of each input
+    is quantized over its own range at run time (per-token dynamic quantization).
     """
 
     bits: Optional[float] = 8
@@ -77,9 +78,13 @@ class QuantConfig:
     learnable_bits: bool = False
     bit_rounding: str = "round"
     per_channel_bits: bool = False
+    dynamic: bool = False
 
     def __post_init__(self):
         _check_bits("bits", self.bits)
+        if self.dynamic and (self.learnable_range or self.per_channel):
+            raise ConfigError("a dynamic quantizer takes its ranges from each input: no learnable or per-channel "
+                              "range", "dynamic")
         _check_choice("observer", self.observer, OBSERVERS.names())
         _check_choice("bit_rounding", self.bit_rounding, BIT_ROUNDING)
         if not 50 < self.percentile <= 100:
@@ -124,7 +129,8 @@ class SimConfig:
     """Everything ``noisesim.prepare`` needs; field names follow the command-line flags.
 
     Quantization: weight_bits / act_bits (None = float), *_symmetric, weight_per_channel,
-    *_observer, percentile. Noise: noise_type, e_mac (photons/MAC), noise_per_channel,
+    *_observer, percentile, act_dynamic (per-token ranges taken at run time for the inputs of
+    Linear layers and matmuls; conv inputs keep calibrated ranges). Noise: noise_type, e_mac (photons/MAC), noise_per_channel,
     quantize_energy, noise_sigma (None: the model's default constant). Training switches:
     train_noise (learnable log-energies), train_bitwidth (learnable log2 bits;
     weight_bits_only keeps activations fixed), train_qminmax (learnable activation ranges),
@@ -143,6 +149,7 @@ class SimConfig:
     weight_observer: str = "minmax"
     act_observer: str = "minmax"
     percentile: float = 99.99
+    act_dynamic: bool = False
     noise_type: str = "none"
     e_mac: float = 10.0
     noise_per_channel: bool = False
@@ -218,12 +225,14 @@ class SimConfig:
                            learnable_bits=self.train_bitwidth and self.weight_bits is not None,
                            bit_rounding=self.bit_rounding, per_channel_bits=self.per_channel_bitwidth)
 
-    def act_quant(self) -> QuantConfig:
+    def act_quant(self, dynamic: bool = True) -> QuantConfig:
+        """The input quantizer; ``dynamic=False`` for inputs that cannot take per-token ranges (conv)."""
         learn_bits = self.train_bitwidth and not self.weight_bits_only and self.act_bits is not None
+        dynamic = dynamic and self.act_dynamic
         return QuantConfig(bits=self.act_bits, symmetric=self.act_symmetric, per_channel=False,
                            observer=self.act_observer, percentile=self.percentile,
-                           learnable_range=self.train_qminmax and self.act_bits is not None,
-                           learnable_bits=learn_bits, bit_rounding=self.bit_rounding)
+                           learnable_range=self.train_qminmax and self.act_bits is not None and not dynamic,
+                           learnable_bits=learn_bits, bit_rounding=self.bit_rounding, dynamic=dynamic)
 
     def noise(self, layer_index: int = 0) -> NoiseConfig:
         return NoiseConfig(kind=self.noise_type, e_mac=self.e_mac, per_channel=self.noise_per_channel,

@@ -90,6 +90,14 @@ def test_noise_bits_override_and_mc_repeats(tmp_path, data):
     assert df["accuracy_ci95"].iloc[0] > 0  # independent noise draws differ
 
 
+def test_overrides_and_dynamic_ranges_reach_the_layers(tmp_path, data):
+    code, df = run(tmp_path, data, "--noise_type", "thermal", "--e_mac", 5, "--act_dynamic",
+                   "--overrides", '{"fc": {"act_bits": 16, "weight_bits": 12}}')
+    layers = pd.read_csv(next((tmp_path / "logs/run/layers").glob("*.csv"))).set_index("name")
+    assert code == 0 and layers.loc["fc", "act_bits"] == 16 and layers.loc["fc", "weight_bits"] == 12
+    assert layers.loc["conv1", "act_bits"] == 8 and '"fc"' in df["overrides"].iloc[0]
+
+
 def test_config_file_sets_defaults(tmp_path, data):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("noise_type: [shot]\ne_mac: [3, 30]\nweight_bits: [6]\n")
@@ -163,6 +171,9 @@ def test_sigkill_then_resume_gives_every_point_exactly_once(tmp_path, data):
     (["--percentile", "20"], "--percentile 20"),
     (["--config", "/nonexistent.yaml"], "--config /nonexistent.yaml: no such file"),
     (["--mc_repeats", "0"], "--mc_repeats 0: must be >= 1"),
+    (["--overrides", "{bad json"], "argument --overrides"),
+    (["--overrides", '{"fc": {"bitz": 3}}'], "sets unknown fields ['bitz']"),
+    (["--target_acc", "0.9", "--acc_drop", "0.01"], "not both"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, data, capsys, flags, message):
     code = main(["--data_path", str(data), "--log_dir", str(tmp_path / "logs"), *flags])

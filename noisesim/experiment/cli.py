@@ -82,16 +82,16 @@ def build_parser() -> Parser:
         g = groups[m["group"]]
         unit = f" [{m['unit']}]" if m["unit"] else ""
         shown = f.default if not isinstance(f.default, tuple) else " ".join(map(str, f.default)) or "none"
-        helptext = f"{m['help']}{unit} (default: {shown})"
+        helptext = f"{m['help']}{unit} (default: {shown})".replace("%", "%%")
         flag = f"--{f.name}"
         if f.type in ("bool", bool):
             if m["switch"]:
-                g.add_argument(flag, action="store_true", help=m["help"])
+                g.add_argument(flag, action="store_true", help=m["help"].replace("%", "%%"))
             else:
                 g.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=helptext)
             continue
         if m["choices"] is not None:
-            helptext = f"{m['help']}: {', '.join(map(str, m['choices']()))} (default: {shown})"
+            helptext = f"{m['help']}: {', '.join(map(str, m['choices']()))} (default: {shown})".replace("%", "%%")
         nargs = "+" if m["sweep"] else "*" if f.name == "ignore" else None
         g.add_argument(flag, type=_parser(f), nargs=nargs, help=helptext, metavar=f.name.upper(),
                        default=list(f.default) if isinstance(f.default, tuple) else f.default)

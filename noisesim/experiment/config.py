@@ -88,6 +88,14 @@ def parse_bits(text: str) -> Optional[int]:
     return int(text)
 
 
+def parse_mapping(text: str) -> dict:
+    """A JSON object (on the command line) or a YAML mapping."""
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
 def _registered(registry) -> Callable[[], tuple]:
     return lambda: registry.names()
 
@@ -160,8 +168,13 @@ class ExperimentConfig:
     act_observer: str = setting("minmax", "how activation ranges are calibrated", Q, choices=_registered(OBSERVERS))
     percentile: tuple = setting((99.99,), "percentile of the percentile observer", Q, sweep=True, unit="%",
                                 check=percentile_range)
+    act_dynamic: bool = setting(False, "per-token activation ranges taken at run time for Linear and matmul "
+                                "inputs (conv inputs keep calibrated ranges)", Q)
     ignore: tuple = setting((), "leave the first and/or last matmul layer in float", Q,
                             choices=lambda: ("first", "last"))
+    overrides: Optional[dict] = setting(None, "per-layer exceptions: a mapping (JSON on the command line) from "
+                                        "layer-name regex, first or last to settings, e.g. {\"first\": "
+                                        "{\"act_bits\": 16}}", Q, parse=parse_mapping)
     first_last_bits: Optional[int] = setting(None, "weight and activation bits of the first and last layer", Q,
                                              unit="bits", parse=parse_bits, check=bits_problem)
     quantize_residual: bool = setting(False, "also fake-quantize residual adds and concatenations", Q)
@@ -220,6 +233,8 @@ class ExperimentConfig:
     # evaluation and search
     mc_repeats: int = setting(1, "noise draws per evaluation (mean and 95% CI)", E, unit="draws",
                               check=at_least_one)
+    compare_uniform: bool = setting(True, "also evaluate a uniform allocation at each non-uniform point's average "
+                                    "energy", E)
     binary_search: bool = setting(False, "find the least energy reaching --target_acc / --acc_drop", E)
     target_acc: Optional[float] = setting(None, "iso-accuracy target: an accuracy to reach (a fraction)", E,
                                           parse=float, check=fraction)
@@ -318,10 +333,12 @@ class ExperimentConfig:
         if self.first_last_bits is not None:
             overrides = {k: {"weight_bits": self.first_last_bits, "act_bits": self.first_last_bits}
                          for k in ("first", "last")}
+        overrides.update(self.overrides or {})
         return SimConfig(
             weight_bits=p.weight_bits, act_bits=p.act_bits, weight_symmetric=self.weight_symmetric,
             act_symmetric=self.act_symmetric, weight_per_channel=self.weight_per_channel,
             weight_observer=self.weight_observer, act_observer=self.act_observer, percentile=p.percentile or 99.99,
+            act_dynamic=self.act_dynamic,
             noise_type=p.noise_type, e_mac=p.target_emac or 1.0, noise_per_channel=p.granularity == "channel",
             quantize_energy=self.quantize_energy, noise_sigma=self.noise_sigma, train_bitwidth=self.train_bitwidth,
             weight_bits_only=self.weight_bits_only, train_qminmax=self.train_qminmax, bit_rounding=self.bit_rounding,
@@ -332,7 +349,7 @@ class ExperimentConfig:
     # -- records --------------------------------------------------------------------
     def recorded(self) -> dict[str, Any]:
         """The run-wide settings written to every result row (the quantization card's confounders)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
+        return {f.name: _cell(getattr(self, f.name)) for f in dataclasses.fields(self)
                 if f.metadata["record"] and not f.metadata["sweep"]}
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -358,6 +375,11 @@ class ExperimentConfig:
 
 def _plain(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
+
+
+def _cell(v: Any) -> Any:
+    """A value as one results.csv cell (mappings as sorted JSON)."""
+    return json.dumps(v, sort_keys=True) if isinstance(v, dict) else _plain(v)
 
 
 def coerce(f: dataclasses.Field, value: Any) -> Any:

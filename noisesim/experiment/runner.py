@@ -78,6 +78,9 @@ class Experiment:
         self.data = build_data(cfg.dataset, cfg.data_path, cfg.train_batch_size, cfg.val_batch_size,
                                cfg.train_subset, cfg.seed[0], val_subset, spec.input_size,
                                normalization=spec.normalization, tokenizer_name=cfg.checkpoint_path)
+        if not self.data.train_labels and not cfg.generated_labels and any(cfg.trains(p) for p in cfg.points()):
+            raise ValueError(f"--dataset {cfg.dataset}: its training images carry no labels; trained allocations "
+                             "need --generated_labels")
         self.model = build_model(cfg.model, cfg.dataset, self.data.num_classes, self.data.in_channels,
                                  cfg.checkpoint_path).to(self.device)
         self.baseline = getattr(self.model, "baseline", "")
@@ -173,7 +176,7 @@ class Experiment:
         if self.cfg.override_with_noise_bits and p.noise_type != "none":
             with noisesim.noise_as_quantizer(sim):
                 row.update(self.evaluate(sim, draws, "equivalent quantizer").columns("noise_bits_accuracy"))
-        if compare_uniform and p.allocation != "uniform" and p.noise_type != "none":
+        if compare_uniform and self.cfg.compare_uniform and p.allocation != "uniform" and p.noise_type != "none":
             uniform = alloc.uniform(alloc.average_energy()).apply(copy.deepcopy(sim))
             row.update(self.evaluate(uniform, draws, "uniform at the same energy").columns(
                 "uniform_accuracy_same_energy"))

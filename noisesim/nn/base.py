@@ -24,6 +24,7 @@ class SimLayer(nn.Module):
     """Base of SimConv, SimLinear, SimMatmul. Subclasses set ``kind`` and implement forward."""
 
     kind = "layer"
+    dynamic_inputs = True  # inputs may take per-token ranges (act_dynamic); conv inputs may not
 
     def _init_sim(self, cfg: SimConfig, name: str, fan_in: int, out_channels: int, out_channel_dim: int,
                   layer_index: int, weight: Optional[torch.Tensor] = None) -> None:
@@ -32,7 +33,7 @@ class SimLayer(nn.Module):
         self.macs = 0  # per sample, counted at the last forward
         self.out_elems = 0
         self.in_elems = 0  # input elements per sample, at the last forward
-        self.act_quant = FakeQuantize(cfg.act_quant())
+        self.act_quant = FakeQuantize(cfg.act_quant(self.dynamic_inputs))
         self.weight_quant = None
         if weight is not None:
             self.weight_quant = FakeQuantize(cfg.weight_quant(), channels=out_channels, ch_axis=0)

@@ -21,6 +21,7 @@ _FLOAT_CLS = {1: nn.Conv1d, 2: nn.Conv2d}
 
 class SimConv(SimLayer):
     kind = "conv"
+    dynamic_inputs = False
 
     def __init__(self, conv: nn.Conv1d | nn.Conv2d, cfg: SimConfig, name: str = "", layer_index: int = 0):
         super().__init__()

@@ -56,7 +56,7 @@ class _SimProduct(SimLayer, abc.ABC):
         super().__init__()
         cfg = dataclasses.replace(cfg, noise_per_channel=False)
         self._init_sim(cfg, name, 1, 1, -1, layer_index)
-        self.act_quant_b = FakeQuantize(cfg.act_quant())
+        self.act_quant_b = FakeQuantize(cfg.act_quant(), token_axis=-2)  # dynamic: one range per output column
 
     def activation_quantizers(self) -> list[FakeQuantize]:
         return [self.act_quant, self.act_quant_b]

@@ -24,7 +24,7 @@ class QuantAdd(nn.Module):
 
     def __init__(self, cfg: SimConfig):
         super().__init__()
-        self.act_quant = FakeQuantize(cfg.act_quant())
+        self.act_quant = FakeQuantize(cfg.act_quant(dynamic=False))  # on feature maps: calibrated ranges
 
     def forward(self, a, b):
         out = a + b
@@ -37,7 +37,7 @@ class QuantCat(nn.Module):
     def __init__(self, cfg: SimConfig, dim: int = 0):
         super().__init__()
         self.dim = dim
-        self.act_quant = FakeQuantize(cfg.act_quant())
+        self.act_quant = FakeQuantize(cfg.act_quant(dynamic=False))  # on feature maps: calibrated ranges
 
     def forward(self, tensors):
         return self.act_quant(torch.cat(tensors, self.dim))

@@ -2,7 +2,10 @@
 
 Modes: ``calibrating`` (the observer watches, values pass through unchanged; see
 ``start_calibration`` / ``stop_calibration``), frozen (quantizes with the stored range),
-disabled (``bits=None``, or ``disable()``: identity). With a fixed
+disabled (``bits=None``, or ``disable()``: identity). A ``dynamic`` quantizer needs no
+calibration: it takes the range of every row (token) of each input at run time, reducing over
+``token_axis`` (-1: the features of each token; -2: the rows of a right-hand matmul operand,
+one range per output column). With a fixed
 integer bit-width and a fixed range it calls PyTorch's fused
 ``torch.fake_quantize_per_tensor_affine`` / ``..._per_channel_affine`` (STE gradient
 for the input); learnable ranges or bit-widths take the differentiable STE path.
@@ -30,9 +33,10 @@ class FakeQuantize(nn.Module):
     learnable bit-widths. ``lo`` / ``hi`` hold the range (parameters when learnable).
     """
 
-    def __init__(self, cfg: QuantConfig, channels: int = 1, ch_axis: int = 0):
+    def __init__(self, cfg: QuantConfig, channels: int = 1, ch_axis: int = 0, token_axis: int = -1):
         super().__init__()
-        self.cfg, self.ch_axis, self.channels = cfg, ch_axis, channels
+        self.cfg, self.ch_axis, self.channels, self.token_axis = cfg, ch_axis, channels, token_axis
+        self._dynamic_range: Optional[torch.Tensor] = None
         n_range = channels if cfg.per_channel else 1
         self.observer = make_observer(cfg, ch_axis if cfg.per_channel else None)
         lo, hi = torch.zeros(n_range), torch.ones(n_range)
@@ -128,12 +132,24 @@ class FakeQuantize(nn.Module):
         z = self._shape(zp, x.dim()).to(x.dtype)
         return torch.mul(x, 1.0 / s).round_().clamp_(qmin - z, qmax - z).mul_(s)
 
+    def _dynamic(self, x: torch.Tensor) -> torch.Tensor:
+        """Quantize every row (token) over its own [min, max] (or +-max|x| when symmetric)."""
+        lo = x.detach().amin(self.token_axis, keepdim=True)
+        hi = x.detach().amax(self.token_axis, keepdim=True)
+        bits = self.bits()
+        scale, zp, qmin, qmax = qparams(lo, hi, bits, self.cfg.symmetric)
+        self._dynamic_range = full_range(scale, bits, self.cfg.symmetric)
+        return fake_quant_ste(x, scale, zp, qmin, qmax)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return x
         if self.calibrating:
-            self.observer.update(x)
+            if not self.cfg.dynamic:
+                self.observer.update(x)
             return x
+        if self.cfg.dynamic:
+            return self._dynamic(x)
         if not bool(self.calibrated):
             raise RuntimeError("fake quantizer used before calibration: run noisesim.calibrate(model, batches)")
         fixed = not self.learnable and float(self.cfg.bits).is_integer()
@@ -153,7 +169,12 @@ class FakeQuantize(nn.Module):
         return fake_quant_ste(x, scale, zp, qmin, qmax)
 
     def full_range(self) -> torch.Tensor:
-        """R = (q_max - q_min) * scale: one value, or one per channel (per-channel ranges or bits)."""
+        """R = (q_max - q_min) * scale: one value, or one per channel (per-channel ranges or bits); for a
+        dynamic quantizer, one per row of its last input (broadcastable to a matmul's output)."""
+        if self.cfg.dynamic:
+            if self._dynamic_range is None:
+                raise RuntimeError("a dynamic quantizer knows its ranges only after a forward")
+            return self._dynamic_range
         bits = self.bits()
         scale, _, _, _ = qparams(self.lo, self.hi, bits, self.cfg.symmetric)
         return full_range(scale, bits, self.cfg.symmetric)
@@ -164,6 +185,8 @@ class FakeQuantize(nn.Module):
         bits = f"{self.mean_bits():.3g}b" + (" learnable" if self.bitwidth is not None else "")
         kind = "sym" if self.cfg.symmetric else "asym"
         gran = f"per-channel({self.lo.numel()})" if self.cfg.per_channel else "per-tensor"
+        if self.cfg.dynamic:
+            return f"{bits} {kind} dynamic per-token"
         state = "calibrating" if self.calibrating else (
             f"range=[{self.lo.min().item():.4g}, {self.hi.max().item():.4g}]" if bool(self.calibrated)
             else "uncalibrated")
