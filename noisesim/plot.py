@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from noisesim.reports.figures import compare_runs, draw_run
+from noisesim.stats import FITS
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -22,7 +23,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folder(s) holding results.csv")
     p.add_argument("--out", help="folder for the comparison of several runs (needed with more than one RUN_DIR)")
+    p.add_argument("--acc_drop", type=float, help="iso-accuracy target: the reference accuracy minus this "
+                   "(overrides the run's)")
+    p.add_argument("--target_acc", type=float, help="iso-accuracy target accuracy (overrides the run's)")
+    p.add_argument("--target_reference", choices=("float", "quantized"), help="what --acc_drop is taken from")
+    p.add_argument("--curve_fit", choices=FITS, help="the monotone fit of accuracy against log energy")
+    p.add_argument("--bootstrap", type=int, help="bootstrap replicates of the intervals")
     args = p.parse_args(argv)
+    target = {k: getattr(args, k) for k in ("acc_drop", "target_acc", "target_reference", "curve_fit", "bootstrap")}
+    for k, v in (("acc_drop", args.acc_drop), ("target_acc", args.target_acc)):
+        if v is not None and not 0 < v <= 1:
+            print(f"noisesim.plot: error: --{k} {v}: must be a fraction in (0, 1]", file=sys.stderr)
+            return 2
     for d in args.run_dirs:
         if not (Path(d) / "results.csv").is_file():
             print(f"noisesim.plot: error: {Path(d) / 'results.csv'} not found", file=sys.stderr)
@@ -32,9 +44,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     paths = []
     for d in args.run_dirs:
-        paths += draw_run(Path(d))
+        paths += draw_run(Path(d), target=target)
     if args.out:
-        paths += compare_runs([Path(d) for d in args.run_dirs], Path(args.out))
+        paths += compare_runs([Path(d) for d in args.run_dirs], Path(args.out), target)
     for path in paths:
         print(path)
     return 0

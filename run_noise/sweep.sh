@@ -10,8 +10,8 @@ SWEEP=(--noise_type "$NOISE" --constrained_loss --lambd 5 --lr 0.05 --record_snr
 if [[ -n $DATA ]]; then
     imagenet "" "${SWEEP[@]}" --target_emac $GRID_IMAGENET --train_batches 300 --eval_batches 20 --mc_repeats 3
 else
-    offline FMNIST "" "${SWEEP[@]}" --target_emac $GRID_FMNIST --train_batches 100 --mc_repeats 3
-    offline EFFNET "" "${SWEEP[@]}" --target_emac $GRID_EFFNET --train_batches 60 --mc_repeats 3 --no-compare_uniform
+    offline FMNIST "" "${SWEEP[@]}" --target_emac $GRID_FMNIST --train_batches 100 --mc_repeats 2 --no-compare_uniform
+    offline EFFNET "" "${SWEEP[@]}" --target_emac $GRID_EFFNET --train_batches 40 --mc_repeats 3 --no-compare_uniform
     offline MINILM "" "${SWEEP[@]}" "${MINILM_W8A8[@]}" --target_emac $GRID_MINILM --train_batches 40 --mc_repeats 2 \
         --no-compare_uniform
 fi

@@ -1,8 +1,18 @@
-"""Allocation methods, one per file, each returning an :class:`Allocation` (registered in ALLOCATORS)."""
+"""Allocation methods, one per file, each returning an :class:`Allocation` (registered in ALLOCATORS):
+uniform, trained (constrained loss), greedy (sensitivity + epsilon), hessian (Hutchinson + integer
+program), closed_form (Lagrangian optimum of the second-order loss)."""
 from noisesim.allocate.allocation import Allocation, LayerAllocation
 from noisesim.allocate.base import AllocationProblem, Allocator, Cost, measure_cost
+from noisesim.allocate.closed_form import ClosedFormAllocator, closed_form_energies, round_to_budget, waterfill_bits
+from noisesim.allocate.greedy import GreedyAllocator, greedy, greedy_bits
+from noisesim.allocate.integer_program import HessianAllocator, choose, hessian_weight_bits
+from noisesim.allocate.sensitivity import (Sensitivity, fisher_sensitivity, finite_difference_sensitivity,
+                                           hessian_sensitivity, weight_hessian_trace)
 from noisesim.allocate.trained import TrainedAllocator, TrainedSettings
 from noisesim.allocate.uniform import UniformAllocator
 
 __all__ = ["Allocation", "LayerAllocation", "AllocationProblem", "Allocator", "Cost", "measure_cost",
+           "ClosedFormAllocator", "closed_form_energies", "round_to_budget", "waterfill_bits", "GreedyAllocator",
+           "greedy", "greedy_bits", "HessianAllocator", "choose", "hessian_weight_bits", "Sensitivity",
+           "fisher_sensitivity", "finite_difference_sensitivity", "hessian_sensitivity", "weight_hessian_trace",
            "TrainedAllocator", "TrainedSettings", "UniformAllocator"]

@@ -20,11 +20,16 @@ from torch import nn
 from noisesim.allocate.allocation import Allocation
 
 
+QUANTITIES = ("energy", "weight_bits")
+
+
 @dataclass
 class AllocationProblem:
     """model: prepared and calibrated (its granularity fixed by ``noise_per_channel``);
     target_emac: the average energy budget in photons/MAC (None: no energy budget);
-    batches / task: training data and its task; teacher: the float model (generated labels)."""
+    batches / task: training data and its task; teacher: the float model (generated labels);
+    quantity: what is allocated, ``energy`` or ``weight_bits`` (per layer, under the weight-count
+    weighted average ``target_weight_bits``)."""
 
     model: nn.Module
     target_emac: Optional[float]
@@ -32,12 +37,23 @@ class AllocationProblem:
     batches: Iterable
     task: Any
     teacher: Optional[nn.Module] = None
+    quantity: str = "energy"
+    target_weight_bits: Optional[float] = None
+
+    def __post_init__(self):
+        if self.quantity not in QUANTITIES:
+            raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)}, got {self.quantity!r}")
+        if self.quantity == "weight_bits" and self.target_weight_bits is None:
+            raise ValueError("allocating weight bits needs target_weight_bits")
 
 
 class Allocator(abc.ABC):
-    """One allocation method."""
+    """One allocation method; ``granularities``: the energy granularities it can allocate;
+    ``quantities``: what it can allocate (energy, weight_bits)."""
 
     name = "allocator"
+    granularities: tuple[str, ...] = ("layer", "channel")
+    quantities: tuple[str, ...] = ("energy", "weight_bits")
 
     @abc.abstractmethod
     def allocate(self, problem: AllocationProblem) -> Allocation:
@@ -79,3 +95,16 @@ def measure_cost(model: nn.Module, params: Iterable[torch.Tensor] = ()) -> Itera
         cost.seconds = time.perf_counter() - start
         for h in handles:
             h.remove()
+
+
+def weight_layers(model: nn.Module) -> dict[str, Any]:
+    """The instrumented layers with quantized weights, by name."""
+    from noisesim.nn.prepare import sim_layers
+
+    return {m.name: m for m in sim_layers(model) if m.weight_quant is not None and m.weight_quant.cfg.bits is not None}
+
+
+def set_weight_bits(model: nn.Module, bits: dict[str, float]) -> None:
+    layers = weight_layers(model)
+    for name, b in bits.items():
+        layers[name].set_bits(weight=b)

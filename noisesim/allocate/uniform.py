@@ -1,8 +1,11 @@
-"""Uniform allocation: every layer (and channel) at the budget, E_l = E_target."""
+"""Uniform allocation: every layer (and channel) at the budget, E_l = E_target; for weight bits, every
+layer at floor(b_target) (the largest uniform bit-width within the budget)."""
 from __future__ import annotations
 
+import math
+
 from noisesim.allocate.allocation import Allocation
-from noisesim.allocate.base import AllocationProblem, Allocator
+from noisesim.allocate.base import AllocationProblem, Allocator, set_weight_bits, weight_layers
 from noisesim.registry import ALLOCATORS
 
 
@@ -11,6 +14,9 @@ class UniformAllocator(Allocator):
     name = "uniform"
 
     def allocate(self, problem: AllocationProblem) -> Allocation:
+        if problem.quantity == "weight_bits":
+            bits = max(2, math.floor(problem.target_weight_bits + 1e-9))
+            set_weight_bits(problem.model, {n: bits for n in weight_layers(problem.model)})
         alloc = Allocation.from_model(problem.model, self.name, problem.granularity)
         if problem.target_emac is not None:
             alloc = alloc.uniform(problem.target_emac)

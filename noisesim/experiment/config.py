@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 import noisesim.allocate  # noqa: F401  (registers the allocation methods)
 import noisesim.data.registry  # noqa: F401  (registers the data sets)
 import noisesim.models.zoo  # noqa: F401  (registers the models)
+from noisesim.allocate.base import QUANTITIES
 from noisesim.config import BIT_ROUNDING, ConfigError, SimConfig, bits_problem, noise_types
 from noisesim.registry import ALLOCATORS, DATASETS, MODELS, OBSERVERS
 from noisesim.stats import FITS
@@ -59,13 +60,15 @@ def percentile_range(v: float) -> Optional[str]:
 
 def setting(default: Any, help: str, group: str, *, sweep: bool = False, unit: str = "", record: bool = True,
             choices: Optional[Callable[[], tuple]] = None, parse: Optional[Callable[[str], Any]] = None,
-            check: Optional[Callable[[Any], Optional[str]]] = None, label: str = "", switch: bool = False) -> Any:
+            check: Optional[Callable[[Any], Optional[str]]] = None, label: str = "", switch: bool = False,
+            point: bool = True) -> Any:
     """A field with its metadata.
 
     sweep: a tuple of values swept over. record: written to every result row (a confounder).
     choices: the allowed values (a function, so registries are read when used). parse: text ->
     value for the command line and YAML strings. check: value -> problem or None. label: its name
-    on the quantization card. switch: a plain ``--flag`` (no ``--no-flag`` form). Without ``parse``
+    on the quantization card. switch: a plain ``--flag`` (no ``--no-flag`` form). point: the value can
+    change a point's result (so it is part of the point's id; iso-accuracy targets are not). Without ``parse``
     the type of the default (or of a sweep's first value) parses the text."""
     if choices is not None:
         parse = parse or str
@@ -75,7 +78,7 @@ def setting(default: Any, help: str, group: str, *, sweep: bool = False, unit: s
             raise TypeError(f"setting({default!r}, ...) needs parse=")
         parse = type(sample)
     meta = dict(help=help, group=group, sweep=sweep, unit=unit, record=record, choices=choices, parse=parse,
-                check=check, label=label, switch=switch)
+                check=check, label=label, switch=switch, point=point)
     if isinstance(default, (list, tuple)):
         return field(default=tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -122,8 +125,8 @@ class Point:
         """How plots and tables name this point's allocation: 'uniform', 'trained per channel', ..."""
         return allocation_label(self.allocation, self.granularity)
 
-    def point_id(self, recorded: dict[str, Any]) -> str:
-        blob = json.dumps({**dataclasses.asdict(self), **recorded}, sort_keys=True, default=str)
+    def point_id(self, settings: dict[str, Any]) -> str:
+        blob = json.dumps({**dataclasses.asdict(self), **settings}, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -198,10 +201,24 @@ class ExperimentConfig:
     photon_energy: float = setting(0.128, "photon energy (1550 nm: 0.128)", N, unit="aJ", check=positive)
 
     # allocation
+    allocate: str = setting("energy", "what the allocation methods distribute: energy per MAC (toward --target_emac) "
+                            "or weight bits (toward --target_weight_bits)", A, choices=lambda: QUANTITIES)
     allocation: tuple = setting(("uniform",), "allocation method(s)", A, sweep=True,
                                 choices=_registered(ALLOCATORS))
     granularity: tuple = setting(("layer",), "one energy per layer or per output channel", A, sweep=True,
                                  choices=lambda: GRANULARITIES)
+    sensitivity: str = setting("fisher", "sensitivity estimate of the closed form: fisher (squared gradients) or "
+                               "hessian (Hutchinson)", A, choices=lambda: ("fisher", "hessian"))
+    sensitivity_batches: int = setting(8, "training batches the sensitivities of closed_form, hessian and greedy "
+                                       "are measured on", A, unit="batches", check=at_least_one)
+    hutchinson_iters: int = setting(50, "at most this many Rademacher vectors per batch (Hutchinson)", A,
+                                    check=at_least_one)
+    hutchinson_tol: float = setting(0.01, "stop Hutchinson once the estimate changes by less than this (relative)", A,
+                                    check=non_negative)
+    greedy_epsilon: float = setting(0.01, "greedy: the largest accuracy drop (a fraction) a lowered layer may add "
+                                    "up to", A, check=non_negative)
+    greedy_factor: float = setting(4.0, "greedy: a lowered layer's energy is the high one divided by this", A,
+                                   check=positive)
     train_bitwidth: bool = setting(False, "train log2 bit-widths toward --target_weight_bits/--target_act_bits", A)
     train_qminmax: bool = setting(False, "train activation ranges (qmin/qmax)", A)
     constrained_loss: bool = setting(False, "penalty lambda*max(0, log E - log E_target) instead of lambda*log E", A)
@@ -235,20 +252,20 @@ class ExperimentConfig:
                               check=at_least_one)
     compare_uniform: bool = setting(True, "also evaluate a uniform allocation at each non-uniform point's average "
                                     "energy", E)
-    binary_search: bool = setting(False, "find the least energy reaching --target_acc / --acc_drop", E)
+    binary_search: bool = setting(False, "find the least energy reaching --target_acc / --acc_drop", E, point=False)
     target_acc: Optional[float] = setting(None, "iso-accuracy target: an accuracy to reach (a fraction)", E,
-                                          parse=float, check=fraction)
+                                          parse=float, check=fraction, point=False)
     acc_drop: Optional[float] = setting(None, "iso-accuracy target: the reference accuracy (--target_reference) "
-                                        "minus this (a fraction)", E, parse=float, check=fraction)
+                                        "minus this (a fraction)", E, parse=float, check=fraction, point=False)
     target_reference: str = setting("float", "what --acc_drop is taken from: the float model or the quantized "
-                                    "model without noise", E, choices=lambda: REFERENCES)
-    curve_fit: str = setting("logistic", "monotone fit of accuracy against log energy for iso-accuracy energies",
-                             E, choices=lambda: FITS)
+                                    "model without noise", E, choices=lambda: REFERENCES, point=False)
+    curve_fit: str = setting("gompertz", "monotone fit of accuracy against log energy for iso-accuracy energies",
+                             E, choices=lambda: FITS, point=False)
     bootstrap: int = setting(1000, "bootstrap replicates (test examples and noise draws) of every interval", E,
                              check=at_least_one)
-    search_steps: int = setting(8, "bisection steps", E, check=at_least_one)
-    e_min: float = setting(0.01, "lower end of the energy search", E, unit="photons/MAC", check=positive)
-    e_max: float = setting(1000.0, "upper end of the energy search", E, unit="photons/MAC", check=positive)
+    search_steps: int = setting(8, "bisection steps", E, check=at_least_one, point=False)
+    e_min: float = setting(0.01, "lower end of the energy search", E, unit="photons/MAC", check=positive, point=False)
+    e_max: float = setting(1000.0, "upper end of the energy search", E, unit="photons/MAC", check=positive, point=False)
 
     # run
     run_name: Optional[str] = setting(None, "folder under --log_dir (default: <model>-<dataset>-<noise>)", R,
@@ -289,7 +306,14 @@ class ExperimentConfig:
             raise ConfigError(f"--checkpoint_path {self.checkpoint_path}: no such file", "checkpoint_path")
         if self.train_bitwidth and not (self.target_weight_bits or self.target_act_bits):
             raise ConfigError("--train_bitwidth needs --target_weight_bits and/or --target_act_bits", "train_bitwidth")
-        if any(a != "uniform" for a in self.allocation) and self.noise_type == ("none",):
+        for a in self.allocation:
+            if not set(self.granularity) & set(ALLOCATORS.get(a).granularities):
+                raise ConfigError(f"--allocation {a} allocates per {' or '.join(ALLOCATORS.get(a).granularities)} "
+                                  f"only, not --granularity {' '.join(self.granularity)}", "granularity")
+        if self.allocate == "weight_bits" and not self.target_weight_bits:
+            raise ConfigError("--allocate weight_bits distributes a bit budget: give --target_weight_bits", "allocate")
+        if self.allocate == "energy" and any(a != "uniform" for a in self.allocation) and \
+                self.noise_type == ("none",):
             raise ConfigError(f"--allocation {' '.join(self.allocation)} allocates energies: needs --noise_type "
                               "thermal, shot or weight", "allocation")
         if self.target_acc is not None and self.acc_drop is not None:
@@ -302,19 +326,30 @@ class ExperimentConfig:
             raise ConfigError(f"--device {self.device}: use cpu or cuda[:N]", "device")
 
     # -- points ---------------------------------------------------------------------
+    def skipped(self) -> list[str]:
+        """Method and granularity pairs of the sweep that the method cannot allocate (left out of the points)."""
+        return [f"{a} per {g}" for a in self.allocation for g in self.granularity
+                if a != "uniform" and g not in ALLOCATORS.get(a).granularities]
+
     def trains(self, p: Point) -> bool:
         """Whether the point trains anything (energies, bits or ranges)."""
         return p.allocation == "trained" or self.train_bitwidth or self.train_qminmax
 
+    def trains_bits(self, p: Point) -> bool:
+        """Whether the point's model needs learnable weight bit-widths."""
+        return self.train_bitwidth or (self.allocate == "weight_bits" and p.allocation == "trained")
+
     def _effective(self, p: Point) -> Point:
         """Blank the values that cannot change this point's result (so that duplicates collapse)."""
         if p.noise_type == "none":
-            p = dataclasses.replace(p, target_emac=None, allocation="uniform")
-        if p.allocation == "uniform":
+            p = dataclasses.replace(p, target_emac=None)
+            if self.allocate == "energy":
+                p = dataclasses.replace(p, allocation="uniform")
+        if p.allocation == "uniform" or self.allocate == "weight_bits":
             p = dataclasses.replace(p, granularity="layer")
         if not self.trains(p):
             p = dataclasses.replace(p, lambd=None, lr=None)
-        if not self.train_bitwidth:
+        if not self.train_bitwidth and self.allocate == "energy":
             p = dataclasses.replace(p, target_weight_bits=None, target_act_bits=None)
         if "percentile" not in (self.weight_observer, self.act_observer):
             p = dataclasses.replace(p, percentile=None)
@@ -325,7 +360,9 @@ class ExperimentConfig:
         grid = itertools.product(self.noise_type, self.allocation, self.granularity, self.target_emac or self.e_mac,
                                  self.weight_bits, self.act_bits, self.target_weight_bits or (None,),
                                  self.target_act_bits or (None,), self.lambd, self.lr, self.percentile, self.seed)
-        return list(dict.fromkeys(self._effective(Point(*values)) for values in grid))
+        points = (self._effective(Point(*values)) for values in grid)
+        return list(dict.fromkeys(p for p in points
+                                  if p.allocation == "uniform" or p.granularity in ALLOCATORS.get(p.allocation).granularities))
 
     def sim_config(self, p: Point) -> SimConfig:
         """The SimConfig of one point (raises ConfigError on an impossible combination)."""
@@ -340,8 +377,10 @@ class ExperimentConfig:
             weight_observer=self.weight_observer, act_observer=self.act_observer, percentile=p.percentile or 99.99,
             act_dynamic=self.act_dynamic,
             noise_type=p.noise_type, e_mac=p.target_emac or 1.0, noise_per_channel=p.granularity == "channel",
-            quantize_energy=self.quantize_energy, noise_sigma=self.noise_sigma, train_bitwidth=self.train_bitwidth,
-            weight_bits_only=self.weight_bits_only, train_qminmax=self.train_qminmax, bit_rounding=self.bit_rounding,
+            quantize_energy=self.quantize_energy, noise_sigma=self.noise_sigma, train_bitwidth=self.trains_bits(p),
+            weight_bits_only=self.weight_bits_only or self.allocate == "weight_bits",
+            train_qminmax=self.train_qminmax,
+            bit_rounding="round" if self.allocate == "weight_bits" and self.bit_rounding == "none" else self.bit_rounding,
             per_channel_bitwidth=self.per_channel_bitwidth, fold_bn=self.fold_bn,
             quantize_residual=self.quantize_residual, record_snr=self.record_snr, seed=p.seed,
             photon_energy_aj=self.photon_energy, ignore=tuple(self.ignore), overrides=overrides)
@@ -351,6 +390,11 @@ class ExperimentConfig:
         """The run-wide settings written to every result row (the quantization card's confounders)."""
         return {f.name: _cell(getattr(self, f.name)) for f in dataclasses.fields(self)
                 if f.metadata["record"] and not f.metadata["sweep"]}
+
+    def point_settings(self) -> dict[str, Any]:
+        """The recorded settings that can change a point's result: with the point's own values, its id."""
+        return {k: v for k, v in self.recorded().items()
+                if next(f for f in dataclasses.fields(self) if f.name == k).metadata["point"]}
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """Every field with its value, label, unit, group and help (written to config.json for the reports)."""

@@ -30,6 +30,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (UsageError, ConfigError) as e:
         return _fail(str(e))
     points = cfg.points()
+    for pair in cfg.skipped():
+        print(f"note: {pair} is not a method's granularity; left out of the sweep", file=sys.stderr)
     try:
         exp = Experiment(cfg)
         folder = RunFolder.open(cfg.log_dir, cfg.run_name, cfg.overwrite, cfg.resume)
@@ -73,9 +75,13 @@ def run_sweep(exp: Experiment, folder: RunFolder, points: list[Point], writer) -
 
 
 def _summary(row: dict, prefix: str) -> str:
-    text = (f"{prefix} {row['noise_type']:<7} {row['allocation_label']:<20} target E={row['target_emac']} "
-            f"avg E={row['avg_emac']:.4g} ph ({row['avg_emac_aj']:.4g} aJ)/MAC  {row['metric']}="
-            f"{row['accuracy']:.4f} [{row['accuracy_lo']:.4f}, {row['accuracy_hi']:.4f}]")
+    text = f"{prefix} {row['noise_type']:<7} {row['allocation_label']:<22}"
+    if row["noise_type"] != "none":
+        text += (f" target E={row['target_emac']:g} avg E={row['avg_emac']:.4g} ph ({row['avg_emac_aj']:.4g} aJ)"
+                 "/MAC")
+    if row.get("avg_weight_bits") == row.get("avg_weight_bits"):
+        text += f" W{row['avg_weight_bits']:.3g}"
+    text += f"  {row['metric']}={row['accuracy']:.4f} [{row['accuracy_lo']:.4f}, {row['accuracy_hi']:.4f}]"
     if row.get("steps"):
         text += f"  {row['steps']} steps{' (converged)' if row.get('converged') else ''}"
     if row.get("uniform_accuracy_same_energy") is not None:

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 import noisesim
-from noisesim.allocate import Allocation, AllocationProblem, Allocator, TrainedAllocator, TrainedSettings
+from noisesim.allocate import (Allocation, AllocationProblem, Allocator, ClosedFormAllocator, GreedyAllocator,
+                               HessianAllocator, TrainedAllocator, TrainedSettings)
 from noisesim.data.registry import build_data
 from noisesim.data.tensors import DeviceBatches
 from noisesim.experiment.config import ExperimentConfig, Point
@@ -40,13 +41,20 @@ def make_allocator(cfg: ExperimentConfig, p: Point) -> Allocator:
     A uniform point that trains bit-widths or ranges runs the trained method with energies frozen."""
     if p.allocation == "uniform" and not cfg.trains(p):
         return ALLOCATORS.get("uniform")()
+    if p.allocation == "closed_form":
+        return ClosedFormAllocator(cfg.sensitivity, cfg.sensitivity_batches)
+    if p.allocation == "hessian":
+        return HessianAllocator(cfg.sensitivity_batches, cfg.hutchinson_iters, cfg.hutchinson_tol)
+    if p.allocation == "greedy":
+        return GreedyAllocator(cfg.greedy_epsilon, cfg.greedy_factor, cfg.sensitivity_batches)
     if p.allocation in ("uniform", "trained"):
         train = TrainConfig(steps=cfg.train_batches, lr=p.lr, optimizer=cfg.optimizer, schedule=cfg.lr_schedule,
                             generated_labels=cfg.generated_labels,
                             eval_every=cfg.checkpoint_every if cfg.checkpoint else 0, progress=cfg.progress,
                             desc=f"train {p.label} {p.noise_type} E={p.target_emac}")
         return TrainedAllocator(TrainedSettings(
-            train, energy=p.allocation == "trained", bits=cfg.train_bitwidth, ranges=cfg.train_qminmax,
+            train, energy=p.allocation == "trained" and cfg.allocate == "energy" and p.noise_type != "none",
+            bits=cfg.trains_bits(p), ranges=cfg.train_qminmax,
             lambd=p.lambd, constrained=cfg.constrained_loss, target_weight_bits=p.target_weight_bits,
             target_act_bits=p.target_act_bits, max_act=cfg.max_act, checkpoint=cfg.checkpoint,
             window=cfg.converge_window, tol=cfg.converge_tol))
@@ -95,7 +103,7 @@ class Experiment:
         self._clean: dict[str, Scores] = {}
 
     def point_id(self, p: Point) -> str:
-        return p.point_id(self.recorded)
+        return p.point_id(self.cfg.point_settings())
 
     # -- evaluation ---------------------------------------------------------------
     def evaluate(self, model: nn.Module, draws: int, desc: str = "eval") -> Scores:
@@ -137,7 +145,8 @@ class Experiment:
         target = p.target_emac if p.noise_type != "none" else None
         if start is not None and target is not None:
             start.with_average_energy(target).apply(sim)
-        problem = AllocationProblem(sim, target, p.granularity, self.train_batches, self.task, teacher=self.model)
+        problem = AllocationProblem(sim, target, p.granularity, self.train_batches, self.task, teacher=self.model,
+                                    quantity=self.cfg.allocate, target_weight_bits=p.target_weight_bits)
         return make_allocator(self.cfg, p).allocate(problem)
 
     def run_point(self, p: Point, folder: RunFolder, writer=None, compare_uniform: bool = True,
@@ -172,7 +181,7 @@ class Experiment:
         row.update(avg_emac=a["avg_energy"], avg_emac_aj=a["avg_energy_aj"], avg_weight_bits=a["avg_weight_bits"],
                    avg_act_bits=a["avg_act_bits"], avg_noise_bits=a["avg_noise_bits"],
                    mean_snr_db=float(report["snr_db"].mean()) if report["snr_db"].notna().any() else None,
-                   macs=a["macs"], **alloc.info)
+                   macs=a["macs"], **{k: v for k, v in alloc.info.items() if not isinstance(v, (list, dict))})
         if self.cfg.override_with_noise_bits and p.noise_type != "none":
             with noisesim.noise_as_quantizer(sim):
                 row.update(self.evaluate(sim, draws, "equivalent quantizer").columns("noise_bits_accuracy"))
@@ -193,7 +202,7 @@ class Experiment:
         done = folder.done()
 
         def chain(p: Point) -> Optional[Point]:
-            return dataclasses.replace(p, target_emac=None) if p.allocation != "uniform" and \
+            return dataclasses.replace(p, target_emac=None) if p.allocation == "trained" and \
                 self.cfg.continuation else None
 
         order = sorted(range(len(points)), key=lambda i: (chain(points[i]) is not None,

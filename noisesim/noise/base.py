@@ -72,6 +72,7 @@ class NoiseModel(nn.Module, abc.ABC):
         self.register_buffer("noise_power", torch.zeros(channels, dtype=torch.float64))
         self.register_buffer("last_std", torch.full((channels,), float("nan")))  # RMS sigma per channel
         self.sampler = GaussianSampler(cfg.seed)
+        self.probe: Optional[Callable[["NoiseModel", torch.Tensor, torch.Tensor], torch.Tensor]] = None
 
     @property
     def kind(self) -> str:
@@ -100,6 +101,12 @@ class NoiseModel(nn.Module, abc.ABC):
 
     def stop_calibration(self) -> None:
         self.calibrating = False
+
+    def set_probe(self, probe: Optional[Callable[["NoiseModel", torch.Tensor, torch.Tensor], torch.Tensor]]) -> None:
+        """While set, no noise is drawn: the forward returns ``probe(self, t, unit_variance)``, where
+        ``unit_variance`` is the variance the noise would have per element of ``t`` at E = 1
+        (broadcastable to ``t``). Sensitivity estimators use it (``noisesim.allocate.sensitivity``)."""
+        self.probe = probe
 
     # -- energy ---------------------------------------------------------------
     def energy(self) -> torch.Tensor:
@@ -137,6 +144,8 @@ class NoiseModel(nn.Module, abc.ABC):
             return t
         if not self.enabled:
             return t
+        if self.probe is not None:
+            return self.probe(self, t, self.unit_variance(ops, t.dim()))
         std = self.std(ops, t.dim())
         if self.cfg.record_snr or self.as_quantizer or std.numel() <= self.channels:
             self._record(t, std)
@@ -146,6 +155,18 @@ class NoiseModel(nn.Module, abc.ABC):
         if not inplace or (torch.is_grad_enabled() and (t.requires_grad or std.requires_grad)):
             return torch.addcmul(t, noise, std)
         return t.addcmul_(noise, std)  # one pass, no new tensor
+
+    def unit_variance(self, ops: Operands, ndim: int) -> torch.Tensor:
+        """The noise variance per element at E = 1 photon/MAC: std(E)^2 * E (every model's variance is
+        proportional to 1/E), broadcastable to the perturbed tensor."""
+        with torch.no_grad():
+            return self.std(ops, ndim).pow(2) * self.along_channels(self.energy(), ndim)
+
+    def per_channel_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum of ``t`` (shaped like the perturbed tensor) over everything but the channels: one value per channel."""
+        if self.channels == 1:
+            return t.reshape(1, -1).sum(1)
+        return t.movedim(self.channel_dim, 0).reshape(self.channels, -1).sum(1)
 
     def _per_channel(self, t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         """Mean of ``t`` (broadcast to ``shape``) over everything but the output channels."""

@@ -34,6 +34,10 @@ class GaussianSampler:
         self.seed = seed
         self._generators: dict[str, list[torch.Generator]] = {}
 
+    def reset(self) -> None:
+        """Start the draws over from the seed (the same noise again: common random numbers)."""
+        self._generators.clear()
+
     def _gens(self, device: torch.device) -> list[torch.Generator]:
         key = str(device)
         if key not in self._generators:

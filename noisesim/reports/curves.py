@@ -53,7 +53,7 @@ def curve_label(keys: tuple, names: tuple[str, ...]) -> str:
 def _hue(df: pd.DataFrame, candidates: tuple[str, ...]) -> tuple[str, ...]:
     """The grouping columns that actually vary (at least one, so every frame has a group)."""
     varying = tuple(c for c in candidates if c in df and df[c].astype(str).nunique() > 1)
-    return varying or candidates[-1:]
+    return varying or tuple(c for c in candidates if c in df)[-1:]
 
 
 def _float_line(ax, df: pd.DataFrame) -> None:
@@ -129,7 +129,9 @@ def accuracy_vs_bits(results: pd.DataFrame, stem: Path, title: str = "") -> list
     if df.empty or df["avg_weight_bits"].round(3).nunique() < 2:
         return []
     df["act"] = df["avg_act_bits"].round(1).map(lambda b: f"A{b:g}" if b == b else "A float")
-    fig, ax, curves = _curves(df, _hue(df, ("setting", "noise_type", "act")), "avg_weight_bits")
+    if "allocation_label" in df:
+        df = _ordered(df)
+    fig, ax, curves = _curves(df, _hue(df, ("setting", "noise_type", "act", "allocation_label")), "avg_weight_bits")
     for color, label, g in curves:
         ax.errorbar(g["avg_weight_bits"], g["accuracy"] * 100, yerr=g["accuracy_ci95"].fillna(0) * 100,
                     marker="o", ms=4, capsize=2, color=color, label=label)

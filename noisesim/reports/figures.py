@@ -43,20 +43,21 @@ def draw_results(df: pd.DataFrame, out: Path, title: str) -> list[Path]:
     return paths
 
 
-def draw_run(run_dir: Path, plots: bool = True) -> list[Path]:
-    """The card, (after a search) the savings table and, with ``plots``, all plots of one run folder."""
+def draw_run(run_dir: Path, plots: bool = True, target: Optional[dict] = None) -> list[Path]:
+    """The card, the savings tables and, with ``plots``, all plots of one run folder (``target``: iso-accuracy
+    settings overriding the run's own, e.g. {"acc_drop": 0.02, "curve_fit": "isotonic"})."""
     run_dir = Path(run_dir)
     df = pd.read_csv(run_dir / "results.csv")
     if df.empty:
         return []
     title = _title(df)
     paths = write_card(df, run_dir, title, {"this run": run_fields(run_dir)})
-    savings = write_savings([run_dir], run_dir)
+    savings = write_savings([run_dir], run_dir, target)
     paths += savings
     if not plots:
         return paths
     paths += draw_results(df, run_dir, title)
-    if savings:
+    if (run_dir / "savings.csv") in savings:
         paths += iso_accuracy(df, pd.read_csv(run_dir / "savings.csv"), run_dir / "iso_accuracy", title)
     layers = load_layers(run_dir, df)
     if not layers.empty:
@@ -79,7 +80,7 @@ def settings_labels(fields: Sequence[Optional[dict[str, dict]]], names: Sequence
     return [", ".join(f"{k}={f[k]['value']}" for k in differ) for f in fields]
 
 
-def compare_runs(run_dirs: Sequence[Path], out_dir: Path) -> list[Path]:
+def compare_runs(run_dirs: Sequence[Path], out_dir: Path, target: Optional[dict] = None) -> list[Path]:
     """Comparison plots, a card with one confounder column per run, and a joint savings table."""
     run_dirs = [Path(d) for d in run_dirs]
     frames = [pd.read_csv(d / "results.csv") for d in run_dirs]
@@ -91,5 +92,5 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path) -> list[Path]:
     title = _title(df)
     paths = draw_results(df, out_dir, title)
     paths += write_card(df, out_dir, title, dict(zip(labels, fields)))
-    paths += write_savings(run_dirs, out_dir)
+    paths += write_savings(run_dirs, out_dir, target)
     return paths

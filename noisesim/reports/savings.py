@@ -22,10 +22,11 @@ import pandas as pd
 
 from noisesim.io import atomic_write
 from noisesim.reports.curves import allocation_order
-from noisesim.stats import SCORES, Evaluation, IsoEnergy, iso_energy, metric, replicate_metric, resamples, saving
+from noisesim.stats import (SCORES, Evaluation, IsoEnergy, interval, iso_energy, metric, replicate_metric, resamples,
+                            saving)
 
 GROUP = ["model", "dataset", "noise_type", "clean_id"]
-MIN_LOGISTIC_POINTS = 4  # a four-parameter curve; fewer points fall back to the isotonic fit
+MIN_SIGMOID_POINTS = 4  # a four-parameter curve; fewer points fall back to the isotonic fit
 
 
 def load_outcomes(run_dir: Path, name: str) -> Optional[tuple[np.ndarray, np.ndarray, str]]:
@@ -37,14 +38,20 @@ def load_outcomes(run_dir: Path, name: str) -> Optional[tuple[np.ndarray, np.nda
         return z["outcomes"].astype(np.float32), z["targets"], str(z["metric"])
 
 
-def target_settings(run_dir: Path) -> Optional[dict[str, Any]]:
-    """The run's iso-accuracy target settings (None when it asked for none)."""
+def target_settings(run_dir: Path, overrides: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
+    """The run's iso-accuracy target settings, with ``overrides`` on top (None when no target is set)."""
     try:
         fields = json.loads((Path(run_dir) / "config.json").read_text())["fields"]
     except (OSError, ValueError, KeyError):
-        return None
+        fields = {}
     values = {k: fields[k]["value"] for k in ("target_acc", "acc_drop", "target_reference", "curve_fit", "bootstrap")
               if k in fields}
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if "acc_drop" in given:  # a new target replaces the run's, whichever form that had
+        values.pop("target_acc", None)
+    if "target_acc" in given:
+        values.pop("acc_drop", None)
+    values.update(given)
     if values.get("target_acc") is None and values.get("acc_drop") is None:
         return None
     return values
@@ -61,10 +68,10 @@ def _curves(g: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return curves
 
 
-def iso_rows(run_dir: Path) -> list[dict[str, Any]]:
+def iso_rows(run_dir: Path, overrides: Optional[dict[str, Any]] = None) -> list[dict[str, Any]]:
     """One row per curve of a run: E* with its interval and, against uniform, the saving with its interval."""
     run_dir = Path(run_dir)
-    settings = target_settings(run_dir)
+    settings = target_settings(run_dir, overrides)
     results_csv = run_dir / "results.csv"
     if settings is None or not results_csv.is_file():
         return []
@@ -105,8 +112,8 @@ def _group_rows(run_dir: Path, keys: dict, g: pd.DataFrame, settings: dict) -> l
                 points.append(Evaluation(float(e), o[0]))
         if len({p.energy for p in points}) < 2:
             continue
-        kind = settings.get("curve_fit", "logistic")
-        if kind == "logistic" and len(points) < MIN_LOGISTIC_POINTS:
+        kind = settings.get("curve_fit", "gompertz")
+        if kind != "isotonic" and len(points) < MIN_SIGMOID_POINTS:
             kind = "isotonic"
         iso = iso_energy(points, targets, target, reps, salt=i + 1, kind=kind, score=score)
         found[label] = iso
@@ -128,7 +135,7 @@ def _group_rows(run_dir: Path, keys: dict, g: pd.DataFrame, settings: dict) -> l
 
 
 def _params(curve) -> str:
-    """The fitted curve as JSON: logistic (a, b, m, s) or isotonic ([x], [y]), x = log E."""
+    """The fitted curve as JSON: a sigmoid's (a, b, m, s) or isotonic ([x], [y]), x = log E."""
     return json.dumps([np.asarray(p).tolist() for p in curve.params])
 
 
@@ -145,6 +152,8 @@ def _percent(v: float) -> str:
 
 
 def _saving(row: dict) -> str:
+    if row["allocation_label"] == "uniform":
+        return "(reference)"
     s, lo, hi = row.get("saving"), row.get("saving_lo"), row.get("saving_hi")
     if s is None:
         return "—"
@@ -173,14 +182,68 @@ def _bits(b: Any) -> str:
     return "float" if b is None or b != b else f"{int(b)}"
 
 
-def write_savings(run_dirs: Iterable[Path], out_dir: Path) -> list[Path]:
-    """``savings.csv`` and ``savings.md`` in ``out_dir`` (nothing when no run asked for an iso-accuracy target)."""
-    rows = [r for d in run_dirs for r in iso_rows(d)]
-    if not rows:
+def budget_rows(run_dir: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
+    """Bit-width allocations at equal budgets: every method's accuracy and, against the uniform allocation
+    at the same budget, the paired bootstrap difference (runs with ``--allocate weight_bits``)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "results.csv").is_file():
         return []
-    table = pd.DataFrame(rows)
+    df = pd.read_csv(run_dir / "results.csv")
+    if "allocate" not in df or not (df["allocate"] == "weight_bits").any():
+        return []
+    out = []
+    for (model, dataset, budget), g in df.groupby(["model", "dataset", "target_weight_bits"], sort=True):
+        loaded = {r["allocation_label"]: (r, load_outcomes(run_dir, r["point_id"])) for r in g.to_dict("records")}
+        loaded = {k: v for k, v in loaded.items() if v[1] is not None}
+        if not loaded:
+            continue
+        targets, score = next(iter(loaded.values()))[1][1], SCORES[next(iter(loaded.values()))[1][2]]
+        reps = resamples(len(targets), n_boot, seed=0)
+        uniform = loaded.get("uniform")
+        for i, label in enumerate(allocation_order(loaded)):
+            r, (outcomes, _, _) = loaded[label]
+            row = {"model": model, "dataset": dataset, "budget": budget, "allocation_label": label,
+                   "avg_weight_bits": r["avg_weight_bits"], "accuracy": r["accuracy"], "accuracy_lo": r["accuracy_lo"],
+                   "accuracy_hi": r["accuracy_hi"], "examples": outcomes.shape[1], "draws": outcomes.shape[0],
+                   "alloc_seconds": r.get("alloc_seconds"), "alloc_forward": r.get("alloc_forward"),
+                   "alloc_backward": r.get("alloc_backward")}
+            if uniform is not None and label != "uniform":
+                diffs = [replicate_metric(outcomes, targets, rep, i + 1, score)
+                         - replicate_metric(uniform[1][0], targets, rep, 0, score) for rep in reps]
+                row["difference"] = r["accuracy"] - uniform[0]["accuracy"]
+                row["difference_lo"], row["difference_hi"] = interval(np.array(diffs))
+            out.append(row)
+    return out
+
+
+def budget_markdown(table: pd.DataFrame) -> str:
+    lines = ["| model | data | budget (avg W bits) | allocation | avg W bits | accuracy [95% CI] | examples × draws | "
+             "vs uniform [95% CI] | wall s | forward / backward passes |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in table.to_dict("records"):
+        diff = "—" if r.get("difference") is None or r.get("difference") != r.get("difference") else (
+            f"{r['difference'] * 100:+.2f} pt [{r['difference_lo'] * 100:+.2f}, {r['difference_hi'] * 100:+.2f}]"
+            + ("" if r["difference_lo"] > 0 or r["difference_hi"] < 0 else " not significant"))
+        lines.append(f"| {r['model']} | {r['dataset']} | {r['budget']:g} | {r['allocation_label']} | "
+                     f"{r['avg_weight_bits']:.3f} | {r['accuracy']:.2%} [{r['accuracy_lo']:.2%}, {r['accuracy_hi']:.2%}]"
+                     f" | {r['examples']} × {r['draws']} | {diff} | {r['alloc_seconds']:.1f} | "
+                     f"{int(r['alloc_forward'])} / {int(r['alloc_backward'])} |")
+    return "\n".join(lines) + "\n\nIntervals: 95% bootstrap over test examples (paired between methods).\n"
+
+
+def write_savings(run_dirs: Iterable[Path], out_dir: Path, overrides: Optional[dict[str, Any]] = None) -> list[Path]:
+    """``savings.csv`` / ``savings.md`` (iso-accuracy energies; runs that asked for a target, or ``overrides``
+    such as {"acc_drop": 0.01, "curve_fit": "isotonic"}) and ``budgets.csv`` / ``budgets.md`` (bit-width
+    methods at equal budgets) in ``out_dir``."""
+    run_dirs = list(run_dirs)
     out_dir = Path(out_dir)
-    atomic_write(out_dir / "savings.csv", lambda f: table.to_csv(f, index=False))
-    text = savings_markdown(table)
-    atomic_write(out_dir / "savings.md", lambda f: f.write(text))
-    return [out_dir / "savings.md", out_dir / "savings.csv"]
+    paths = []
+    for rows, name, render in (([r for d in run_dirs for r in iso_rows(d, overrides)], "savings", savings_markdown),
+                               ([r for d in run_dirs for r in budget_rows(d)], "budgets", budget_markdown)):
+        if not rows:
+            continue
+        table = pd.DataFrame(rows)
+        text = render(table)
+        atomic_write(out_dir / f"{name}.csv", lambda f, t=table: t.to_csv(f, index=False))
+        atomic_write(out_dir / f"{name}.md", lambda f, x=text: f.write(x))
+        paths += [out_dir / f"{name}.md", out_dir / f"{name}.csv"]
+    return paths

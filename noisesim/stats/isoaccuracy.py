@@ -4,17 +4,23 @@ An allocation is evaluated at several average energies E_i (Monte-Carlo draws x 
 each). Accuracy rises with log E from chance to the model's noise-free level, so it is fitted
 by a monotone curve in x = log E and solved for the energy E* that reaches a target accuracy.
 
-Fit. The default is a four-parameter logistic
+Fit. The default is a four-parameter Gompertz curve
 
-    acc(x) = a + (b - a) / (1 + exp(-(x - m) / s)),    0 <= a <= b <= 1,  s > 0,
+    acc(x) = a + (b - a) exp(-exp(-(x - m) / s)),    0 <= a <= b <= 1,  s > 0,
 
-fitted by least squares, solved as x* = m - s log((b - a) / (t - a) - 1). It uses every grid
-point (the plateau and the chance level pin down a and b), is smooth between sparse grid points
-and monotone by construction; its one assumption — a sigmoid in log E — holds for these curves
-because each noise variance scales as 1/E. The alternative ``isotonic`` fit (pool-adjacent-
-violators, then linear interpolation in log E) assumes only monotonicity but, on a grid of a few
-energies, interpolates linearly where the true curve bends, so it needs a denser grid near the
-target. The logistic's lack of fit is reported (RMS residual) so that a poor fit shows.
+solved as x* = m - s log(-log((t - a) / (b - a))). Measured curves are asymmetric: accuracy
+collapses to chance quickly once the noise exceeds the typical margin, but approaches its
+noise-free level slowly, because the examples nearest a decision boundary keep flipping until
+E is large — a power law 1 - acc ~ E^-k in E, which is exactly the Gompertz upper tail
+exp(-(x - m) / s) in x = log E. On the Fashion-MNIST ResNet-20 under thermal noise (9 energies,
+10,000 images x 2 draws) the Gompertz fit leaves an RMS residual of 0.07-0.18 points against
+0.08-0.27 for the symmetric ``logistic`` a + (b - a) / (1 + exp(-(x - m) / s)), which it
+replaces as the default; the logistic is kept as an option. Both use every grid point (the
+plateau and the chance level pin down a and b), are smooth between sparse grid points and
+monotone by construction. The ``isotonic`` fit (pool-adjacent-violators, then linear
+interpolation in log E) assumes only monotonicity but interpolates linearly where the true curve
+bends, so it needs a denser grid near the target. Every fit's RMS residual is reported, so that a
+poor fit shows.
 
 Interval. Every bootstrap replicate (see ``noisesim.stats.bootstrap``) resamples the test
 examples once — shared by all allocations and by the reference model that sets the target — and
@@ -35,7 +41,14 @@ from scipy.optimize import isotonic_regression, least_squares
 
 from noisesim.stats.bootstrap import Resample, Score, accuracy_score, interval, metric, replicate_metric
 
-FITS = ("logistic", "isotonic")
+# the sigmoid families: u = shape(z) in (0, 1), z = inverse(u), d shape / dz
+SHAPES = {
+    "gompertz": (lambda z: np.exp(-np.exp(-z)), lambda u: -math.log(-math.log(u)),
+                 lambda z: np.exp(-z) * np.exp(-np.exp(-z))),
+    "logistic": (lambda z: 1 / (1 + np.exp(-z)), lambda u: math.log(u / (1 - u)),
+                 lambda z: np.exp(-z) / (1 + np.exp(-z)) ** 2),
+}
+FITS = ("gompertz", "logistic", "isotonic")
 
 
 @dataclass
@@ -43,15 +56,15 @@ class Curve:
     """A monotone fit of accuracy against x = log E over [x_min, x_max]."""
 
     kind: str
-    params: tuple  # logistic: (a, b, m, s); isotonic: (xs, ys)
+    params: tuple  # gompertz / logistic: (a, b, m, s); isotonic: (xs, ys)
     x_min: float
     x_max: float
     rms: float = 0.0  # RMS residual of the fit (accuracy units)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        if self.kind == "logistic":
+        if self.kind in SHAPES:
             a, b, m, s = self.params
-            return a + (b - a) / (1 + np.exp(-(np.asarray(x) - m) / s))
+            return a + (b - a) * SHAPES[self.kind][0]((np.asarray(x, float) - m) / s)
         xs, ys = self.params
         return np.interp(x, xs, ys)
 
@@ -61,17 +74,18 @@ class Curve:
             return math.inf
         if self(self.x_min) >= target:
             return -math.inf
-        if self.kind == "logistic":
+        if self.kind in SHAPES:
             a, b, m, s = self.params
-            return float(m - s * math.log((b - a) / (target - a) - 1))
+            return float(m + s * SHAPES[self.kind][1]((target - a) / (b - a)))
         xs, ys = self.params
         i = int(np.searchsorted(ys, target, side="left"))  # first grid point at or above the target
         x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
         return float(x0 + (target - y0) * (x1 - x0) / (y1 - y0)) if y1 > y0 else float(x1)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, start: Optional[Curve] = None) -> Curve:
-    """Least-squares four-parameter logistic, increasing in x (``start``: a curve to start from)."""
+def fit_sigmoid(x: np.ndarray, y: np.ndarray, kind: str = "gompertz", start: Optional[Curve] = None) -> Curve:
+    """Least-squares four-parameter sigmoid of ``kind``, increasing in x (``start``: a curve to start from)."""
+    shape, _, slope = SHAPES[kind]
     x, y = np.asarray(x, float), np.asarray(y, float)
     span = max(x.max() - x.min(), 1e-3)
     # parameters: a, d = b - a >= 0, m, log s
@@ -83,14 +97,13 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, start: Optional[Curve] = None) ->
 
     def residuals(p):
         a, d, m, log_s = p
-        return a + d / (1 + np.exp(-(x - m) / math.exp(log_s))) - y
+        return a + d * shape((x - m) / math.exp(log_s)) - y
 
     def jacobian(p):
         a, d, m, log_s = p
         z = (x - m) / math.exp(log_s)
-        sig = 1 / (1 + np.exp(-z))
-        ds = d * sig * (1 - sig)
-        return np.stack([np.ones_like(x), sig, -ds / math.exp(log_s), -ds * z], axis=1)
+        ds = d * slope(z)
+        return np.stack([np.ones_like(x), shape(z), -ds / math.exp(log_s), -ds * z], axis=1)
 
     lower = [0.0, 0.0, x.min() - 2 * span, math.log(span / 200)]
     upper = [1.0, 1.0, x.max() + 2 * span, math.log(10 * span)]
@@ -98,7 +111,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, start: Optional[Curve] = None) ->
     fit = least_squares(residuals, start, jac=jacobian, bounds=(lower, upper))
     a, d, m, log_s = fit.x
     b = min(a + d, 1.0)
-    return Curve("logistic", (a, b, m, math.exp(log_s)), float(x.min()), float(x.max()),
+    return Curve(kind, (a, b, m, math.exp(log_s)), float(x.min()), float(x.max()),
                  float(np.sqrt(np.mean(fit.fun ** 2))))
 
 
@@ -110,10 +123,10 @@ def fit_isotonic(x: np.ndarray, y: np.ndarray) -> Curve:
     return Curve("isotonic", (xs, fitted), float(xs[0]), float(xs[-1]), float(np.sqrt(np.mean((fitted - ys) ** 2))))
 
 
-def fit_curve(x: np.ndarray, y: np.ndarray, kind: str = "logistic", start: Optional[Curve] = None) -> Curve:
+def fit_curve(x: np.ndarray, y: np.ndarray, kind: str = "gompertz", start: Optional[Curve] = None) -> Curve:
     if kind not in FITS:
         raise ValueError(f"curve fit must be one of {', '.join(FITS)}, got {kind!r}")
-    return fit_logistic(x, y, start) if kind == "logistic" else fit_isotonic(x, y)
+    return fit_sigmoid(x, y, kind, start) if kind in SHAPES else fit_isotonic(x, y)
 
 
 @dataclass
@@ -145,7 +158,7 @@ def _solve(points: Sequence[Evaluation], accuracies: Sequence[float], target: fl
 
 
 def iso_energy(points: Sequence[Evaluation], targets: np.ndarray, target: float | Callable[[Resample], float],
-               reps: Sequence[Resample], salt: int = 0, kind: str = "logistic", score: Score = accuracy_score,
+               reps: Sequence[Resample], salt: int = 0, kind: str = "gompertz", score: Score = accuracy_score,
                level: float = 0.95) -> IsoEnergy:
     """E* of one allocation's curve with its bootstrap interval.
 

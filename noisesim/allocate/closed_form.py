@@ -1,0 +1,154 @@
+"""Closed-form allocation: the energies (or bits) that minimise the second-order loss increase exactly.
+
+Energies. With layer (or channel) j running at E_j photons/MAC, its noise variance is
+proportional to 1/E_j, and to second order the loss grows by (``noisesim.allocate.sensitivity``)
+
+    Delta L = 1/2 * sum_j c_j / E_j.
+
+Minimising it under the MAC-weighted budget sum_j M_j E_j = M * E_avg (M_j: the MACs of j,
+M = sum_j M_j) with a Lagrange multiplier mu: -c_j / (2 E_j^2) + mu M_j = 0, so
+E_j = sqrt(c_j / (2 mu M_j)), and the budget fixes mu:
+
+    E_j = E_avg * M * sqrt(c_j / M_j) / sum_k sqrt(c_k M_k).
+
+The objective is convex in E (c_j / E_j), so this stationary point is the global optimum. Per
+channel the same holds channel by channel, with M_j = MACs of the layer / its channels. The
+expansion holds for small noise only: a channel whose measured c_j is near 0 (a dead ReLU, or
+sampling error) would get almost no energy and noise far outside the quadratic regime. Every E_j
+is therefore floored at ``floor`` * E_avg (default 5%; the others rescaled to keep the budget):
+on the Fashion-MNIST ResNet-20 at 5 photons/MAC per channel, a floor of 0.1% gives 70% accuracy,
+5% gives 83% (uniform: 78%).
+
+Bits. Quantization noise has variance proportional to 4^(-b), so with sensitivity a_j and n_j
+weights, minimising sum_j a_j 4^(-b_j) under sum_j n_j b_j = N * b_avg gives reverse
+water-filling (Cover & Thomas 2006, ch. 10.3.3):
+
+    b_j = b_avg + 1/2 log2(a_j / n_j) - (sum_k n_k 1/2 log2(a_k / n_k)) / N,
+
+clipped to [b_min, b_max] with the level re-adjusted to the budget (bisection), then rounded.
+A layer's weight-quantization noise, with step R_l / 2^b over its weights' range R_l, costs
+1/2 tr(H_l) R_l^2 / 12 * 4^(-b) to second order, so a_l = tr(H_l) R_l^2 (tr(H_l) by Hutchinson).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from noisesim.allocate.allocation import Allocation
+from noisesim.allocate.base import AllocationProblem, Allocator, measure_cost, set_weight_bits, weight_layers
+from noisesim.allocate.sensitivity import fisher_sensitivity, hessian_sensitivity, weight_hessian_trace
+from noisesim.registry import ALLOCATORS
+
+ESTIMATORS = {"fisher": fisher_sensitivity, "hessian": hessian_sensitivity}
+
+
+def closed_form_energies(c: Sequence[float], macs: Sequence[float], e_avg: float,
+                         floor: float = 0.05) -> list[float]:
+    """E_j = E_avg M sqrt(c_j / M_j) / sum_k sqrt(c_k M_k), every E_j >= floor * E_avg, budget met exactly."""
+    c = torch.as_tensor(c, dtype=torch.float64).clamp_min(0)
+    m = torch.as_tensor(macs, dtype=torch.float64)
+    if not bool((m > 0).all()):
+        raise ValueError("every layer needs a positive MAC count (run a forward pass first)")
+    total = m.sum()
+    if float(c.sum()) == 0:
+        return [e_avg] * len(c)
+    e = e_avg * total * torch.sqrt(c / m) / torch.sqrt(c * m).sum()
+    low = floor * e_avg
+    for _ in range(len(c)):  # floor the insensitive, give the rest what remains, until nothing new falls below
+        fixed = e < low
+        if not bool(fixed.any()):
+            break
+        rest = (e_avg * total - low * m[fixed].sum()) / (e[~fixed] * m[~fixed]).sum()
+        e = torch.where(fixed, torch.full_like(e, low), e * rest)
+    return [float(v) for v in e]
+
+
+def waterfill_bits(a: Sequence[float], n: Sequence[float], b_avg: float, b_min: float = 2,
+                   b_max: float = 8) -> list[float]:
+    """Continuous reverse water-filling bits with sum n_j b_j = N b_avg, clipped to [b_min, b_max]."""
+    a = torch.as_tensor(a, dtype=torch.float64).clamp_min(1e-30)
+    n = torch.as_tensor(n, dtype=torch.float64)
+    shape = 0.5 * torch.log2(a / n)
+    lo, hi = b_min - float(shape.max()) - 1, b_max - float(shape.min()) + 1
+    for _ in range(200):  # the level at which the clipped bits meet the budget
+        level = (lo + hi) / 2
+        bits = (level + shape).clamp(b_min, b_max)
+        if float((bits * n).sum() / n.sum()) > b_avg:
+            hi = level
+        else:
+            lo = level
+    return [float(b) for b in (lo + shape).clamp(b_min, b_max)]
+
+
+def round_to_budget(bits: Sequence[float], n: Sequence[float], b_avg: float) -> list[int]:
+    """Integer bits: floor everything, then add a bit where rounding lost the most per weight, within the budget."""
+    bits = list(bits)
+    out = [math.floor(b) for b in bits]
+    budget = b_avg * sum(n) - sum(o * w for o, w in zip(out, n))
+    for j in sorted(range(len(bits)), key=lambda j: out[j] - bits[j]):
+        if bits[j] > out[j] and n[j] <= budget + 1e-9:
+            out[j] += 1
+            budget -= n[j]
+    return out
+
+
+@ALLOCATORS.register("closed_form")
+class ClosedFormAllocator(Allocator):
+    """Energies from the closed form above with Fisher (or Hessian) sensitivities of training batches."""
+
+    name = "closed_form"
+    granularities = ("layer", "channel")
+
+    def __init__(self, estimator: str = "fisher", batches: int = 8, floor: float = 0.05):
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"sensitivity estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+        self.estimator, self.batches, self.floor = estimator, batches, floor
+
+    def allocate(self, problem: AllocationProblem) -> Allocation:
+        if problem.quantity == "weight_bits":
+            return self._bits(problem)
+        if problem.target_emac is None:
+            raise ValueError("the closed form allocates an energy budget: it needs a target energy")
+        model = problem.model
+        with measure_cost(model) as cost:
+            sens = ESTIMATORS[self.estimator](model, problem.batches, problem.task, self.batches,
+                                               teacher=problem.teacher)
+        alloc = Allocation.from_model(model, self.name, problem.granularity)
+        names, c, macs, sizes = [], [], [], []
+        for name, values in sens.values.items():
+            layer = alloc.layers[name]
+            parts = len(layer.energy)  # 1 per layer, or one per output channel
+            v = values.reshape(parts, -1).sum(1) if values.numel() % parts == 0 else values.sum().reshape(1)
+            names.append(name)
+            sizes.append(parts)
+            c += v.tolist()
+            macs += [layer.macs / parts] * parts
+        energies = closed_form_energies(c, macs, problem.target_emac, self.floor)
+        start = 0
+        for name, k in zip(names, sizes):
+            alloc.layers[name].energy = energies[start:start + k]
+            start += k
+        alloc.apply(model)
+        alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=sens.forward,
+                          alloc_backward=sens.backward, sensitivity=self.estimator)
+        return alloc
+
+
+    def _bits(self, problem: AllocationProblem) -> Allocation:
+        model = problem.model
+        layers = weight_layers(model)
+        with measure_cost(model) as cost:
+            trace = weight_hessian_trace(model, problem.batches, problem.task, self.batches, problem.teacher)
+        names = [n for n in layers if n in trace.values]
+        ranges = {n: float((layers[n].weight.max() - layers[n].weight.min()).detach()) for n in names}
+        a = [max(float(trace.values[n].sum()), 1e-12) * ranges[n] ** 2 for n in names]
+        sizes = [layers[n].weight.numel() for n in names]
+        bits = round_to_budget(waterfill_bits(a, sizes, problem.target_weight_bits), sizes,
+                               problem.target_weight_bits)
+        set_weight_bits(model, dict(zip(names, bits)))
+        alloc = Allocation.from_model(model, self.name, problem.granularity)
+        alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=trace.forward,
+                          alloc_backward=trace.backward, sensitivity="weight_hessian_trace")
+        return alloc

@@ -1,0 +1,120 @@
+"""Hessian-guided allocation with an integer program (HAWQ-V3, Yao et al. 2021), for energies and for bits.
+
+Each layer l picks one candidate k — an energy per MAC E_k, or a weight bit-width b_k — whose
+perturbation costs Omega_l(k) and spends w_l(k) of a budget:
+
+    energies: Omega_l(E) = 1/2 c_l / E    (c_l = sum_i H_ii s_i^2, Hutchinson on the layer's noise)
+              w_l(E)     = M_l E          (MACs times energy), budget M * E_avg
+    bits:     Omega_l(b) = tr(H_l) / n_l * ||Q_b(W_l) - W_l||^2      (HAWQ-V2/V3)
+              w_l(b)     = n_l b          (model size in bits), budget N * b_avg
+
+    minimise sum_l sum_k Omega_l(k) x_lk   s.t.  sum_k x_lk = 1,  sum_l sum_k w_l(k) x_lk <= budget,  x binary,
+
+solved exactly by SciPy's ``milp`` (HiGHS branch and bound). For energies the chosen levels are
+then rescaled by one common factor to spend the budget exactly (the candidates are a grid).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from noisesim.allocate.allocation import Allocation
+from noisesim.allocate.base import AllocationProblem, Allocator, measure_cost, set_weight_bits
+from noisesim.allocate.sensitivity import hessian_sensitivity, weight_hessian_trace
+from noisesim.nn.prepare import sim_layers
+from noisesim.quant.functional import fake_quant_ste, qparams
+from noisesim.registry import ALLOCATORS
+
+ENERGY_STEPS = tuple(2.0 ** k for k in range(-4, 5))  # candidates: E_avg / 16 ... 16 E_avg
+BIT_CANDIDATES = (2, 3, 4, 5, 6, 8)
+
+
+def choose(costs: np.ndarray, weights: np.ndarray, budget: float) -> list[int]:
+    """The candidate per row minimising sum costs[l, k] subject to sum weights[l, k] <= budget (exact MILP)."""
+    costs, weights = np.asarray(costs, float), np.asarray(weights, float)
+    layers, k = costs.shape
+    one_each = np.kron(np.eye(layers), np.ones(k))
+    constraints = [LinearConstraint(one_each, 1, 1), LinearConstraint(weights.reshape(1, -1), -np.inf, budget)]
+    res = milp(costs.reshape(-1), constraints=constraints, integrality=np.ones(layers * k), bounds=Bounds(0, 1))
+    if res.x is None:
+        raise ValueError(f"no allocation meets the budget ({res.message})")
+    return [int(i) for i in res.x.reshape(layers, k).argmax(1)]
+
+
+@ALLOCATORS.register("hessian")
+class HessianAllocator(Allocator):
+    """Energies per layer from Hutchinson sensitivities and the integer program above."""
+
+    name = "hessian"
+    granularities = ("layer",)
+
+    def __init__(self, batches: int = 4, iters: int = 50, tol: float = 0.01, steps: Sequence[float] = ENERGY_STEPS):
+        self.batches, self.iters, self.tol, self.steps = batches, iters, tol, tuple(steps)
+
+    def allocate(self, problem: AllocationProblem) -> Allocation:
+        model = problem.model
+        if problem.quantity == "weight_bits":
+            with measure_cost(model) as cost:
+                bits, trace = hessian_weight_bits(model, problem.batches, problem.task, problem.target_weight_bits,
+                                                  max_batches=self.batches, iters=self.iters, tol=self.tol,
+                                                  teacher=problem.teacher)
+            set_weight_bits(model, bits)
+            alloc = Allocation.from_model(model, self.name, problem.granularity)
+            alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=trace.forward,
+                              alloc_backward=trace.backward, sensitivity="weight_hessian_trace")
+            return alloc
+        if problem.target_emac is None:
+            raise ValueError("the Hessian allocation spends an energy budget: it needs a target energy")
+        e_avg = problem.target_emac
+        with measure_cost(model) as cost:
+            sens = hessian_sensitivity(model, problem.batches, problem.task, self.batches, problem.teacher,
+                                       self.iters, self.tol)
+        alloc = Allocation.from_model(model, self.name, problem.granularity)
+        names = list(sens.values)
+        c = np.array([max(float(sens.values[n].sum()), 0.0) for n in names])
+        macs = np.array([alloc.layers[n].macs for n in names], float)
+        levels = e_avg * np.array(self.steps)
+        picks = choose(0.5 * c[:, None] / levels[None, :], macs[:, None] * levels[None, :], e_avg * macs.sum())
+        for n, k in zip(names, picks):
+            alloc.layers[n].energy = [float(levels[k])] * len(alloc.layers[n].energy)
+        alloc = alloc.with_average_energy(e_avg)
+        alloc.apply(model)
+        alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=sens.forward,
+                          alloc_backward=sens.backward, sensitivity="hessian")
+        return alloc
+
+
+def weight_bit_costs(model, trace: dict[str, float], candidates: Sequence[int] = BIT_CANDIDATES) -> dict[str, list[float]]:
+    """Omega_l(b) = tr(H_l) / n_l * ||Q_b(W_l) - W_l||^2 for every layer with weights and candidate b."""
+    out = {}
+    for m in sim_layers(model):
+        if m.name not in trace:
+            continue
+        q = m.weight_quant
+        w = m.weight.detach()
+        rows = w.flatten(1)
+        lo, hi = (rows.amin(1), rows.amax(1)) if q.cfg.per_channel else (w.min().reshape(1), w.max().reshape(1))
+        shape = (-1,) + (1,) * (w.dim() - 1)
+        errs = []
+        for b in candidates:
+            scale, zp, qmin, qmax = qparams(lo, hi, b, q.cfg.symmetric)
+            errs.append(float((fake_quant_ste(w, scale.reshape(shape), zp.reshape(shape), qmin, qmax) - w)
+                              .pow(2).sum()))
+        out[m.name] = [trace[m.name] / w.numel() * e for e in errs]
+    return out
+
+
+def hessian_weight_bits(model, batches, task, b_avg: float, candidates: Sequence[int] = BIT_CANDIDATES,
+                        max_batches: int = 4, iters: int = 50, tol: float = 0.01, teacher=None):
+    """Weight bits per layer under an average-bits (model size) budget: HAWQ-V3's integer program.
+    Returns (name -> bits, the weight Hessian traces)."""
+    trace = weight_hessian_trace(model, batches, task, max_batches, teacher, iters, tol)
+    costs = weight_bit_costs(model, {n: max(float(v.sum()), 0.0) for n, v in trace.values.items()}, candidates)
+    names = list(costs)
+    sizes = {m.name: m.weight.numel() for m in sim_layers(model) if m.name in costs}
+    n = np.array([sizes[k] for k in names], float)
+    picks = choose(np.array([costs[k] for k in names]), n[:, None] * np.array(candidates)[None, :], b_avg * n.sum())
+    return {k: int(candidates[i]) for k, i in zip(names, picks)}, trace
+

@@ -1,0 +1,126 @@
+"""Allocation methods against hand computations, brute force, exact Hessians and numerical optima."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+from scipy.stats import spearmanr
+from torch import nn
+
+import noisesim
+from noisesim.allocate import (AllocationProblem, ClosedFormAllocator, GreedyAllocator, HessianAllocator, choose,
+                               closed_form_energies, finite_difference_sensitivity, fisher_sensitivity, greedy,
+                               round_to_budget, waterfill_bits, weight_hessian_trace)
+from noisesim.data.registry import build_data
+from noisesim.data.tasks import Classification
+from noisesim.models.zoo import build_model
+
+
+def test_greedy_reproduces_the_hand_computed_sequence():
+    drops = {"a": 0.001, "b": 0.02, "c": 0.004, "d": 0.006}
+
+    def evaluate(low):  # additive drops plus a penalty when c and d are both low
+        return 0.9 - sum(drops[n] for n in low) - (0.002 if {"c", "d"} <= low else 0)
+
+    r = greedy(list(drops), evaluate, epsilon=0.012)
+    assert [n for n, _ in r.drops] == ["a", "c", "d", "b"]
+    assert r.low == ["a", "c"]  # a: 0.001, +c: 0.005, +d: 0.013 > 0.012 REJECT, +b: 0.025 REJECT
+    assert [line.split()[0] for line in r.log[-5:-1]] == ["ACCEPT", "ACCEPT", "REJECT", "REJECT"]
+    assert r.final == pytest.approx(0.895) and "2 of 4 layers low" in r.log[-1]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_integer_program_equals_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    costs, weights = rng.random((4, 3)) * 10, rng.random((4, 3)) * 5
+    budget = float(weights.min(1).sum() + rng.random() * (weights.max(1).sum() - weights.min(1).sum()))
+    picks = choose(costs, weights, budget)
+    feasible = [p for p in itertools.product(range(3), repeat=4) if sum(weights[l, k] for l, k in enumerate(p)) <= budget]
+    best = min(sum(costs[l, k] for l, k in enumerate(p)) for p in feasible)
+    assert sum(costs[l, k] for l, k in enumerate(picks)) == pytest.approx(best)
+    assert sum(weights[l, k] for l, k in enumerate(picks)) <= budget + 1e-9
+
+
+def test_hutchinson_trace_matches_the_exact_hessian_trace():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))
+    sim = noisesim.prepare(net, noisesim.SimConfig(weight_bits=None, act_bits=None))
+    x, y = torch.randn(32, 5), torch.randint(0, 3, (32,))
+    est = weight_hessian_trace(sim, [(x, y)], Classification(), iters=4000, tol=0.0)
+    params = [sim[0].weight, sim[2].weight]
+
+    def loss_of(w0, w2):
+        h = torch.tanh(nn.functional.linear(x, w0, sim[0].bias))
+        return nn.functional.cross_entropy(nn.functional.linear(h, w2, sim[2].bias), y)
+
+    hess = torch.autograd.functional.hessian(loss_of, tuple(p.detach() for p in params))
+    for i, name in enumerate(("0", "2")):
+        exact = torch.diagonal(hess[i][i].reshape(params[i].numel(), -1)).sum().item()
+        assert est.values[name].item() == pytest.approx(exact, rel=0.05)
+
+
+def test_closed_form_meets_the_budget_and_is_the_numerical_optimum():
+    rng = np.random.default_rng(0)
+    c, m, e_avg = rng.random(6) * 5 + 0.1, rng.integers(1, 100, 6).astype(float), 7.0
+    e = np.array(closed_form_energies(c, m, e_avg))
+    assert (e * m).sum() / m.sum() == pytest.approx(e_avg, rel=1e-9)
+    budget = {"type": "eq", "fun": lambda x: (x * m).sum() / m.sum() - e_avg}
+    num = minimize(lambda x: (c / x).sum(), np.full(6, e_avg), constraints=[budget], bounds=[(1e-6, None)] * 6,
+                   method="SLSQP", options={"ftol": 1e-14, "maxiter": 1000})
+    assert np.allclose(e, num.x, rtol=1e-3) and (c / e).sum() <= num.fun + 1e-9
+
+
+def test_closed_form_floors_insensitive_layers_and_still_meets_the_budget():
+    e = np.array(closed_form_energies([0.0, 1.0, 4.0], [10, 10, 10], 5.0, floor=0.01))
+    assert e[0] == pytest.approx(0.05) and e.mean() == pytest.approx(5.0) and e[2] > e[1]
+
+
+def test_water_filling_bits_meet_the_budget_and_follow_the_sensitivities():
+    a, n = [1.0, 16.0, 256.0, 1e-6], [100, 100, 100, 100]
+    bits = waterfill_bits(a, n, 4.0)
+    assert np.dot(bits, n) / sum(n) == pytest.approx(4.0, abs=1e-6)
+    assert bits[3] == 2 and bits[0] < bits[1] < bits[2]
+    assert bits[2] - bits[1] == pytest.approx(2.0)  # half a bit per factor 2 in a (x16: 2 bits)
+    rounded = round_to_budget(bits, n, 4.0)
+    assert all(float(b).is_integer() for b in rounded) and np.dot(rounded, n) <= 4.0 * sum(n)
+
+
+@pytest.fixture(scope="module")
+def fmnist():
+    data = build_data("fashion_mnist", train_batch_size=64, val_batch_size=500, val_subset=500)
+    return data, build_model("resnet20", "fashion_mnist", 10, 1)
+
+
+def _thermal(model, data, e=10.0, per_channel=False):
+    sim = noisesim.prepare(model, noisesim.SimConfig(noise_type="thermal", e_mac=e, noise_per_channel=per_channel,
+                                                     seed=0))
+    noisesim.calibrate(sim, data.train, max_batches=2)
+    return sim
+
+
+def test_fisher_sensitivity_ranks_layers_like_finite_differences(fmnist):
+    data, model = fmnist
+    sim = _thermal(model, data)
+    held = list(itertools.islice(data.train, 8))  # the same training samples for both estimates
+    fisher = fisher_sensitivity(sim, held, data.task, max_batches=8).per_layer()
+    fd = finite_difference_sensitivity(sim, held, data.task, energy=3.0, max_batches=8, draws=2).per_layer()
+    names = list(fisher)
+    assert spearmanr([fisher[n] for n in names], [fd[n] for n in names])[0] >= 0.8
+
+
+@pytest.mark.parametrize("method", ["closed_form", "hessian", "greedy"])
+def test_methods_spend_exactly_the_budget(fmnist, method):
+    data, model = fmnist
+    sim = _thermal(model, data, per_channel=method == "closed_form")
+    allocator = {"closed_form": ClosedFormAllocator(batches=2),
+                 "hessian": HessianAllocator(batches=1, iters=5),
+                 "greedy": GreedyAllocator(epsilon=0.02, batches=2, verbose=False)}[method]
+    alloc = allocator.allocate(AllocationProblem(sim, 5.0, "channel" if method == "closed_form" else "layer",
+                                                 data.train, data.task))
+    assert alloc.average_energy() == pytest.approx(5.0, rel=1e-6)
+    assert noisesim.average_energy(sim).item() == pytest.approx(5.0, rel=1e-5)
+    energies = [e for a in alloc.layers.values() for e in a.energy]
+    assert max(energies) / min(energies) > 1.5  # not uniform
+    assert alloc.info["alloc_forward"] > 0 and alloc.info["alloc_seconds"] > 0
