@@ -25,11 +25,13 @@ read -r -a IMAGENET_MODELS <<< "${MODELS:-resnet50 googlenet shufflenet_v2 incep
 
 # offline presets: model, data and evaluation size. ResNet-20: the full 10,000-image Fashion-MNIST test set;
 # EfficientNet-Lite0: calibrated and trained on crops of scikit-image's photos (labels: its own predictions),
-# evaluated on foolbox's 20 labelled ImageNet photos; MiniLM: 2000 held-out snippets (movies unseen in training).
+# evaluated on foolbox's 20 labelled ImageNet photos; MiniLM: 2000 held-out snippets (movies unseen in training;
+# MINILM_EVAL_BATCHES batches of 250).
 FMNIST=(--model resnet20 --dataset fashion_mnist --val_batch_size 1000)
 EFFNET=(--model efficientnet_lite0 --dataset imagenet_samples --train_batch_size 16 --val_batch_size 20
         --calibration_batches 4 --generated_labels)
-MINILM=(--model minilm --dataset rotten_tomatoes --train_batch_size 16 --val_batch_size 250 --eval_batches 8)
+MINILM=(--model minilm --dataset rotten_tomatoes --train_batch_size 16 --val_batch_size 250
+        --eval_batches "${MINILM_EVAL_BATCHES:-8}")
 MINILM_W8A8=(--weight_per_channel --act_dynamic)  # noisesim/configs/minilm_w8a8.yaml: W8A8 within a point of float
 OFFLINE=(FMNIST EFFNET MINILM)
 declare -A RUN_NAME=([FMNIST]=resnet20-fashion_mnist [EFFNET]=efficientnet_lite0-imagenet_samples
