@@ -1,6 +1,5 @@
 """Allocation methods against hand computations, brute force, exact Hessians and numerical optima."""
 import itertools
-import math
 
 import numpy as np
 import pytest

@@ -19,6 +19,7 @@ gives the allocation's shape; one common factor then brings its average to the t
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -26,8 +27,6 @@ import torch
 from torch import nn
 
 from noisesim.allocate.allocation import Allocation
-import math
-
 from noisesim.allocate.base import AllocationProblem, Allocator, measure_cost, set_weight_bits, weight_layers
 from noisesim.nn.prepare import sim_layers
 from noisesim.noise.base import NoiseModel
