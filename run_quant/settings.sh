@@ -5,10 +5,11 @@
 #   compare_settings NAME...  plots (accuracy vs average bits), a card with one confounder column per setting
 #
 # STUDY_FLAGS (set by the script) is the study itself; the default is post-training quantization over a grid of
-# weight and activation bit-widths without noise. PRESETS lists the offline models (default: all three).
+# weight and activation bit-widths without noise. PRESETS lists the offline models (default: all three; the environment's
+# PRESETS, e.g. "FMNIST EFFNET", wins).
 source "$(dirname "${BASH_SOURCE[0]}")/../run_noise/common.sh"
 STUDY_FLAGS=(--noise_type none --weight_bits 3 4 8 --act_bits 4 8)
-PRESETS=("${OFFLINE[@]}")
+read -r -a PRESETS <<< "${PRESETS:-${OFFLINE[*]}}"
 
 setting() {
     local name=$1 preset
