@@ -41,6 +41,18 @@ def test_sweep_fields_are_the_point_fields():
     assert sweeps - {"e_mac"} == point  # e_mac is target_emac's fallback for uniform sweeps
 
 
+def test_a_method_setting_rekeys_only_that_methods_points():
+    """Changing greedy's epsilon must not make a resumed run recompute its uniform or trained points."""
+    def ids(*extra):
+        cfg = parse_args(["--noise_type", "thermal", "--allocation", "uniform", "trained", "greedy", *extra])
+        return {p.allocation: p.point_id(cfg.point_settings(p.allocation)) for p in cfg.points()}
+
+    base, other = ids(), ids("--greedy_epsilon", "0.02")
+    assert base["uniform"] == other["uniform"] and base["trained"] == other["trained"]
+    assert base["greedy"] != other["greedy"]
+    assert ids("--mc_repeats", "3")["uniform"] != base["uniform"]
+
+
 def test_a_new_noise_model_is_one_class_and_its_registration():
     class ToyNoise(NoiseModel):
         """sigma = 0.5 / sqrt(E) on every output, whatever the operands."""

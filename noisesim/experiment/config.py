@@ -20,7 +20,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import noisesim.allocate  # noqa: F401  (registers the allocation methods)
 import noisesim.data.registry  # noqa: F401  (registers the data sets)
@@ -61,14 +61,15 @@ def percentile_range(v: float) -> Optional[str]:
 def setting(default: Any, help: str, group: str, *, sweep: bool = False, unit: str = "", record: bool = True,
             choices: Optional[Callable[[], tuple]] = None, parse: Optional[Callable[[str], Any]] = None,
             check: Optional[Callable[[Any], Optional[str]]] = None, label: str = "", switch: bool = False,
-            point: bool = True) -> Any:
+            point: Union[bool, tuple[str, ...]] = True) -> Any:
     """A field with its metadata.
 
     sweep: a tuple of values swept over. record: written to every result row (a confounder).
     choices: the allowed values (a function, so registries are read when used). parse: text ->
     value for the command line and YAML strings. check: value -> problem or None. label: its name
     on the quantization card. switch: a plain ``--flag`` (no ``--no-flag`` form). point: the value can
-    change a point's result (so it is part of the point's id; iso-accuracy targets are not). Without ``parse``
+    change a point's result (so it is part of the point's id; iso-accuracy targets are not), or the
+    allocation methods whose points it can change (a greedy setting does not re-key uniform points). Without ``parse``
     the type of the default (or of a sweep's first value) parses the text."""
     if choices is not None:
         parse = parse or str
@@ -208,17 +209,19 @@ class ExperimentConfig:
     granularity: tuple = setting(("layer",), "one energy per layer or per output channel", A, sweep=True,
                                  choices=lambda: GRANULARITIES)
     sensitivity: str = setting("fisher", "sensitivity estimate of the closed form: fisher (squared gradients) or "
-                               "hessian (Hutchinson)", A, choices=lambda: ("fisher", "hessian"))
+                               "hessian (Hutchinson)", A, choices=lambda: ("fisher", "hessian"),
+                               point=("closed_form",))
     sensitivity_batches: int = setting(8, "training batches the sensitivities of closed_form, hessian and greedy "
-                                       "are measured on", A, unit="batches", check=at_least_one)
+                                       "are measured on", A, unit="batches", check=at_least_one,
+                                       point=("closed_form", "hessian", "greedy"))
     hutchinson_iters: int = setting(50, "at most this many Rademacher vectors per batch (Hutchinson)", A,
-                                    check=at_least_one)
+                                    check=at_least_one, point=("closed_form", "hessian"))
     hutchinson_tol: float = setting(0.01, "stop Hutchinson once the estimate changes by less than this (relative)", A,
-                                    check=non_negative)
+                                    check=non_negative, point=("closed_form", "hessian"))
     greedy_epsilon: float = setting(0.01, "greedy: the largest accuracy drop (a fraction) a lowered layer may add "
-                                    "up to", A, check=non_negative)
+                                    "up to", A, check=non_negative, point=("greedy",))
     greedy_factor: float = setting(4.0, "greedy: a lowered layer's energy is the high one divided by this", A,
-                                   check=positive)
+                                   check=positive, point=("greedy",))
     train_bitwidth: bool = setting(False, "train log2 bit-widths toward --target_weight_bits/--target_act_bits", A)
     train_qminmax: bool = setting(False, "train activation ranges (qmin/qmax)", A)
     constrained_loss: bool = setting(False, "penalty lambda*max(0, log E - log E_target) instead of lambda*log E", A)
@@ -391,10 +394,14 @@ class ExperimentConfig:
         return {f.name: _cell(getattr(self, f.name)) for f in dataclasses.fields(self)
                 if f.metadata["record"] and not f.metadata["sweep"]}
 
-    def point_settings(self) -> dict[str, Any]:
-        """The recorded settings that can change a point's result: with the point's own values, its id."""
-        return {k: v for k, v in self.recorded().items()
-                if next(f for f in dataclasses.fields(self) if f.name == k).metadata["point"]}
+    def point_settings(self, method: str) -> dict[str, Any]:
+        """The recorded settings that can change the result of a point of allocation ``method``: with the
+        point's own values, its id."""
+        def counts(f: dataclasses.Field) -> bool:
+            point = f.metadata["point"]
+            return method in point if isinstance(point, tuple) else point
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        return {k: v for k, v in self.recorded().items() if counts(fields[k])}
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """Every field with its value, label, unit, group and help (written to config.json for the reports)."""

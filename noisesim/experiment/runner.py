@@ -103,7 +103,7 @@ class Experiment:
         self._clean: dict[str, Scores] = {}
 
     def point_id(self, p: Point) -> str:
-        return p.point_id(self.cfg.point_settings())
+        return p.point_id(self.cfg.point_settings(p.allocation))
 
     # -- evaluation ---------------------------------------------------------------
     def evaluate(self, model: nn.Module, draws: int, desc: str = "eval") -> Scores:
