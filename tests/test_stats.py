@@ -60,12 +60,23 @@ def test_fits_recover_the_iso_energy_of_a_clean_curve(kind, truth_kind):
     assert e == pytest.approx(true_energy(0.85, truth_kind), rel=0.01)
 
 
-def test_bootstrap_interval_of_the_iso_energy_covers_the_truth_about_95_percent():
+def test_isotonic_curve_follows_monotone_points_and_stays_monotone_between_them():
+    x, y = np.log(GRID), truth(GRID)
+    curve = fit_curve(x, y, "isotonic")
+    fine = np.linspace(x[0], x[-1], 2000)
+    assert np.allclose(curve(x), y) and np.all(np.diff(curve(fine)) >= -1e-12)
+    assert curve.solve(float(y[4])) == pytest.approx(x[4])  # a target on a point is that point
+    noisy = fit_curve(np.log([1, 2, 2, 4]), np.array([0.5, 0.7, 0.6, 0.65]), "isotonic")
+    assert np.allclose(noisy(np.log([1, 2, 4])), [0.5, 0.65, 0.65])  # ties averaged, then pooled
+
+
+@pytest.mark.parametrize("kind", ["isotonic", "gompertz"])
+def test_bootstrap_interval_of_the_iso_energy_covers_the_truth_about_95_percent(kind):
     rng = np.random.default_rng(0)
     target, truth_e, hits, runs = 0.85, true_energy(0.85), 0, 200
     for k in range(runs):
         n = 1000
-        result = iso_energy(curve_points(rng, n, 2), np.zeros(n), target, resamples(n, 60, seed=k))
+        result = iso_energy(curve_points(rng, n, 2), np.zeros(n), target, resamples(n, 60, seed=k), kind=kind)
         hits += result.lo <= truth_e <= result.hi
     assert 0.85 <= hits / runs <= 0.99
 

@@ -262,7 +262,7 @@ class ExperimentConfig:
                                         "minus this (a fraction)", E, parse=float, check=fraction, point=False)
     target_reference: str = setting("float", "what --acc_drop is taken from: the float model or the quantized "
                                     "model without noise", E, choices=lambda: REFERENCES, point=False)
-    curve_fit: str = setting("gompertz", "monotone fit of accuracy against log energy for iso-accuracy energies",
+    curve_fit: str = setting("isotonic", "monotone fit of accuracy against log energy for iso-accuracy energies",
                              E, choices=lambda: FITS, point=False)
     bootstrap: int = setting(1000, "bootstrap replicates (test examples and noise draws) of every interval", E,
                              check=at_least_one)

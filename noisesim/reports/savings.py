@@ -112,7 +112,7 @@ def _group_rows(run_dir: Path, keys: dict, g: pd.DataFrame, settings: dict) -> l
                 points.append(Evaluation(float(e), o[0]))
         if len({p.energy for p in points}) < 2:
             continue
-        kind = settings.get("curve_fit", "gompertz")
+        kind = settings.get("curve_fit", "isotonic")
         if kind != "isotonic" and len(points) < MIN_SIGMOID_POINTS:
             kind = "isotonic"
         iso = iso_energy(points, targets, target, reps, salt=i + 1, kind=kind, score=score)
