@@ -3,7 +3,7 @@
 # activations buys — per-channel weights (the FFN down-projections have rows 40x larger than the median), an MSE
 # or percentile activation observer, per-token dynamic activation ranges, and LayerNorm outputs (the inputs of the
 # query/key/value and FFN-up projections, whose outlier dimensions set the per-tensor range) kept at 16 bits.
-# The last setting is the named configuration noisesim/configs/minilm_w8a8.yaml.
+# The "dynamic" setting is the named configuration noisesim/configs/minilm_w8a8.yaml.
 #   run_quant/minilm_remedies.sh
 source "$(dirname "$0")/settings.sh"
 PRESETS=(MINILM)
