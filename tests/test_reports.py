@@ -86,3 +86,10 @@ def test_script_rejects_a_missing_imagenet_folder(tmp_path):
     r = subprocess.run(["bash", str(ROOT / "run_noise" / "thermal.sh"), str(tmp_path / "missing")],
                        capture_output=True, text=True, env={"LOG_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "IMAGENET_DIR" in r.stderr
+
+
+def test_compare_labels_runs_written_before_a_setting_existed():
+    from noisesim.reports.figures import settings_labels
+    new = {"allocate": {"value": "energy", "record": True}, "model": {"value": "resnet20", "record": True}}
+    old = {"model": {"value": "vgg16", "record": True}}
+    assert settings_labels([new, old], ["a", "b"]) == ["allocate=energy, model=resnet20", "allocate=—, model=vgg16"]

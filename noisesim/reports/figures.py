@@ -77,7 +77,8 @@ def settings_labels(fields: Sequence[Optional[dict[str, dict]]], names: Sequence
     differ = [k for k in keys if len({json.dumps(f.get(k, {}).get("value"), sort_keys=True) for f in fields}) > 1]
     if not differ:
         return list(names)
-    return [", ".join(f"{k}={f[k]['value']}" for k in differ) for f in fields]
+    # a run written before a setting existed has no entry for it
+    return [", ".join(f"{k}={f.get(k, {}).get('value', '—')}" for k in differ) for f in fields]
 
 
 def compare_runs(run_dirs: Sequence[Path], out_dir: Path, target: Optional[dict] = None) -> list[Path]:
