@@ -29,3 +29,13 @@ def split_batch(batch: Any) -> tuple[Any, Any]:
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]
     return batch, None
+
+
+def inputs_and_targets(batch: Any, task: Any = None, teacher: nn.Module | None = None) -> tuple[Any, Any]:
+    """(inputs, targets) of a batch; with a ``teacher``, the targets are ``task.pseudo_targets`` of its
+    outputs (generated labels) instead of the batch's own."""
+    inputs, targets = split_batch(batch)
+    if teacher is not None:
+        with torch.no_grad():
+            targets = task.pseudo_targets(call_model(teacher, inputs))
+    return inputs, targets

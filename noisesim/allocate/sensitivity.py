@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import torch
 from torch import nn
 
-from noisesim.batches import call_model, split_batch
+from noisesim.batches import call_model, inputs_and_targets, split_batch
 from noisesim.context import noise_disabled
 from noisesim.nn.base import SimLayer
 from noisesim.nn.prepare import sim_layers
@@ -69,10 +69,7 @@ def _probing(layers: list[SimLayer], probe: Callable) -> Iterator[None]:
 
 
 def _loss(model: nn.Module, batch: Any, task: Any, teacher: Optional[nn.Module]) -> torch.Tensor:
-    inputs, targets = split_batch(batch)
-    if teacher is not None:
-        with torch.no_grad():
-            targets = task.pseudo_targets(call_model(teacher, inputs))
+    inputs, targets = inputs_and_targets(batch, task, teacher)
     return task.loss(call_model(model, inputs), targets)
 
 

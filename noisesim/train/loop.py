@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from noisesim.batches import call_model, split_batch
+from noisesim.batches import call_model, inputs_and_targets
 
 Penalty = Callable[[], tuple[torch.Tensor, dict[str, float]]]
 
@@ -97,11 +97,8 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
     result, best = TrainResult(), None
     bar = tqdm(total=cfg.steps, desc=cfg.desc, disable=None if cfg.progress else True, leave=False)  # None: off when not a terminal
     for step, batch in enumerate(_cycle(batches), start=1):
-        inputs, targets = split_batch(batch)
-        if cfg.generated_labels:
-            with torch.no_grad():
-                targets = task.pseudo_targets(call_model(teacher, inputs))
-        elif targets is None:
+        inputs, targets = inputs_and_targets(batch, task, teacher if cfg.generated_labels else None)
+        if targets is None:
             raise ValueError("batches carry no targets; use generated labels")
         out = call_model(model, inputs)
         loss = task.loss(out, targets)
@@ -152,10 +149,8 @@ def _outputs(model: nn.Module, batches: Iterable, task: Any, max_batches: Option
         total = min(total, max_batches) if total is not None else max_batches
     for batch in tqdm(itertools.islice(batches, max_batches), total=total, desc=desc,
                       disable=None if progress else True, leave=False):
-        inputs, y = split_batch(batch)
+        inputs, y = inputs_and_targets(batch, task, teacher)
         out = call_model(model, inputs)
-        if teacher is not None:
-            y = task.pseudo_targets(call_model(teacher, inputs))
         outputs.append(out.float())
         targets.append(y)
     model.train(was_training)
