@@ -37,6 +37,41 @@ def save_checkpoint(path: str | os.PathLike, obj: Any) -> None:
     atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
+def load_state_dict(path: str | os.PathLike, flag: str = "--checkpoint_path") -> dict[str, torch.Tensor]:
+    """A state dict (or ``{"state_dict": ...}``) from a ``torch.save`` file, loaded with ``weights_only=True``.
+
+    A missing, empty, truncated or foreign file raises ``ValueError`` with one line naming ``flag`` and the
+    file (never advice to unpickle it with ``weights_only=False``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{flag} {path}: no such file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{flag} {path}: the file is empty")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError, EOFError, RuntimeError, ... for a bad file
+        raise ValueError(f"{flag} {path}: not a readable torch.save state dict (truncated, corrupt or another "
+                         f"format; {type(e).__name__})") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{flag} {path}: holds a {type(obj).__name__}, not a state dict of tensors")
+    return obj
+
+
+def apply_state_dict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike,
+                     flag: str = "--checkpoint_path") -> None:
+    """``module.load_state_dict(state)`` with a one-line ``ValueError`` when keys or shapes do not match."""
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
+    problems = [f"{len(v)} {what} (e.g. {v[0]})" for v, what in
+                ((missing, "missing keys"), (unexpected, "unexpected keys"), (shapes, "shape mismatches")) if v]
+    if problems:
+        raise ValueError(f"{flag} {path}: does not fit the {type(module).__name__}: {'; '.join(problems)}")
+    module.load_state_dict(state)
+
+
 def append_csv_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
     """Append one row to a CSV file atomically (the whole file is rewritten and renamed).
 

@@ -141,7 +141,7 @@ class Allocation:
         try:
             layers = {n: LayerAllocation(**a) for n, a in d["layers"].items()}
             return cls(layers, d.get("method", "uniform"), d.get("granularity", "layer"), dict(d.get("info", {})))
-        except (KeyError, TypeError, AttributeError) as e:
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise ValueError(f"not an allocation ({type(e).__name__}: {e})") from None
 
     def save(self, path: str | os.PathLike) -> None:
@@ -154,7 +154,10 @@ class Allocation:
             d = json.loads(Path(path).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(f"{path}: cannot read an allocation ({type(e).__name__})") from None
-        return cls.from_dict(d)
+        try:
+            return cls.from_dict(d)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
 
 
 def _fit(values: list[float], n: int, name: str) -> torch.Tensor:

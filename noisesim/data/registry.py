@@ -6,6 +6,8 @@ imports them all. A new data set is a function ``DataOptions -> DataBundle`` dec
 """
 from __future__ import annotations
 
+import pickle
+import zlib
 from typing import Optional
 
 from noisesim.data import cifar, criteo, fashion_mnist, glue, imagenet, samples, sentences  # noqa: F401 (register)
@@ -20,8 +22,21 @@ def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: 
     """Load ``dataset``; ``train_subset`` / ``val_subset`` keep fixed seeded random subsets."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
-    return DATASETS.get(dataset)(DataOptions(data_path, train_batch_size, val_batch_size, train_subset, val_subset,
-                                             seed, input_size, normalization, tokenizer_name, workers))
+    options = DataOptions(data_path, train_batch_size, val_batch_size, train_subset, val_subset, seed, input_size,
+                          normalization, tokenizer_name, workers)
+    try:
+        return DATASETS.get(dataset)(options)
+    except DataNotFoundError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, RuntimeError, pickle.UnpicklingError,
+            zlib.error) as e:  # a file that exists but is empty, truncated, corrupt or of another format
+        where = getattr(e, "filename", None) or data_path or "the default location"
+        detail = " ".join(str(e).split())[:160] or type(e).__name__
+        raise DataFileError(f"--data_path {where}: cannot read the {dataset} data ({detail})") from None
 
 
-__all__ = ["build_data", "DataBundle", "DataNotFoundError", "DataOptions", "DATASETS"]
+class DataFileError(ValueError):
+    """A data file exists but cannot be read (empty, truncated, corrupt or another format); one-line message."""
+
+
+__all__ = ["build_data", "DataFileError", "DataBundle", "DataNotFoundError", "DataOptions", "DATASETS"]

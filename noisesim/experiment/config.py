@@ -54,6 +54,14 @@ def fraction(v: float) -> Optional[str]:
     return None if 0 < v <= 1 else "must be a fraction in (0, 1]"
 
 
+def in_range(lo: float, hi: float, include_lo: bool = True) -> Callable[[float], Optional[str]]:
+    """A check that ``v`` lies in [lo, hi] (or (lo, hi] when not ``include_lo``) and is finite."""
+    def check(v: float) -> Optional[str]:
+        inside = math.isfinite(v) and (v >= lo if include_lo else v > lo) and v <= hi
+        return None if inside else f"must be in {'[' if include_lo else '('}{lo:g}, {hi:g}]"
+    return check
+
+
 def percentile_range(v: float) -> Optional[str]:
     return None if 50 < v <= 100 else "must be in (50, 100]"
 
@@ -219,14 +227,15 @@ class ExperimentConfig:
     hutchinson_tol: float = setting(0.01, "stop Hutchinson once the estimate changes by less than this (relative)", A,
                                     check=non_negative, point=("closed_form", "hessian"))
     greedy_epsilon: float = setting(0.01, "greedy: the largest accuracy drop (a fraction) a lowered layer may add "
-                                    "up to", A, check=non_negative, point=("greedy",))
+                                    "up to", A, check=in_range(0, 1), point=("greedy",))
     greedy_factor: float = setting(4.0, "greedy: a lowered layer's energy is the high one divided by this", A,
-                                   check=positive, point=("greedy",))
+                                   check=in_range(1, 1e6, include_lo=False), point=("greedy",))
     train_bitwidth: bool = setting(False, "train log2 bit-widths toward --target_weight_bits/--target_act_bits", A)
     train_qminmax: bool = setting(False, "train activation ranges (qmin/qmax)", A)
     constrained_loss: bool = setting(False, "penalty lambda*max(0, log E - log E_target) instead of lambda*log E", A)
-    lambd: tuple = setting((1.0,), "penalty weight lambda", A, sweep=True, check=non_negative)
-    lr: tuple = setting((0.05,), "learning rate of trained allocations", A, sweep=True, check=positive)
+    lambd: tuple = setting((1.0,), "penalty weight lambda", A, sweep=True, check=in_range(0, 1e6))
+    lr: tuple = setting((0.05,), "learning rate of trained allocations", A, sweep=True,
+                       check=in_range(0, 100, include_lo=False))
     optimizer: str = setting("adam", "optimizer of trained allocations", A, choices=lambda: OPTIMIZERS)
     train_batches: int = setting(100, "optimiser steps of trained allocations (at most, see --converge_window)", A,
                                  unit="batches", check=at_least_one)
@@ -236,16 +245,16 @@ class ExperimentConfig:
                                    "steps improved on the N before by less than --converge_tol (0: never)", A,
                                    unit="steps", check=non_negative)
     converge_tol: float = setting(0.005, "relative loss improvement below which training has converged", A,
-                                  check=positive)
+                                  check=in_range(0, 1, include_lo=False))
     continuation: bool = setting(True, "train each target of a sweep from the solution of the next higher "
                                  "target (same allocation, granularity and settings)", A)
     generated_labels: bool = setting(False, "train on the float model's predictions instead of the labels", A)
     checkpoint: bool = setting(False, "keep the best evaluated step that meets the constraint", A)
     checkpoint_every: int = setting(25, "steps between checkpoint evaluations", A, unit="steps", check=at_least_one)
     target_weight_bits: Optional[tuple] = setting(None, "average weight bits to train toward", A, sweep=True,
-                                                  unit="bits", parse=float, check=positive)
+                                                  unit="bits", parse=float, check=in_range(1, 16))
     target_act_bits: Optional[tuple] = setting(None, "average activation bits to train toward", A, sweep=True,
-                                               unit="bits", parse=float, check=positive)
+                                               unit="bits", parse=float, check=in_range(1, 16))
     per_channel_bitwidth: bool = setting(False, "one trained weight bit-width per output channel", A)
     weight_bits_only: bool = setting(False, "train weight bits only (activations stay fixed)", A)
     max_act: bool = setting(False, "the activation-bits target applies to the largest feature map", A)
@@ -277,7 +286,8 @@ class ExperimentConfig:
     overwrite: bool = setting(False, "start the run folder over (the old one is kept as <name>.old-<time>)", R,
                               record=False, switch=True)
     resume: bool = setting(False, "skip sweep points already in results.csv", R, record=False, switch=True)
-    seed: tuple = setting((0,), "random seed(s): data order, noise draws", R, sweep=True)
+    seed: tuple = setting((0,), "random seed(s): data order, noise draws", R, sweep=True,
+                         check=in_range(0, 2 ** 32 - 1))
     device: Optional[str] = setting(None, "cpu or cuda[:N] (default: cuda when available)", R, record=False,
                                      parse=str)
     no_plot: bool = setting(False, "skip the plots (the card is still written; redraw with python -m noisesim.plot)",
@@ -290,6 +300,8 @@ class ExperimentConfig:
         self._check_combinations()
         if self.run_name is None:
             object.__setattr__(self, "run_name", f"{self.model}-{self.dataset}-{'-'.join(self.noise_type)}")
+        if not self.log_dir.strip():
+            raise ConfigError("--log_dir '': must name a folder", "log_dir")
         if "/" in self.run_name or self.run_name in ("", ".", ".."):
             raise ConfigError(f"--run_name {self.run_name!r}: must be a plain folder name", "run_name")
         for p in self.points():

@@ -15,8 +15,9 @@ Nothing is lost: rows are appended atomically, a finished point is recognised by
 """
 from __future__ import annotations
 
-import time
+import csv
 import io
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -46,8 +47,26 @@ class RunFolder:
             elif not resume:
                 raise RunFolderError(f"run folder {path} exists; pass --resume to continue it or --overwrite "
                                      "to start over (the old folder is kept aside)")
+            else:
+                cls(path).check()
         path.mkdir(parents=True, exist_ok=True)
         return cls(path)
+
+    def check(self) -> None:
+        """Before ``--resume`` continues the folder: results.csv and the saved allocations must be readable."""
+        try:
+            rows = read_csv_rows(self.results_csv)
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise RunFolderError(f"--resume: {self.results_csv} is not a readable CSV file ({type(e).__name__}); "
+                                 "move it aside or pass --overwrite") from None
+        if rows and "point_id" not in rows[0]:
+            raise RunFolderError(f"--resume: {self.results_csv} has no point_id column (not a noisesim results "
+                                 "file); move it aside or pass --overwrite")
+        for f in sorted((self.path / "allocations").glob("*.json")):
+            try:
+                Allocation.load(f)
+            except ValueError as e:
+                raise RunFolderError(f"--resume: {e}; delete that file to recompute its point") from None
 
     @property
     def results_csv(self) -> Path:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from noisesim.data.sentences import load_rotten_tomatoes, minilm_dir, minilm_tokenizer, tokenize
-from noisesim.io import save_checkpoint
+from noisesim.io import apply_state_dict, load_state_dict, save_checkpoint
 from noisesim.nn.matmul import Matmul
 
 HEAD_FILE = Path(__file__).parent / "weights" / "minilm_rotten_tomatoes_head.pt"
@@ -86,8 +86,8 @@ def load_minilm_sentiment(head_path: Optional[str] = None) -> MiniLMSentiment:
                                                                   local_files_only=True))
     model = MiniLMSentiment(encoder)
     path = Path(head_path) if head_path else HEAD_FILE
-    if path.is_file():
-        model.head.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    if head_path or path.is_file():  # a named head must exist; the shipped one may be absent before training
+        apply_state_dict(model.head, load_state_dict(path), path)
     return model.eval()
 
 

@@ -16,10 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Optional
 
-import torch
 import torchvision.models as tvm
 from torch import nn
 
+from noisesim.io import apply_state_dict, load_state_dict
 from noisesim.models.cifar_resnet import resnet20
 from noisesim.models.cifar_vgg import CifarVGG16
 from noisesim.models.dlrm import DLRM
@@ -108,11 +108,6 @@ def embedded_checkpoint(model: str, dataset: str) -> Optional[str]:
     return str(path) if path.is_file() else None
 
 
-def _load_state(path: str) -> dict:
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    return obj.get("state_dict", obj) if isinstance(obj, dict) else obj
-
-
 def _sha(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12] if Path(path).is_file() else "folder"
 
@@ -138,7 +133,7 @@ def build_model(name: str, dataset: str, num_classes: int, in_channels: int = 3,
         path = spec.weights_file()
     baseline = "random weights"
     if path:
-        model.load_state_dict(_load_state(path))
+        apply_state_dict(model, load_state_dict(path), path)
         baseline = f"{Path(path).name} (sha256 {_sha(path)})"
     elif spec.torchvision_weights and num_classes == 1000:
         try:
