@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from noisesim.batches import call_model, split_batch
+from noisesim.coverage import counting_macs, coverage_from, record_coverage
 from noisesim.nn.base import SimLayer
 from noisesim.noise.base import NoiseModel
 from noisesim.quant.fake_quant import FakeQuantize
@@ -83,17 +84,31 @@ def calibrating(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, batches: Iterable[Any], max_batches: Optional[int] = None) -> nn.Module:
-    """Calibrate activation quantizers on ``batches`` (tensors, dicts, or (inputs, targets) pairs)."""
+def calibrate(model: nn.Module, batches: Iterable[Any], max_batches: Optional[int] = None,
+              min_coverage: Optional[float] = None) -> nn.Module:
+    """Calibrate activation quantizers on ``batches`` (tensors, dicts, or (inputs, targets) pairs).
+
+    The first batch also measures the coverage (``noisesim.coverage``): kept as
+    ``model.noisesim_coverage``, a warning names what runs uninstrumented, and ``min_coverage``
+    (a fraction) turns it into a ``CoverageError``."""
     was_training = model.training
     model.eval()
     seen = 0
-    with calibrating(model):
-        for batch in itertools.islice(batches, max_batches):
-            inputs, _ = split_batch(batch)
-            call_model(model, inputs)
-            seen += 1
-    model.train(was_training)
+    cov = None
+    try:
+        with calibrating(model):
+            for batch in itertools.islice(batches, max_batches):
+                inputs, _ = split_batch(batch)
+                if seen == 0:
+                    with counting_macs() as counter:
+                        call_model(model, inputs)
+                    cov = coverage_from(model, counter)
+                else:
+                    call_model(model, inputs)
+                seen += 1
+    finally:
+        model.train(was_training)
     if seen == 0:
         raise ValueError("calibrate() got no batches")
+    record_coverage(model, cov, min_coverage)
     return model

@@ -25,6 +25,7 @@ from torch import nn
 from noisesim.batches import call_model
 from noisesim.config import PHOTON_ENERGY_AJ
 from noisesim.context import noise_disabled
+from noisesim.coverage import Coverage, counting_macs, coverage_from, coverage_of
 from noisesim.nn.base import SimLayer
 from noisesim.nn.prepare import sim_layers
 
@@ -121,6 +122,20 @@ def count_macs(model: nn.Module, example_input) -> int:
     return sum(m.macs for m in _layers(model))
 
 
+@torch.no_grad()
+def measure_coverage(model: nn.Module, example_input) -> Coverage:
+    """One noise-free forward on ``example_input`` under PyTorch's FlopCounterMode: the MACs run inside
+    instrumented layers against all MACs, with the modules that ran the rest (``noisesim.coverage``)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with noise_disabled(model), counting_macs() as counter:
+            call_model(model, example_input)
+    finally:
+        model.train(was_training)
+    return coverage_from(model, counter)
+
+
 def _value(fn: Callable[[], Optional[torch.Tensor]]) -> float:
     """A model average as a float; NaN where it does not apply."""
     try:
@@ -138,7 +153,8 @@ def energy_report(model: nn.Module, example_input=None, photon_energy_aj: float 
     (linear, if recorded), snr_db, noise_bits (ENOB equivalent, mean over channels).
     ``example_input`` runs a noise-free forward first (needed if none has run yet).
     ``df.attrs`` holds the totals: macs, avg_energy (photons), avg_energy_aj, avg_weight_bits, avg_act_bits,
-    avg_noise_bits (MAC-weighted).
+    avg_noise_bits (MAC-weighted), and ``coverage`` (the fraction of all MACs that run instrumented, measured
+    at calibration; NaN before) with ``uncovered`` (what runs uninstrumented, one text).
     """
     if example_input is not None:
         count_macs(model, example_input)
@@ -171,6 +187,10 @@ def energy_report(model: nn.Module, example_input=None, photon_energy_aj: float 
                         avg_weight_bits=_value(lambda: average_weight_bits(model)),
                         avg_act_bits=_value(lambda: average_act_bits(model)),
                         avg_noise_bits=_value(lambda: average_noise_bits(model)))
+    cov = coverage_of(model)
+    df.attrs.update(coverage=nan if cov is None else cov.fraction,
+                    uncovered="" if cov is None else "; ".join(
+                        f"{u.module or '(root)'} ({'/'.join(u.operators)}, {u.macs} MACs)" for u in cov.uncovered))
     return df
 
 

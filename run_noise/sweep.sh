@@ -12,6 +12,8 @@ SWEEP=(--noise_type "$NOISE" --constrained_loss --lambd 5 --lr 0.05 --record_snr
 read -r -a PRESETS <<< "${PRESETS:-${OFFLINE[*]}}"
 declare -A DRAWS=([FMNIST]=2 [EFFNET]=3 [MINILM]=2)
 declare -A STEPS=([FMNIST]=100 [EFFNET]=40 [MINILM]=40)
+# convergence window: two windows must fit in the step cap for training to be able to stop early
+declare -A WINDOW=([FMNIST]=25 [EFFNET]=10 [MINILM]=10)
 declare -A GRID=([FMNIST]=$GRID_FMNIST [EFFNET]=$GRID_EFFNET [MINILM]=$GRID_MINILM)
 declare -A EXTRA=([FMNIST]="" [EFFNET]="" [MINILM]="${MINILM_W8A8[*]}")
 if [[ -n $DATA ]]; then
@@ -20,6 +22,6 @@ if [[ -n $DATA ]]; then
 else
     for preset in "${PRESETS[@]}"; do
         offline "$preset" "" "${SWEEP[@]}" ${EXTRA[$preset]} --target_emac ${GRID[$preset]} \
-            --train_batches "${STEPS[$preset]}" --mc_repeats "${MC_REPEATS:-${DRAWS[$preset]}}" --no-compare_uniform
+            --train_batches "${STEPS[$preset]}" --converge_window "${WINDOW[$preset]}" --mc_repeats "${MC_REPEATS:-${DRAWS[$preset]}}" --no-compare_uniform
     done
 fi

@@ -170,6 +170,7 @@ def test_bert_base_runs_with_each_noise_and_instruments_attention(noise):
     kinds = [l.kind for l in noisesim.sim_layers(sim)]
     assert kinds.count("matmul") == 24 and kinds.count("linear") >= 72  # 12 layers x (2 matmuls + 6 linears)
     noisesim.calibrate(sim, [{"input_ids": ids, "attention_mask": mask}])
+    assert noisesim.coverage_of(sim).fraction == 1.0
     with torch.no_grad():
         out = sim(input_ids=ids, attention_mask=mask).last_hidden_state
         ref = bert(input_ids=ids, attention_mask=mask).last_hidden_state
@@ -190,6 +191,8 @@ def test_minilm_sentiment_held_out_accuracy_and_w8a8():
                                                      noise_type="thermal", e_mac=1e5, seed=0))
     noisesim.calibrate(sim, data.train, max_batches=2)
     assert sum(l.kind == "matmul" for l in noisesim.sim_layers(sim)) == 12
+    cov = noisesim.coverage_of(sim)  # every MAC FlopCounterMode sees runs in an instrumented layer
+    assert cov.fraction == 1.0 and cov.uncovered == () and cov.total_macs > 0
     assert abs(evaluate(sim, data.val, data.task) - float_acc) <= 0.01
 
 

@@ -167,6 +167,9 @@ class ExperimentConfig:
                                           check=at_least_one)
     calibration_batches: int = setting(4, "training batches used to calibrate activation ranges", M,
                                        unit="batches", check=at_least_one)
+    min_coverage: float = setting(0.0, "stop with an error unless at least this fraction of the model's MACs "
+                                  "(counted by torch's FlopCounterMode) runs in instrumented layers", M,
+                                  check=in_range(0, 1), record=False, point=False)
 
     # quantization
     weight_bits: tuple = setting((8,), "weight bits (none: float)", Q, sweep=True, unit="bits", parse=parse_bits,

@@ -25,6 +25,7 @@ from torch import nn
 import noisesim
 from noisesim.allocate import (Allocation, AllocationProblem, Allocator, ClosedFormAllocator, GreedyAllocator,
                                HessianAllocator, TrainedAllocator, TrainedSettings)
+from noisesim.batches import split_batch
 from noisesim.data.registry import build_data
 from noisesim.data.tensors import DeviceBatches
 from noisesim.experiment.config import ExperimentConfig, Point
@@ -96,11 +97,22 @@ class Experiment:
             prm.requires_grad_(False)
         self.train_batches = DeviceBatches(self.data.train, self.device)
         self.val_batches = DeviceBatches(self.data.val, self.device)
+        self.coverage = self._coverage()
         self.task = self.data.task
         self.recorded = cfg.recorded()
         self.targets: Optional[np.ndarray] = None
         self._float: Optional[Scores] = None
         self._clean: dict[str, Scores] = {}
+
+    def _coverage(self) -> noisesim.Coverage:
+        """How much of the model ``prepare`` instruments, on one training batch; below ``--min_coverage``
+        a CoverageError (before anything is written)."""
+        probe = noisesim.prepare(self.model, noisesim.SimConfig(weight_bits=None, act_bits=None))
+        inputs, _ = split_batch(next(iter(self.train_batches)))
+        cov = noisesim.measure_coverage(probe, inputs)
+        if cov.fraction < self.cfg.min_coverage:
+            raise noisesim.CoverageError(f"--min_coverage {self.cfg.min_coverage:g}: {cov.summary()}")
+        return cov
 
     def point_id(self, p: Point) -> str:
         return p.point_id(self.cfg.point_settings(p.allocation))
@@ -181,7 +193,7 @@ class Experiment:
         row.update(avg_emac=a["avg_energy"], avg_emac_aj=a["avg_energy_aj"], avg_weight_bits=a["avg_weight_bits"],
                    avg_act_bits=a["avg_act_bits"], avg_noise_bits=a["avg_noise_bits"],
                    mean_snr_db=float(report["snr_db"].mean()) if report["snr_db"].notna().any() else None,
-                   macs=a["macs"], **{k: v for k, v in alloc.info.items() if not isinstance(v, (list, dict))})
+                   macs=a["macs"], coverage=a["coverage"], uncovered=a["uncovered"] or None, **{k: v for k, v in alloc.info.items() if not isinstance(v, (list, dict))})
         if self.cfg.override_with_noise_bits and p.noise_type != "none":
             with noisesim.noise_as_quantizer(sim):
                 row.update(self.evaluate(sim, draws, "equivalent quantizer").columns("noise_bits_accuracy"))

@@ -1,7 +1,12 @@
 """The module swap: ``prepare(model, config)`` instruments every matmul layer of any nn.Module.
 
 Conv1d, Conv2d, Linear and the ``Matmul`` / ``Einsum`` modules become SimConv, SimLinear,
-SimMatmul and SimEinsum, named by their module path. The model is deep-copied unless
+SimMatmul and SimEinsum, named by their module path. Before the swap, every
+``nn.MultiheadAttention`` is decomposed into its projections and two products
+(``noisesim.nn.attention``), and matrix products written as function calls in a module's
+``forward`` (``torch.matmul``, ``@``, ``bmm``, ``einsum``, ``F.scaled_dot_product_attention``)
+become modules (``noisesim.nn.functional``). What is still left out is named by the coverage
+report that ``noisesim.calibrate`` measures (``noisesim.coverage``). The model is deep-copied unless
 ``inplace=True``. Per-layer exceptions come from ``config.overrides`` and ``config.ignore``
 (regexes on the module path, or ``first`` / ``last`` for the first and last matmul layer
 in registration order).
@@ -14,9 +19,11 @@ from typing import Optional
 from torch import nn
 
 from noisesim.config import SimConfig
+from noisesim.nn.attention import MultiheadAttention, decompose_attention
 from noisesim.nn.base import SimLayer
 from noisesim.nn.conv import SimConv
 from noisesim.nn.fold import fold_batchnorm
+from noisesim.nn.functional import instrument_functional
 from noisesim.nn.linear import SimLinear
 from noisesim.nn.matmul import Einsum, Matmul, SimEinsum, SimMatmul
 from noisesim.nn.residual import quantize_residuals
@@ -26,14 +33,7 @@ SIM_CLASSES = {nn.Conv1d: SimConv, nn.Conv2d: SimConv, nn.Linear: SimLinear, Mat
 
 
 def _targets(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Instrumentable modules, skipping those whose weights a parent reads directly (MultiheadAttention)."""
-    mha = [name for name, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
-
-    def inside_mha(name: str) -> bool:
-        return any(p == "" or name.startswith(f"{p}.") for p in mha)
-
-    return [(name, m) for name, m in model.named_modules()
-            if isinstance(m, tuple(SIM_CLASSES)) and not inside_mha(name)]
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, tuple(SIM_CLASSES))]
 
 
 def _sim_class(m: nn.Module) -> type:
@@ -48,8 +48,9 @@ def prepare(model: nn.Module, config: Optional[SimConfig] = None, inplace: bool 
 
     Steps: copy (unless ``inplace``) -> fold conv+BN (``config.fold_bn``) -> reroute
     residual adds / concatenations through quantizers (``config.quantize_residual``;
-    the result is a torch.fx GraphModule) -> swap layers. Run ``noisesim.calibrate``
-    before evaluating a model with activation quantizers.
+    the result is a torch.fx GraphModule) -> decompose ``nn.MultiheadAttention`` -> turn
+    functional matrix products into modules -> swap layers. Run ``noisesim.calibrate``
+    before evaluating a model with activation quantizers (it also measures the coverage).
     """
     config = config or SimConfig()
     if not inplace:
@@ -58,6 +59,8 @@ def prepare(model: nn.Module, config: Optional[SimConfig] = None, inplace: bool 
         fold_batchnorm(model)
     if config.quantize_residual:
         model = quantize_residuals(model, config)
+    model = decompose_attention(model)
+    model, _ = instrument_functional(model)
     for m in model.modules():
         if isinstance(m, nn.TransformerEncoderLayer):
             # its eval "fast path" reads linear1/linear2 weights directly, bypassing the simulation;
@@ -85,7 +88,8 @@ def sim_layers(model: nn.Module) -> list[SimLayer]:
 
 
 def to_float(model: nn.Module, inplace: bool = False) -> nn.Module:
-    """Replace every instrumented layer by its float module (BN stays folded)."""
+    """Replace every instrumented layer by its float module and every decomposed attention by an
+    ``nn.MultiheadAttention`` (BN stays folded; functional products stay modules)."""
     if not inplace:
         model = copy.deepcopy(model)
     if isinstance(model, SimLayer):
@@ -93,4 +97,9 @@ def to_float(model: nn.Module, inplace: bool = False) -> nn.Module:
     for name, m in list(model.named_modules()):
         if isinstance(m, SimLayer):
             model.set_submodule(name, m.to_float())
+    for name, m in list(model.named_modules()):
+        if isinstance(m, MultiheadAttention):
+            if name == "":
+                return m.to_torch()
+            model.set_submodule(name, m.to_torch())
     return model

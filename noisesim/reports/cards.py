@@ -69,7 +69,17 @@ def confounders(row: pd.Series, seeds: list) -> dict[str, str]:
         "evaluation": f"{eval_set}" + (f" ({int(row['examples'])} examples)" if _get(row, "examples") else "")
         + f", {int(row['mc_repeats'])} noise draw(s) per point, 95% bootstrap intervals over examples and draws",
         "seeds": ", ".join(str(int(s)) for s in seeds),
+        "instrumented MACs": _coverage(row),
     }
+
+
+def _coverage(row: pd.Series) -> str:
+    cov = _get(row, "coverage")
+    if cov is None:
+        return "not measured"
+    text = f"{float(cov):.2%} of the MACs torch's FlopCounterMode counts"
+    uncovered = _get(row, "uncovered")
+    return text + (f"; float: {uncovered}" if uncovered else "")
 
 
 def recorded_settings(fields: dict[str, dict[str, Any]]) -> dict[str, str]:
