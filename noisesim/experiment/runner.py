@@ -31,6 +31,7 @@ from noisesim.data.tensors import DeviceBatches
 from noisesim.experiment.config import ExperimentConfig, Point
 from noisesim.experiment.folder import RunFolder
 from noisesim.models.zoo import build_model
+from noisesim.provenance import provenance
 from noisesim.registry import ALLOCATORS, MODELS
 from noisesim.stats import SCORES, metric_interval
 from noisesim.train.loop import TrainConfig, evaluate_outcomes
@@ -98,8 +99,8 @@ class Experiment:
         self.train_batches = DeviceBatches(self.data.train, self.device)
         self.val_batches = DeviceBatches(self.data.val, self.device)
         self.coverage = self._coverage()
+        self.provenance = provenance(self.device)
         self.task = self.data.task
-        self.recorded = cfg.recorded()
         self.targets: Optional[np.ndarray] = None
         self._float: Optional[Scores] = None
         self._clean: dict[str, Scores] = {}
@@ -185,10 +186,10 @@ class Experiment:
         report = noisesim.energy_report(sim, photon_energy_aj=self.cfg.photon_energy)
         channels = noisesim.channel_report(sim) if p.granularity == "channel" or self.cfg.record_snr else None
         row: dict[str, Any] = {"point_id": pid, **dataclasses.asdict(p), "allocation_label": p.label,
-                               **self.recorded, **scores.columns("accuracy"), "metric": self.task.name,
+                               **self.cfg.recorded_for(p), **scores.columns("accuracy"), "metric": self.task.name,
                                "examples": scores.outcomes.shape[1], "draws": draws,
                                "float_accuracy": float_scores.value, "clean_accuracy": clean.value,
-                               "clean_id": clean_id, "baseline": self.baseline}
+                               "clean_id": clean_id, "baseline": self.baseline, **self.provenance}
         a = report.attrs
         row.update(avg_emac=a["avg_energy"], avg_emac_aj=a["avg_energy_aj"], avg_weight_bits=a["avg_weight_bits"],
                    avg_act_bits=a["avg_act_bits"], avg_noise_bits=a["avg_noise_bits"],

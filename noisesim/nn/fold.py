@@ -3,6 +3,8 @@
     w' = w * gamma / sqrt(var + eps)        (per output channel)
     b' = (b - mean) * gamma / sqrt(var + eps) + beta
 
+computed by PyTorch's ``torch.nn.utils.fusion.fuse_conv_bn_weights``.
+
 Conv -> BN pairs are found on the traced graph (``torch.fx``): a BN whose only input is a
 conv used nowhere else. Models that cannot be traced fall back to the registration order
 of children (a BN registered right after a conv with as many channels), with a warning.
@@ -14,6 +16,7 @@ import warnings
 import torch
 import torch.fx
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 _CONVS = (nn.Conv1d, nn.Conv2d)
 _BNS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -21,19 +24,12 @@ _BNS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 @torch.no_grad()
 def fold_bn_into(conv: nn.Module, bn: nn.Module) -> None:
-    """Fold ``bn`` (eval statistics) into ``conv`` in place."""
-    inv_std = torch.rsqrt(bn.running_var + bn.eps)
-    gamma = bn.weight if bn.affine else torch.ones_like(inv_std)
-    beta = bn.bias if bn.affine else torch.zeros_like(inv_std)
-    g = gamma * inv_std
-    w = conv.weight
-    conv.weight.copy_(w * g.reshape((-1,) + (1,) * (w.dim() - 1)))
-    b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    new_bias = (b - bn.running_mean) * g + beta
-    if conv.bias is None:
-        conv.bias = nn.Parameter(new_bias, requires_grad=w.requires_grad)
-    else:
-        conv.bias.copy_(new_bias)
+    """Fold ``bn`` (eval statistics) into ``conv`` in place (the conv keeps its parameters' requires_grad)."""
+    w, b = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
+                                bn.weight if bn.affine else None, bn.bias if bn.affine else None)
+    trainable = conv.weight.requires_grad
+    conv.weight = nn.Parameter(w.detach(), requires_grad=trainable)
+    conv.bias = nn.Parameter(b.detach(), requires_grad=trainable)
 
 
 def _pairs_from_graph(model: nn.Module) -> list[tuple[str, str]]:

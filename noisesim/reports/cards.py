@@ -64,13 +64,25 @@ def confounders(row: pd.Series, seeds: list) -> dict[str, str]:
         "residual adds / concatenations": "quantized" if _flag(row["quantize_residual"])
         else "float (precision highway)",
         "training data": ("all training data" if subset is None else f"seeded random subset of {int(subset)}")
-        + f"; {int(row['train_batches'])} steps of {int(row['train_batch_size'])} (only for trained points)",
+        + (f"; {int(row['train_batches'])} steps of {int(row['train_batch_size'])} at most (trained points)"
+           if _get(row, "train_batches") is not None else "; no trained points"),
         "training labels": "generated (float model's top-1)" if _flag(row["generated_labels"]) else "data set labels",
         "evaluation": f"{eval_set}" + (f" ({int(row['examples'])} examples)" if _get(row, "examples") else "")
         + f", {int(row['mc_repeats'])} noise draw(s) per point, 95% bootstrap intervals over examples and draws",
         "seeds": ", ".join(str(int(s)) for s in seeds),
         "instrumented MACs": _coverage(row),
+        "code and device": _provenance(row),
     }
+
+
+def _provenance(row: pd.Series) -> str:
+    if _get(row, "noisesim_version") is None:
+        return "not recorded"
+    commit = _get(row, "git_commit")
+    libs = ", ".join(f"{p} {_get(row, f'{p}_version')}" for p in ("torch", "torchvision", "transformers")
+                     if _get(row, f"{p}_version") is not None)
+    return f"noisesim {row['noisesim_version']}" + (f" ({commit})" if commit else "") + f", {libs}; " \
+        f"{_get(row, 'device', 'device not recorded')}"
 
 
 def _coverage(row: pd.Series) -> str:
@@ -101,7 +113,8 @@ def card(results: pd.DataFrame, fields: Optional[dict[str, dict]] = None) -> dic
         df["setting"] = "this run"
     settings, recorded = {}, {}
     for name, g in df.groupby("setting", sort=False):
-        settings[str(name)] = confounders(g.iloc[0], sorted(g["seed"].dropna().unique()))
+        first_valid = g.bfill().iloc[0]  # a setting left empty on some rows (e.g. training on uniform ones)
+        settings[str(name)] = confounders(first_valid, sorted(g["seed"].dropna().unique()))
         if fields and fields.get(str(name)):
             recorded[str(name)] = recorded_settings(fields[str(name)])
     cols = ["setting"] + [c for c in RESULT_COLUMNS if c in df]

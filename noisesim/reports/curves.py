@@ -18,6 +18,7 @@ import pandas as pd
 import seaborn as sns
 
 ORDER = ("uniform", "trained per layer", "trained per channel")
+PHOTON_ENERGY_AJ = 0.128  # when the rows do not say (1550 nm)
 
 
 def allocation_order(labels) -> list[str]:
@@ -40,7 +41,7 @@ def save(fig, stem: Path) -> list[Path]:
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.tight_layout()
     for p in paths:
-        fig.savefig(p, dpi=200)
+        fig.savefig(p, dpi=200, bbox_inches="tight")
     plt.close(fig)
     return paths
 
@@ -62,21 +63,59 @@ def _float_line(ax, df: pd.DataFrame) -> None:
         ax.axhline(df["float_accuracy"].iloc[0] * 100, color="k", ls="--", lw=1, label="float")
 
 
-def _band(ax, x, y, ci, color, label, marker="o") -> None:
-    """A curve with its confidence band, clipped to [0, 100]% (few draws give wide t-intervals)."""
-    ax.plot(x, y * 100, marker=marker, ms=4, color=color, label=label)
-    ax.fill_between(x, ((y - ci) * 100).clip(lower=0), ((y + ci) * 100).clip(upper=100), color=color, alpha=0.2,
-                    lw=0)
+def _band(ax, x, g: pd.DataFrame, color, label, marker="o") -> None:
+    """A curve of ``g``'s accuracy with its 95% bootstrap band (``accuracy_lo`` / ``_hi``), in percent."""
+    ax.plot(x, g["accuracy"] * 100, marker=marker, ms=4, color=color, label=label)
+    lo, hi = (g["accuracy_lo"], g["accuracy_hi"]) if "accuracy_lo" in g else \
+        (g["accuracy"] - g["accuracy_ci95"].fillna(0), g["accuracy"] + g["accuracy_ci95"].fillna(0))
+    ax.fill_between(x, (lo * 100).clip(lower=0), (hi * 100).clip(upper=100), color=color, alpha=0.2, lw=0)
 
 
-def _finish(fig, ax, df: pd.DataFrame, xlabel: str, title: str, stem: Path, legend_size: int = 7) -> list[Path]:
-    """Float line, labels, title, legend; save."""
+def band_meaning(df: pd.DataFrame) -> str:
+    """What a shaded band is, with the examples and noise draws behind each point."""
+    if {"examples", "draws"} <= set(df) and df["examples"].notna().any():
+        ex, dr = df["examples"].dropna().astype(int).unique(), df["draws"].dropna().astype(int).unique()
+        size = f"{ex[0]:,} examples × {dr[0]} draw{'' if dr[0] == 1 else 's'}" if len(ex) == len(dr) == 1 \
+            else "examples × draws"
+        return f"shaded: 95% bootstrap CI ({size})"
+    return "shaded: 95% CI"
+
+
+def photon_energy(df: pd.DataFrame) -> float:
+    """The photon energy (aJ) the rows were reported with."""
+    if "photon_energy" in df and df["photon_energy"].notna().any():
+        return float(df["photon_energy"].dropna().iloc[0])
+    return PHOTON_ENERGY_AJ
+
+
+def aj_axis(ax, photon_aj: float, which: str = "x"):
+    """A secondary axis in aJ/MAC beside a photons/MAC axis (``which``: x -> top, y -> right)."""
+    def to_aj(v):
+        return v * photon_aj
+
+    def to_photons(v):
+        return v / photon_aj
+
+    sec = ax.secondary_xaxis("top", functions=(to_aj, to_photons)) if which == "x" else \
+        ax.secondary_yaxis("right", functions=(to_aj, to_photons))
+    axis = sec.xaxis if which == "x" else sec.yaxis
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+    (sec.set_xlabel if which == "x" else sec.set_ylabel)(f"aJ/MAC ({photon_aj:g} aJ per photon)", fontsize=7)
+    sec.tick_params(labelsize=7)
+    return sec
+
+
+def _finish(fig, ax, df: pd.DataFrame, xlabel: str, title: str, stem: Path, legend_size: int = 7,
+            bands: bool = True) -> list[Path]:
+    """Float line, labels, title, legend (titled with what the bands are); save."""
     _float_line(ax, df)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy (%)")
     if title:
-        ax.set_title(title)
-    ax.legend(frameon=False, fontsize=legend_size)
+        ax.set_title(title, fontsize=8)
+    ax.legend(frameon=False, fontsize=legend_size, title=band_meaning(df) if bands else None,
+              title_fontsize=legend_size - 1, loc="best")
     return save(fig, stem)
 
 
@@ -106,8 +145,8 @@ def _curves(df: pd.DataFrame, names: tuple[str, ...], x: str):
 
 
 def accuracy_vs_energy(results: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
-    """Accuracy against average energy (aJ/MAC, log axis): one curve per noise type and allocation
-    (and setting), 95% confidence bands from the Monte-Carlo repeats, the float accuracy dashed."""
+    """Accuracy against average energy (photons/MAC, log axis; aJ/MAC on top): one curve per noise type
+    and allocation (and setting), 95% bootstrap bands over examples and draws, the float accuracy dashed."""
     df = results[results["noise_type"] != "none"]
     if df.empty:
         return []
@@ -115,11 +154,12 @@ def accuracy_vs_energy(results: pd.DataFrame, stem: Path, title: str = "") -> li
     names = _hue(df, ("setting", "noise_type", "allocation_label"))
     if "allocation_label" not in names:
         names += ("allocation_label",)
-    fig, ax, curves = _curves(df, names, "avg_emac_aj")
+    fig, ax, curves = _curves(df, names, "avg_emac")
     for color, label, g in curves:
-        _band(ax, g["avg_emac_aj"], g["accuracy"], g["accuracy_ci95"].fillna(0), color, label)
+        _band(ax, g["avg_emac"], g, color, label)
     log_x(ax)
-    return _finish(fig, ax, df, "average energy per MAC (aJ)", title, stem)
+    aj_axis(ax, photon_energy(df))
+    return _finish(fig, ax, df, "average energy per MAC (photons)", title, stem)
 
 
 def accuracy_vs_bits(results: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
@@ -128,14 +168,15 @@ def accuracy_vs_bits(results: pd.DataFrame, stem: Path, title: str = "") -> list
     df = results.dropna(subset=["avg_weight_bits"]).copy()
     if df.empty or df["avg_weight_bits"].round(3).nunique() < 2:
         return []
-    df["act"] = df["avg_act_bits"].round(1).map(lambda b: f"A{b:g}" if b == b else "A float")
+    df["act"] = df["avg_act_bits"].round(1).map(lambda b: f"{b:g}-bit activations" if b == b else
+                                                  "float activations")
     if "allocation_label" in df:
         df = _ordered(df)
     fig, ax, curves = _curves(df, _hue(df, ("setting", "noise_type", "act", "allocation_label")), "avg_weight_bits")
     for color, label, g in curves:
         ax.errorbar(g["avg_weight_bits"], g["accuracy"] * 100, yerr=g["accuracy_ci95"].fillna(0) * 100,
                     marker="o", ms=4, capsize=2, color=color, label=label)
-    return _finish(fig, ax, df, "average weight bits", title, stem)
+    return _finish(fig, ax, df, "average weight bits", title, stem, bands=False)
 
 
 def noise_bits_accuracy(results: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
@@ -149,7 +190,7 @@ def noise_bits_accuracy(results: pd.DataFrame, stem: Path, title: str = "") -> l
     df = _ordered(df)
     fig, ax, curves = _curves(df, _hue(df, ("setting", "noise_type", "allocation_label")), "avg_noise_bits")
     for color, label, g in curves:
-        _band(ax, g["avg_noise_bits"], g["accuracy"], g["accuracy_ci95"].fillna(0), color, f"{label}: analog noise")
+        _band(ax, g["avg_noise_bits"], g, color, f"{label}: analog noise")
         ax.plot(g["avg_noise_bits"], g["noise_bits_accuracy"] * 100, ls=":", marker="s", ms=4, color=color,
                 label=f"{label}: equivalent quantizer")
     return _finish(fig, ax, df, "average noise bits (MAC-weighted ENOB)", title, stem, legend_size=6)
@@ -186,8 +227,10 @@ def iso_accuracy(results: pd.DataFrame, table: pd.DataFrame, stem: Path, title: 
                             color=color, capsize=3, mec="k", mew=0.5)
         ax.axhline(t["target"].iloc[0] * 100, color="k", ls="--", lw=0.8, label="target")
         log_x(ax)
+        aj_axis(ax, photon_energy(results))
         ax.set_xlabel("average energy per MAC (photons)")
         ax.set_ylabel("accuracy (%)")
         ax.set_title(f"{title}, {noise}" if title else noise, fontsize=8)
-        ax.legend(frameon=False, fontsize=6, title="points: 95% CI; ◆: E* [95% CI]", title_fontsize=6)
+        ax.legend(frameon=False, fontsize=6, title=f"points: {band_meaning(results).split(': ', 1)[1]}; "
+                  "◆: E* [95% CI]", title_fontsize=6)
     return save(fig, stem)

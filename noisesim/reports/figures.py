@@ -15,15 +15,36 @@ from typing import Optional, Sequence
 import pandas as pd
 
 from noisesim.reports.cards import write_card
-from noisesim.reports.curves import accuracy_vs_bits, accuracy_vs_energy, iso_accuracy, noise_bits_accuracy
+from noisesim.reports.curves import (accuracy_vs_bits, accuracy_vs_energy, iso_accuracy, noise_bits_accuracy,
+                                     photon_energy)
 from noisesim.reports.layers import bits_by_layer, by_layer, load_layers, snr_plots
 from noisesim.reports.savings import write_savings
 
 
 def _title(df: pd.DataFrame) -> str:
+    """'resnet20 on fashion_mnist · thermal, shot noise · W8A8' from the rows."""
     if not {"model", "dataset"} <= set(df) or df.empty:
         return ""
-    return " / ".join(f"{m} on {d}" for m, d in df[["model", "dataset"]].drop_duplicates().itertuples(index=False))
+    parts = [" / ".join(f"{m} on {d}" for m, d in df[["model", "dataset"]].drop_duplicates().itertuples(index=False))]
+    noises = [n for n in dict.fromkeys(df.get("noise_type", pd.Series(dtype=str))) if n != "none"]
+    parts.append(f"{', '.join(noises)} noise" if noises else "no noise")
+    if {"weight_bits", "act_bits"} <= set(df):
+        bits = sorted({f"W{_bits(w)}A{_bits(a)}" for w, a in zip(df["weight_bits"], df["act_bits"])})
+        parts.append(", ".join(bits) if len(bits) <= 3 else f"{len(bits)} bit-widths")
+    return " · ".join(parts)
+
+
+def _bits(b) -> str:
+    return "float" if b is None or b != b else f"{float(b):g}"
+
+
+def _value_text(v) -> str:
+    """A setting's value as a legend shows it."""
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if v is None or v == []:
+        return "—"
+    return " ".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
 def run_fields(run_dir: Path) -> Optional[dict[str, dict]]:
@@ -62,10 +83,10 @@ def draw_run(run_dir: Path, plots: bool = True, target: Optional[dict] = None) -
     layers = load_layers(run_dir, df)
     if not layers.empty:
         paths += by_layer(layers, "e_mac", "energy per MAC (photons)", run_dir / "energy_by_layer", log=True,
-                          band=("e_min", "e_max"))
-        paths += by_layer(layers, "noise_bits", "noise bits (ENOB)", run_dir / "noise_bits_by_layer")
-        paths += bits_by_layer(layers, run_dir / "bits_by_layer")
-    paths += snr_plots(load_layers(run_dir, df, channels=True), run_dir / "snr")
+                          band=("e_min", "e_max"), aj=photon_energy(df), title=title)
+        paths += by_layer(layers, "noise_bits", "noise bits (ENOB)", run_dir / "noise_bits_by_layer", title=title)
+        paths += bits_by_layer(layers, run_dir / "bits_by_layer", title=title)
+    paths += snr_plots(load_layers(run_dir, df, channels=True), run_dir / "snr", title=title)
     return paths
 
 
@@ -77,8 +98,9 @@ def settings_labels(fields: Sequence[Optional[dict[str, dict]]], names: Sequence
     differ = [k for k in keys if len({json.dumps(f.get(k, {}).get("value"), sort_keys=True) for f in fields}) > 1]
     if not differ:
         return list(names)
-    # a run written before a setting existed has no entry for it
-    return [", ".join(f"{k}={f.get(k, {}).get('value', '—')}" for k in differ) for f in fields]
+    # a run written before a setting existed has no entry for it: "—"
+    return [", ".join(f"{f.get(k, fields[0][k]).get('label') or k.replace('_', ' ')}: "
+                      f"{_value_text(f.get(k, {}).get('value'))}" for k in differ) for f in fields]
 
 
 def compare_runs(run_dirs: Sequence[Path], out_dir: Path, target: Optional[dict] = None) -> list[Path]:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from noisesim.reports.curves import allocation_palette, save, style
+from noisesim.reports.curves import aj_axis, allocation_palette, save, style
 
 POINT_FIELDS = ("point_id", "noise_type", "allocation_label", "target_emac", "weight_bits", "act_bits",
                 "target_weight_bits", "accuracy")
@@ -52,9 +52,37 @@ def representative(values: pd.Series, k: int = 3) -> list:
     return [v[int(round(i))] for i in np.linspace(0, len(v) - 1, k)]
 
 
-def _xticks(ax, names: list[str]) -> None:
-    if len(names) <= 30:
-        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=5)
+ABBREVIATIONS = (("attention.self.", "attn."), ("attention.output.dense", "attn.out"),
+                 ("intermediate.dense", "ffn.up"), ("output.dense", "ffn.down"), ("encoder_layer_", ""),
+                 ("self_attention", "sa"), ("attention", "attn"), ("encoder", "enc"), ("layers", "L"),
+                 ("layer", "L"), ("blocks", "b"), ("block", "b"), ("downsample", "ds"), ("features", "f"),
+                 ("_conv", ""), ("classifier", "cls"), ("intermediate", "ffn"))
+
+
+def short_names(names: list[str], width: int = 24) -> list[str]:
+    """Layer paths short enough for tick labels: the dotted prefix all share dropped, common words
+    abbreviated, the middle of what is still too long elided."""
+    parts = [n.split(".") for n in names]
+    common = 0
+    while len(names) > 1 and all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+        common += 1
+    out = []
+    for p, name in zip(parts, names):
+        text = ".".join(p[common:]).lstrip("_")
+        for long, short in ABBREVIATIONS:
+            text = text.replace(long, short)
+        tokens = [t for t in text.replace("._", ".").split(".") if t]
+        text = ".".join(t for i, t in enumerate(tokens) if i == 0 or t != tokens[i - 1]) or name
+        out.append(text if len(text) <= width else f"{text[:width // 2 - 1]}…{text[-(width - width // 2):]}")
+    return out
+
+
+def _xticks(ax, layers: pd.DataFrame) -> None:
+    """Every layer's shortened name under the axis, at its index (the font shrinks with the layer count)."""
+    pairs = layers[["layer", "name"]].drop_duplicates().sort_values("layer")
+    n = len(pairs)
+    ax.set_xticks(list(pairs["layer"]), short_names(list(pairs["name"])), rotation=90,
+                  fontsize=5 if n <= 30 else 4 if n <= 60 else 3)
     ax.set_xlabel("layer")
 
 
@@ -64,17 +92,20 @@ def _noisy_targets(layers: pd.DataFrame) -> pd.DataFrame:
 
 
 def by_layer(layers: pd.DataFrame, column: str, ylabel: str, stem: Path, log: bool = False,
-             band: Optional[tuple[str, str]] = None) -> list[Path]:
+             band: Optional[tuple[str, str]] = None, aj: Optional[float] = None, title: str = "") -> list[Path]:
     """``column`` against layer: one panel per (noise type, target energy), one curve per allocation;
-    ``band`` = (low, high) columns shaded around each curve (per-channel spread)."""
+    ``band`` = (low, high) columns shaded around each curve (per-channel spread); ``aj``: the photon energy
+    of an aJ/MAC axis beside a photons/MAC one."""
     df = _noisy_targets(layers).dropna(subset=[column])
     if df.empty:
         return []
     style()
     panels = list(df.groupby(["noise_type", "target_emac"], sort=True))
-    cols = min(3, len(panels))
+    n_layers = df["layer"].nunique()
+    cols = min(3 if n_layers <= 30 else 1, len(panels))
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False, sharey=True)
+    width = 3.4 if n_layers <= 30 else max(6.0, 0.09 * n_layers)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 2.9 * rows), squeeze=False, sharey=True)
     palette = allocation_palette(df["allocation_label"])
     for ax, ((noise, target), g) in zip(axes.flat, panels):
         for alloc in palette:
@@ -85,18 +116,23 @@ def by_layer(layers: pd.DataFrame, column: str, ylabel: str, stem: Path, log: bo
             if band and alloc.endswith("per channel"):
                 ax.fill_between(a["layer"], a[band[0]], a[band[1]], color=palette.get(alloc), alpha=0.2, lw=0)
         ax.set_title(f"{noise}, target E = {target:g} photons/MAC", fontsize=8)
-        _xticks(ax, list(g.sort_values("layer")["name"].drop_duplicates()))
+        _xticks(ax, g)
         if log:
             ax.set_yscale("log")
+        if aj is not None and ax in axes[:, -1]:
+            aj_axis(ax, aj, "y")
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel)
-    axes.flat[0].legend(frameon=False, fontsize=6)
+    axes.flat[0].legend(frameon=False, fontsize=6, title="shaded: range over output channels" if band else None,
+                        title_fontsize=5)
+    if title:
+        fig.suptitle(title, fontsize=8)
     return save(fig, stem)
 
 
-def bits_by_layer(layers: pd.DataFrame, stem: Path, max_points: int = 6) -> list[Path]:
+def bits_by_layer(layers: pd.DataFrame, stem: Path, max_points: int = 6, title: str = "") -> list[Path]:
     """Weight and activation bits of every layer for up to ``max_points`` rows (one curve each)."""
     df = layers.dropna(subset=["act_bits"])
     if df.empty:
@@ -114,12 +150,13 @@ def bits_by_layer(layers: pd.DataFrame, stem: Path, max_points: int = 6) -> list
             label += f", {r['noise_type']} {r['allocation_label']} E={r['target_emac']:g}"
         for ax, col in zip(axes, ("weight_bits", "act_bits")):
             ax.plot(g["layer"], g[col], marker="o", ms=3, lw=1, color=palette[i % 10], label=label)
-    names = list(df[df["point_id"] == ids[0]].sort_values("layer")["name"])
     for ax, what in zip(axes, ("weight", "activation")):
         ax.set_title(f"{what} bits", fontsize=8)
-        _xticks(ax, names)
+        _xticks(ax, df[df["point_id"] == ids[0]])
     axes[0].set_ylabel("bits")
     axes[0].legend(frameon=False, fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=8)
     return save(fig, stem)
 
 
@@ -136,25 +173,38 @@ def _snr_frame(channels: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def snr_plots(channels: pd.DataFrame, stem: Path) -> list[Path]:
+def _legend_on_top(g, title: str) -> None:
+    """The allocations' legend in one row above the panels (never over the data), headed by the run's title."""
+    sns.move_legend(g, "lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False, title=title or None,
+                    fontsize=7, title_fontsize=8)
+
+
+def snr_plots(channels: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
     """Per-channel SNR (dB) at the middle target energy of each noise type: a histogram, violins by
-    layer and violins by fan-in, one hue per allocation. Writes ``<stem>_histogram``,
+    layer (shortened names) and violins by fan-in, one hue per allocation. Writes ``<stem>_histogram``,
     ``<stem>_by_layer`` and ``<stem>_by_fan_in``."""
     df = _snr_frame(channels)
     if df.empty:
         return []
     style()
     paths = []
-    g = sns.displot(df, x="snr_db", hue="allocation_label", col="panel", kind="hist", element="step", stat="density",
-                    common_norm=False, height=2.8, aspect=1.2, facet_kws={"sharey": False})
+    palette = allocation_palette(df["allocation_label"])
+    hue = dict(hue="allocation_label", hue_order=list(palette), palette=palette)
+    g = sns.displot(df, x="snr_db", col="panel", kind="hist", element="step", stat="density", common_norm=False,
+                    height=2.8, aspect=1.2, facet_kws={"sharey": False}, **hue)
     g.set_titles("{col_name}", size=8).set_axis_labels("SNR per output channel (dB)", "density")
+    _legend_on_top(g, title)
     paths += save(g.figure, stem.with_name(stem.name + "_histogram"))
+    pairs = df[["layer", "name"]].drop_duplicates().sort_values("layer")
     for x, name, label in (("layer", "_by_layer", "layer"), ("fan_in", "_by_fan_in", "fan-in D")):
         n = df[x].nunique()
-        g = sns.catplot(df, x=x, y="snr_db", hue="allocation_label", row="panel", kind="violin", density_norm="width",
-                        cut=0, inner=None, linewidth=0.4, height=2.6, aspect=max(1.5, n / 8))
+        g = sns.catplot(df, x=x, y="snr_db", row="panel", kind="violin", density_norm="width", cut=0, inner=None,
+                        linewidth=0.4, height=2.6, aspect=max(1.5, n / 8), **hue)
         g.set_titles("{row_name}", size=8).set_axis_labels(label, "SNR (dB)")
         for ax in g.axes.flat:
-            ax.tick_params(axis="x", labelsize=5, rotation=90)
+            ax.tick_params(axis="x", labelsize=5 if n <= 30 else 4, rotation=90)
+            if x == "layer":  # violins sit at 0, 1, ... in layer order
+                ax.set_xticks(range(len(pairs)), short_names(list(pairs["name"])))
+        _legend_on_top(g, title)
         paths += save(g.figure, stem.with_name(stem.name + name))
     return paths

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
+from scipy.stats import mannwhitneyu
 
 Score = Callable[[np.ndarray, np.ndarray], float]
 
@@ -24,15 +25,14 @@ def accuracy_score(outcomes: np.ndarray, targets: np.ndarray) -> float:
 
 
 def auroc_score(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Area under the ROC curve of per-example scores (Mann-Whitney U, ties averaged)."""
-    from scipy.stats import rankdata
-
+    """Area under the ROC curve of per-example scores: the Mann-Whitney U statistic of the positives' scores
+    against the negatives', / (n_pos n_neg), ties counted half (``scipy.stats.mannwhitneyu``; equal to
+    scikit-learn's ``roc_auc_score``, which noisesim does not otherwise need)."""
     pos = targets > 0.5
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(mannwhitneyu(scores[pos], scores[~pos], method="asymptotic").statistic / (n_pos * n_neg))
 
 
 SCORES: dict[str, Score] = {"accuracy": accuracy_score, "auroc": auroc_score}
