@@ -18,6 +18,7 @@ from typing import Any, Optional
 from noisesim.registry import NOISE_MODELS, OBSERVERS
 
 BIT_ROUNDING = ("none", "round", "discrete", "stochastic")
+RANGE_LEARNING = ("ste", "lsq", "pact")  # how a learnable range learns (noisesim.quant.functional)
 MIN_BITS, MAX_BITS = 2, 16
 PHOTON_ENERGY_AJ = 0.128  # photon energy at 1550 nm, attojoules (h c / 1550 nm)
 
@@ -62,7 +63,8 @@ class QuantConfig:
     bits: 2-16, or None for no quantization. symmetric: signed levels around zero
     (zero point 0) instead of an affine [lo, hi] grid. per_channel: one range per
     channel. observer: how the range is calibrated (a name in ``noisesim.registry.OBSERVERS``).
-    learnable_range: the range (lo, hi) becomes trainable. learnable_bits: log2(bits)
+    learnable_range: the range (lo, hi) becomes trainable, learning by ``learning`` (``ste``, ``lsq``
+    with LSQ's gradient scaling, or ``pact``'s clipping gradient). learnable_bits: log2(bits)
     becomes trainable, rounded by ``bit_rounding``; ``per_channel_bits`` gives each
     channel its own bit-width. dynamic: no calibrated range; every row (token) of each input
     is quantized over its own range at run time (per-token dynamic quantization).
@@ -75,6 +77,7 @@ class QuantConfig:
     percentile: float = 99.99
     ema_decay: float = 0.1
     learnable_range: bool = False
+    learning: str = "ste"
     learnable_bits: bool = False
     bit_rounding: str = "round"
     per_channel_bits: bool = False
@@ -87,6 +90,7 @@ class QuantConfig:
                               "range", "dynamic")
         _check_choice("observer", self.observer, OBSERVERS.names())
         _check_choice("bit_rounding", self.bit_rounding, BIT_ROUNDING)
+        _check_choice("learning", self.learning, RANGE_LEARNING)
         if not 50 < self.percentile <= 100:
             raise ConfigError(f"percentile {self.percentile} is outside (50, 100]", "percentile")
         if self.learnable_bits and self.bits is None:
@@ -134,6 +138,8 @@ class SimConfig:
     quantize_energy, noise_sigma (None: the model's default constant). Training switches:
     train_noise (learnable log-energies), train_bitwidth (learnable log2 bits;
     weight_bits_only keeps activations fixed), train_qminmax (learnable activation ranges),
+    weight_learning / act_learning (``none``, or how learnable weight / activation ranges learn:
+    ``ste``, ``lsq``, and for activations ``pact``; for quantization-aware training),
     bit_rounding (how learnt bits are rounded: none, round, discrete {2,4,8}, stochastic),
     per_channel_bitwidth. Structure: fold_bn, quantize_residual (fake-quantize residual adds
     and concatenations), ignore (layer-name regexes, or ``first``/``last``, left in float),
@@ -159,6 +165,8 @@ class SimConfig:
     train_bitwidth: bool = False
     weight_bits_only: bool = False
     train_qminmax: bool = False
+    weight_learning: str = "none"
+    act_learning: str = "none"
     bit_rounding: str = "none"
     per_channel_bitwidth: bool = False
     fold_bn: bool = True
@@ -183,6 +191,8 @@ class SimConfig:
                               "act_bits: its scale is set by the quantizer ranges", "noise_type")
         if self.train_bitwidth and self.weight_bits is None:
             raise ConfigError("train_bitwidth needs weight_bits to start from", "train_bitwidth")
+        _check_choice("weight_learning", self.weight_learning, ("none",) + RANGE_LEARNING[:2])
+        _check_choice("act_learning", self.act_learning, ("none",) + RANGE_LEARNING)
         if self.train_qminmax and self.act_observer == "percentile":
             raise ConfigError("train_qminmax learns the ranges the percentile act_observer would set; use minmax, "
                               "ema, aciq or mse", "train_qminmax")
@@ -221,7 +231,9 @@ class SimConfig:
     def weight_quant(self) -> QuantConfig:
         return QuantConfig(bits=self.weight_bits, symmetric=self.weight_symmetric,
                            per_channel=self.weight_per_channel, observer=self.weight_observer,
-                           percentile=self.percentile, learnable_range=False,
+                           percentile=self.percentile,
+                           learnable_range=self.weight_learning != "none" and self.weight_bits is not None,
+                           learning="ste" if self.weight_learning == "none" else self.weight_learning,
                            learnable_bits=self.train_bitwidth and self.weight_bits is not None,
                            bit_rounding=self.bit_rounding, per_channel_bits=self.per_channel_bitwidth)
 
@@ -231,7 +243,9 @@ class SimConfig:
         dynamic = dynamic and self.act_dynamic
         return QuantConfig(bits=self.act_bits, symmetric=self.act_symmetric, per_channel=False,
                            observer=self.act_observer, percentile=self.percentile,
-                           learnable_range=self.train_qminmax and self.act_bits is not None and not dynamic,
+                           learnable_range=(self.train_qminmax or self.act_learning != "none")
+                           and self.act_bits is not None and not dynamic,
+                           learning="ste" if self.act_learning == "none" else self.act_learning,
                            learnable_bits=learn_bits, bit_rounding=self.bit_rounding, dynamic=dynamic)
 
     def noise(self, layer_index: int = 0) -> NoiseConfig:

@@ -72,6 +72,21 @@ def apply_state_dict(module: torch.nn.Module, state: dict[str, torch.Tensor], pa
     module.load_state_dict(state)
 
 
+def load_partial(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, list]:
+    """Load the tensors of ``state`` whose key and shape fit ``module``; report the rest.
+
+    Returns ``{"loaded": [keys], "missing": [module keys not in state], "unexpected": [state keys not in the
+    module], "mismatched": [(key, checkpoint shape, module shape)]}`` (e.g. a W4A4 network loaded into a variant
+    with a narrowed layer: every layer but the changed ones warm-starts)."""
+    own = module.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    module.load_state_dict(fits, strict=False)
+    return {"loaded": sorted(fits), "missing": sorted(set(own) - set(state)),
+            "unexpected": sorted(set(state) - set(own)),
+            "mismatched": [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in sorted(state)
+                           if k in own and own[k].shape != state[k].shape]}
+
+
 def append_csv_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
     """Append one row to a CSV file atomically (the whole file is rewritten and renamed).
 

@@ -85,3 +85,36 @@ class DeviceBatches:
     def __iter__(self):
         for batch in self.batches:
             yield self._move(batch) if self.device.type != "cpu" else batch
+
+
+def peek(batches) -> object:
+    """The first batch of ``batches`` without moving its shuffling generator on (so that a look ahead does not
+    change the order the training or calibration that follows sees)."""
+    inner = getattr(batches, "batches", batches)
+    generator = getattr(inner, "generator", None)
+    state = generator.get_state() if generator is not None else None
+    try:
+        return next(iter(batches))
+    finally:
+        if state is not None:
+            generator.set_state(state)
+
+
+def hold_out(batches: TensorBatches, n: int, seed: int = 0) -> tuple[TensorBatches, TensorBatches]:
+    """(the rest, ``n`` held-out samples) of an in-memory training set, split by a seeded permutation; the rest
+    keeps the shuffling, augmentation and batch size, the held-out part is neither shuffled nor augmented."""
+    total = len(batches.targets)
+    if not 0 < n < total:
+        raise ValueError(f"cannot hold out {n} of {total} training samples")
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    held, rest = order[:n], order[n:]
+
+    def take(idx):
+        x = batches.inputs
+        if isinstance(x, dict):
+            return {k: t[idx] for k, t in x.items()}
+        return tuple(t[idx] for t in x) if isinstance(x, tuple) else x[idx]
+
+    return (TensorBatches(take(rest), batches.targets[rest], batches.batch_size, batches.shuffle, batches.transform,
+                          batches.generator, batches.drop_last),
+            TensorBatches(take(held), batches.targets[held], batches.batch_size))

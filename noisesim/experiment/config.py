@@ -34,7 +34,8 @@ GRANULARITIES = ("layer", "channel")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
 REFERENCES = ("float", "quantized")
-GROUPS = ("model and data", "quantization", "analog noise", "allocation", "evaluation and search", "run")
+GROUPS = ("model and data", "quantization", "quantization-aware training", "analog noise", "allocation",
+          "evaluation and search", "run")
 
 
 # -- value checks: each returns why a value is wrong, or None -------------------------
@@ -69,7 +70,7 @@ def percentile_range(v: float) -> Optional[str]:
 def setting(default: Any, help: str, group: str, *, sweep: bool = False, unit: str = "", record: bool = True,
             choices: Optional[Callable[[], tuple]] = None, parse: Optional[Callable[[str], Any]] = None,
             check: Optional[Callable[[Any], Optional[str]]] = None, label: str = "", switch: bool = False,
-            point: Union[bool, tuple[str, ...]] = True, applies: str = "") -> Any:
+            point: Union[bool, tuple[str, ...]] = True, applies: str = "", keyed_when_set: bool = False) -> Any:
     """A field with its metadata.
 
     sweep: a tuple of values swept over. record: written to every result row (a confounder).
@@ -78,8 +79,10 @@ def setting(default: Any, help: str, group: str, *, sweep: bool = False, unit: s
     on the quantization card. switch: a plain ``--flag`` (no ``--no-flag`` form). point: the value can
     change a point's result (so it is part of the point's id; iso-accuracy targets are not), or the
     allocation methods whose points it can change (a greedy setting does not re-key uniform points). applies:
-    "training" (only points that train something) or "search" (only with --binary_search): elsewhere the
-    setting's cell in results.csv is left empty, like a method's own settings on other methods' rows. Without ``parse``
+    "training" (only points that train something), "search" (only with --binary_search) or "qat" (only
+    with --qat): elsewhere the setting's cell in results.csv is left empty, like a method's own settings on
+    other methods' rows. keyed_when_set: part of point ids only when not at its default (a setting added
+    after run folders existed, so that their points keep their ids). Without ``parse``
     the type of the default (or of a sweep's first value) parses the text."""
     if choices is not None:
         parse = parse or str
@@ -89,7 +92,8 @@ def setting(default: Any, help: str, group: str, *, sweep: bool = False, unit: s
             raise TypeError(f"setting({default!r}, ...) needs parse=")
         parse = type(sample)
     meta = dict(help=help, group=group, sweep=sweep, unit=unit, record=record, choices=choices, parse=parse,
-                check=check, label=label, switch=switch, point=point, applies=applies)
+                check=check, label=label, switch=switch, point=point, applies=applies,
+                keyed_when_set=keyed_when_set)
     if isinstance(default, (list, tuple)):
         return field(default=tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -145,7 +149,8 @@ def allocation_label(method: str, granularity: str) -> str:
     return "uniform" if method == "uniform" else f"{method.replace('_', ' ')} per {granularity}"
 
 
-M, Q, N, A, E, R = GROUPS
+M, Q, T, N, A, E, R = GROUPS
+RANGE_LEARNINGS = ("none", "ste", "lsq", "pact")
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,11 @@ class ExperimentConfig:
                                        M, record=False, parse=str)
     checkpoint_path: Optional[str] = setting(None, "float weights (.pt state_dict) to load instead of the default; "
                                              "for bert_base a Hugging Face folder or hub id", M, parse=str)
+    model_options: Optional[dict] = setting(None, "architecture options as a mapping (JSON on the command line), "
+                                            "e.g. {\"chokepoint\": 8, \"choke_channels\": 8} for vgg16", M,
+                                            parse=parse_mapping, keyed_when_set=True)
+    partial_checkpoint: bool = setting(False, "load only the --checkpoint_path tensors that fit the model (a "
+                                       "narrowed layer starts afresh) and list the rest", M, keyed_when_set=True)
     train_subset: Optional[int] = setting(None, "use a seeded random subset of N training samples", M, unit="samples",
                                           parse=int, check=at_least_one)
     train_batch_size: int = setting(64, "samples per training / calibration batch", M, unit="samples",
@@ -198,6 +208,31 @@ class ExperimentConfig:
     fold_bn: bool = setting(True, "fold batch norm into the preceding conv", Q)
     bit_rounding: str = setting("none", "how trained bit-widths are rounded: none (continuous), round, discrete "
                                 "({2,4,8}) or stochastic", Q, choices=lambda: BIT_ROUNDING)
+
+    # quantization-aware training
+    qat: bool = setting(False, "train the network's weights with its quantizers on (and its noise, with "
+                        "--qat_emac) before each point is allocated and evaluated; one training per quantization "
+                        "setting, kept in the run folder's qat/", T, keyed_when_set=True)
+    qat_epochs: float = setting(1.0, "epochs of quantization-aware training", T, unit="epochs", check=positive,
+                                applies="qat", keyed_when_set=True)
+    qat_lr: float = setting(1e-3, "learning rate of quantization-aware training (SGD with Nesterov momentum, "
+                            "cosine schedule)", T, check=in_range(0, 10, include_lo=False), applies="qat", keyed_when_set=True)
+    qat_emac: Optional[float] = setting(None, "noise-aware training: keep the point's noise model on at this "
+                                        "energy while the weights train (default: noise off)", T,
+                                        unit="photons/MAC", parse=float, check=positive, applies="qat", keyed_when_set=True)
+    qat_energies: bool = setting(False, "noise-aware training also trains per-layer log-energies toward "
+                                 "--qat_emac (constrained loss, --lambd)", T, applies="qat", keyed_when_set=True)
+    qat_init: Optional[str] = setting(None, "start quantization-aware training from this trained network (a run "
+                                      "folder's qat/<key>.pt, e.g. W4A4 to warm-start W4A2); tensors that do not "
+                                      "fit are left out and listed", T, parse=str, applies="qat",
+                                      keyed_when_set=True)
+    qat_val_samples: int = setting(2000, "training samples held out to keep the best epoch (0: keep the last)", T,
+                                   unit="samples", check=non_negative, applies="qat", keyed_when_set=True)
+    weight_learning: str = setting("none", "how weight ranges learn in quantization-aware training: none (re-taken "
+                                   "from the weights at every step), ste or lsq (learned step size)", T,
+                                   choices=lambda: RANGE_LEARNINGS[:3], keyed_when_set=True)
+    act_learning: str = setting("none", "how activation ranges learn: none (calibrated, fixed), ste, lsq or "
+                                "pact (learned clipping)", T, choices=lambda: RANGE_LEARNINGS, keyed_when_set=True)
 
     # analog noise
     noise_type: tuple = setting(("thermal",), "noise model(s)", N, sweep=True, choices=noise_types)
@@ -340,6 +375,12 @@ class ExperimentConfig:
             raise ConfigError("give --target_acc or --acc_drop, not both", "target_acc")
         if self.binary_search and self.target_acc is None and self.acc_drop is None:
             raise ConfigError("--binary_search needs --target_acc (a fraction, e.g. 0.9) or --acc_drop", "binary_search")
+        if self.qat_energies and self.qat_emac is None:
+            raise ConfigError("--qat_energies trains energies toward --qat_emac: give it", "qat_energies")
+        if self.qat_init is not None and not Path(self.qat_init).is_file():
+            raise ConfigError(f"--qat_init {self.qat_init}: no such file", "qat_init")
+        if self.qat_emac is not None and not self.qat:
+            raise ConfigError("--qat_emac sets the noise of quantization-aware training: add --qat", "qat_emac")
         if self.e_min >= self.e_max:
             raise ConfigError(f"--e_min {self.e_min} must be below --e_max {self.e_max}", "e_min")
         if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
@@ -395,7 +436,7 @@ class ExperimentConfig:
             weight_bits=p.weight_bits, act_bits=p.act_bits, weight_symmetric=self.weight_symmetric,
             act_symmetric=self.act_symmetric, weight_per_channel=self.weight_per_channel,
             weight_observer=self.weight_observer, act_observer=self.act_observer, percentile=p.percentile or 99.99,
-            act_dynamic=self.act_dynamic,
+            act_dynamic=self.act_dynamic, weight_learning=self.weight_learning, act_learning=self.act_learning,
             noise_type=p.noise_type, e_mac=p.target_emac or 1.0, noise_per_channel=p.granularity == "channel",
             quantize_energy=self.quantize_energy, noise_sigma=self.noise_sigma, train_bitwidth=self.trains_bits(p),
             weight_bits_only=self.weight_bits_only or self.allocate == "weight_bits",
@@ -419,18 +460,23 @@ class ExperimentConfig:
             point, kind = f.metadata["point"], f.metadata["applies"]
             if isinstance(point, tuple) and p.allocation not in point:
                 return False
-            return {"training": self.trains(p), "search": self.binary_search}.get(kind, True)
+            return {"training": self.trains(p), "search": self.binary_search, "qat": self.qat}.get(kind, True)
 
         return {k: v if applies(fields[k]) else None for k, v in self.recorded().items()}
 
     def point_settings(self, method: str) -> dict[str, Any]:
         """The recorded settings that can change the result of a point of allocation ``method``: with the
         point's own values, its id."""
-        def counts(f: dataclasses.Field) -> bool:
+        fields = {f.name: f for f in dataclasses.fields(self)}
+
+        def counts(k: str, v: Any) -> bool:
+            f = fields[k]
+            if f.metadata["keyed_when_set"] and v == _cell(f.default):
+                return False
             point = f.metadata["point"]
             return method in point if isinstance(point, tuple) else point
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        return {k: v for k, v in self.recorded().items() if counts(fields[k])}
+
+        return {k: v for k, v in self.recorded().items() if counts(k, v)}
 
     def describe(self) -> dict[str, dict[str, Any]]:
         """Every field with its value, label, unit, group and help (written to config.json for the reports)."""

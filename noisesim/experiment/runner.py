@@ -27,14 +27,17 @@ from noisesim.allocate import (Allocation, AllocationProblem, Allocator, ClosedF
                                HessianAllocator, TrainedAllocator, TrainedSettings)
 from noisesim.batches import split_batch
 from noisesim.data.registry import build_data
-from noisesim.data.tensors import DeviceBatches
+from noisesim.data.tensors import DeviceBatches, TensorBatches, hold_out, peek
 from noisesim.experiment.config import ExperimentConfig, Point
 from noisesim.experiment.folder import RunFolder
 from noisesim.models.zoo import build_model
 from noisesim.provenance import provenance
+from noisesim.quant.fake_quant import FakeQuantize
 from noisesim.registry import ALLOCATORS, MODELS
 from noisesim.stats import SCORES, metric_interval
+from noisesim.io import load_partial, load_state_dict, save_checkpoint
 from noisesim.train.loop import TrainConfig, evaluate_outcomes
+from noisesim.train.qat import QATConfig, quantization_aware_training
 
 
 def make_allocator(cfg: ExperimentConfig, p: Point) -> Allocator:
@@ -92,7 +95,7 @@ class Experiment:
             raise ValueError(f"--dataset {cfg.dataset}: its training images carry no labels; trained allocations "
                              "need --generated_labels")
         self.model = build_model(cfg.model, cfg.dataset, self.data.num_classes, self.data.in_channels,
-                                 cfg.checkpoint_path).to(self.device)
+                                 cfg.checkpoint_path, cfg.model_options, cfg.partial_checkpoint).to(self.device)
         self.baseline = getattr(self.model, "baseline", "")
         for prm in self.model.parameters():
             prm.requires_grad_(False)
@@ -100,6 +103,11 @@ class Experiment:
         self.val_batches = DeviceBatches(self.data.val, self.device)
         self.coverage = self._coverage()
         self.provenance = provenance(self.device)
+        if cfg.qat and cfg.qat_val_samples and not isinstance(self.data.train, TensorBatches):
+            raise ValueError(f"--qat_val_samples {cfg.qat_val_samples}: holding out validation samples needs an "
+                             f"in-memory training set, which --dataset {cfg.dataset} is not; pass 0")
+        self.folder: Optional[RunFolder] = None  # where trained networks are kept (set by run_points)
+        self._qat: dict[str, dict[str, Any]] = {}
         self.task = self.data.task
         self.targets: Optional[np.ndarray] = None
         self._float: Optional[Scores] = None
@@ -109,7 +117,7 @@ class Experiment:
         """How much of the model ``prepare`` instruments, on one training batch; below ``--min_coverage``
         a CoverageError (before anything is written)."""
         probe = noisesim.prepare(self.model, noisesim.SimConfig(weight_bits=None, act_bits=None))
-        inputs, _ = split_batch(next(iter(self.train_batches)))
+        inputs, _ = split_batch(peek(self.train_batches))
         cov = noisesim.measure_coverage(probe, inputs)
         if cov.fraction < self.cfg.min_coverage:
             raise noisesim.CoverageError(f"--min_coverage {self.cfg.min_coverage:g}: {cov.summary()}")
@@ -140,18 +148,81 @@ class Experiment:
         """The noise-free quantized model of the point's quantization setting (evaluated once per setting)."""
         key = dataclasses.replace(p, noise_type="none", allocation="uniform", granularity="layer", target_emac=None,
                                   lambd=None, lr=None, target_weight_bits=None, target_act_bits=None)
-        cid = "clean-" + hashlib.sha1(repr(key).encode()).hexdigest()[:8]
+        ident = repr(key) if not self.cfg.qat else repr((key, self.qat_point(p)))
+        cid = "clean-" + hashlib.sha1(ident.encode()).hexdigest()[:8]
         if cid not in self._clean:
-            self._clean[cid] = self.evaluate(self.build(key), 1, "noise-free quantized")
+            self._clean[cid] = self.evaluate(self.build(key, qat_from=p), 1, "noise-free quantized")
             folder.write_outcomes(cid, self._clean[cid].outcomes, self.targets, self.task.name)
         return cid, self._clean[cid]
 
     # -- one point ----------------------------------------------------------------
-    def build(self, p: Point) -> nn.Module:
+    def build(self, p: Point, qat_from: Optional[Point] = None) -> nn.Module:
+        """The point's prepared, calibrated model; with --qat, carrying the weights and ranges that
+        quantization-aware training found for the quantization setting of ``qat_from`` (default: ``p``)."""
         torch.manual_seed(p.seed)
         sim = noisesim.prepare(self.model, self.cfg.sim_config(p))
         noisesim.calibrate(sim, self.train_batches, max_batches=self.cfg.calibration_batches)
+        if self.cfg.qat:
+            sim.load_state_dict(self.qat_network(qat_from or p)["state"], strict=False)
+            for q in sim.modules():
+                if isinstance(q, FakeQuantize):
+                    q.touch()
         return sim
+
+    # -- quantization-aware training ------------------------------------------------
+    def qat_point(self, p: Point) -> Point:
+        """The setting a point's network is trained in: its quantization, and its noise at --qat_emac (if set)."""
+        noisy = self.cfg.qat_emac is not None and p.noise_type != "none"
+        return dataclasses.replace(p, noise_type=p.noise_type if noisy else "none", allocation="uniform",
+                                   granularity=p.granularity if noisy and self.cfg.qat_energies else "layer",
+                                   target_emac=self.cfg.qat_emac if noisy else None, lambd=None, lr=None,
+                                   target_weight_bits=None, target_act_bits=None)
+
+    def qat_network(self, p: Point) -> dict[str, Any]:
+        """The trained weights and ranges of ``p``'s quantization setting: trained once, kept in the run folder's
+        ``qat/<key>.pt`` (resumable from ``qat/<key>.resume.pt``), then reused by every point that shares it."""
+        qp = self.qat_point(p)
+        settings = {k: getattr(self.cfg, k) for k in ("qat_epochs", "qat_lr", "qat_emac", "qat_energies",
+                                                      "qat_val_samples", "weight_learning", "act_learning",
+                                                      "qat_init")}
+        key = "qat-" + hashlib.sha1(repr((qp, sorted(settings.items()))).encode()).hexdigest()[:10]
+        if key in self._qat:
+            return self._qat[key]
+        path = self.folder.path / "qat" / f"{key}.pt" if self.folder is not None else None
+        if path is not None and path.is_file():
+            self._qat[key] = {"state": load_state_dict(path, "--resume"), **_qat_info(path)}
+            return self._qat[key]
+        cfg = self.cfg
+        torch.manual_seed(qp.seed)
+        sim = noisesim.prepare(self.model, cfg.sim_config(qp))
+        noisesim.calibrate(sim, self.train_batches, max_batches=cfg.calibration_batches)
+        init = {}
+        if cfg.qat_init:
+            report = load_partial(sim, load_state_dict(cfg.qat_init, "--qat_init"))
+            for q in sim.modules():
+                if isinstance(q, FakeQuantize):
+                    q.touch()
+            init = {"qat_init_left_out": " ".join(k for k, _, _ in report["mismatched"]) or None}
+        train, val = self.data.train, None
+        if cfg.qat_val_samples:
+            train, val = hold_out(self.data.train, cfg.qat_val_samples, qp.seed)
+            val = DeviceBatches(val, self.device)
+        t0 = time.time()
+        result = quantization_aware_training(
+            sim, DeviceBatches(train, self.device), val, self.task,
+            QATConfig(epochs=cfg.qat_epochs, lr=cfg.qat_lr, noise=qp.noise_type != "none",
+                      energies=cfg.qat_energies and qp.noise_type != "none", target_emac=qp.target_emac,
+                      lambd=cfg.lambd[0], generated_labels=cfg.generated_labels, progress=cfg.progress),
+            teacher=self.model, state_path=None if path is None else path.with_suffix(".resume.pt"))
+        info = {"qat_key": key, "qat_seconds": round(time.time() - t0, 1), "qat_steps": len(result.train.history),
+                "qat_best_epoch": result.best_epoch, "qat_val_accuracy": result.best_score, **init}
+        state = {k: v for k, v in sim.state_dict().items() if ".noise." not in k or cfg.qat_energies}
+        if path is not None:
+            save_checkpoint(path, state)
+            save_checkpoint(path.with_suffix(".info.pt"), {k: v for k, v in info.items() if v is not None})
+            path.with_suffix(".resume.pt").unlink(missing_ok=True)
+        self._qat[key] = {"state": state, **info}
+        return self._qat[key]
 
     def allocate(self, sim: nn.Module, p: Point, start: Optional[Allocation] = None) -> Allocation:
         """Run the point's method on ``sim``; ``start``: an allocation to start from (rescaled to the target)."""
@@ -172,6 +243,7 @@ class Experiment:
         clean_id, clean = self.clean_scores(p, folder)
         sim = self.build(p)
         alloc = self.allocate(sim, p, start)
+        qat = {k: v for k, v in self.qat_network(p).items() if k != "state"} if self.cfg.qat else {}
         history = alloc.info.pop("history", [])
         if writer is not None:
             for h in history:
@@ -189,7 +261,7 @@ class Experiment:
                                **self.cfg.recorded_for(p), **scores.columns("accuracy"), "metric": self.task.name,
                                "examples": scores.outcomes.shape[1], "draws": draws,
                                "float_accuracy": float_scores.value, "clean_accuracy": clean.value,
-                               "clean_id": clean_id, "baseline": self.baseline, **self.provenance}
+                               "clean_id": clean_id, "baseline": self.baseline, **qat, **self.provenance}
         a = report.attrs
         row.update(avg_emac=a["avg_energy"], avg_emac_aj=a["avg_energy_aj"], avg_weight_bits=a["avg_weight_bits"],
                    avg_act_bits=a["avg_act_bits"], avg_noise_bits=a["avg_noise_bits"],
@@ -212,6 +284,7 @@ class Experiment:
     def run_points(self, points: list[Point], folder: RunFolder, writer=None):
         """Run every point not yet in the folder; trained allocations run from the highest target down,
         each starting from the previous target's solution when ``continuation`` is on. Yields the rows."""
+        self.folder = folder
         done = folder.done()
 
         def chain(p: Point) -> Optional[Point]:
@@ -232,3 +305,11 @@ class Experiment:
             if key is not None:
                 previous[key] = folder.read_allocation(pid)
             yield p, row
+
+
+def _qat_info(path) -> dict[str, Any]:
+    """What was recorded about a kept trained network (its ``.info.pt`` beside it)."""
+    info = path.with_suffix(".info.pt")
+    if not info.is_file():
+        return {}
+    return {k: (v.item() if torch.is_tensor(v) else v) for k, v in torch.load(info, weights_only=True).items()}

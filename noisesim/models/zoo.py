@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import torchvision.models as tvm
 from torch import nn
 
-from noisesim.io import apply_state_dict, load_state_dict
+from noisesim.io import apply_state_dict, load_partial, load_state_dict
 from noisesim.models.cifar_resnet import resnet20
 from noisesim.models.cifar_vgg import CifarVGG16
 from noisesim.models.dlrm import DLRM
@@ -42,6 +42,7 @@ class ModelSpec:
     weights_file: Optional[Callable[[], Optional[str]]] = None  # ImageNet weights shipped by a package
     loads_own_weights: bool = False  # build(..., dataset=, checkpoint_path=) loads its weights itself
     own_weights: str = ""  # what such a builder loads by default (for quantization cards)
+    options: tuple[str, ...] = ()  # keyword options build() accepts (--model_options)
 
 
 def _tv(name: str, **kw) -> Callable[..., nn.Module]:
@@ -75,8 +76,8 @@ def _bert(num_classes: int = 3, in_channels: int = 0, dataset: str = "mnli",
 for _name, _spec in {
     "resnet20": ModelSpec(lambda num_classes=10, in_channels=3: resnet20(num_classes, in_channels), 32,
                           ("fashion_mnist", "cifar10")),
-    "vgg16": ModelSpec(lambda num_classes=10, in_channels=3: CifarVGG16(num_classes, in_channels), 32,
-                       ("cifar10", "fashion_mnist")),
+    "vgg16": ModelSpec(lambda num_classes=10, in_channels=3, **o: CifarVGG16(num_classes, in_channels, **o), 32,
+                       ("cifar10", "fashion_mnist"), options=("chokepoint", "choke_channels", "widths")),
     "resnet50_ptcv": ModelSpec(lambda num_classes=1000, in_channels=3, **_: _ptcv("resnet50"), 224, ("imagenet",),
                                loads_own_weights=True, own_weights="pytorchcv resnet50 ImageNet weights"),
     "dlrm": ModelSpec(lambda num_classes=1, in_channels=0: DLRM(), 0, ("criteo", "criteo_synthetic")),
@@ -113,26 +114,49 @@ def _sha(path: str) -> str:
 
 
 def build_model(name: str, dataset: str, num_classes: int, in_channels: int = 3,
-                checkpoint_path: Optional[str] = None) -> nn.Module:
+                checkpoint_path: Optional[str] = None, options: Optional[dict] = None,
+                partial: bool = False) -> nn.Module:
     """The float model ``name`` for ``dataset``, with the best weights available, in eval mode.
 
-    ``model.baseline`` says which weights were loaded (file and SHA-256 prefix, package or hub
-    weights, or random): the baseline checkpoint of the quantization cards."""
+    ``options``: keyword options of the architecture (``ModelSpec.options``, e.g. a VGG16 chokepoint).
+    ``partial``: load only the checkpoint tensors that fit (``noisesim.io.load_partial``), warn with the
+    rest and keep the report as ``model.partial_load``. ``model.baseline`` says which weights were loaded
+    (file and SHA-256 prefix, package or hub weights, or random): the baseline checkpoint of the
+    quantization cards."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     spec = MODELS.get(name)
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        raise ValueError(f"--model_options {', '.join(unknown)}: not options of {name} "
+                         f"({', '.join(spec.options) or 'it takes none'})")
     if spec.loads_own_weights:
         model = spec.build(num_classes=num_classes, in_channels=in_channels, dataset=dataset,
                            checkpoint_path=checkpoint_path).eval()
         model.baseline = f"{checkpoint_path} (sha256 {_sha(checkpoint_path)})" if checkpoint_path else \
             getattr(model, "baseline", spec.own_weights)
         return model
-    model = spec.build(num_classes=num_classes, in_channels=in_channels)
-    path = checkpoint_path or embedded_checkpoint(name, dataset)
+    try:
+        model = spec.build(num_classes=num_classes, in_channels=in_channels, **options)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--model_options {options}: {e}") from None
+    path = checkpoint_path or (None if options else embedded_checkpoint(name, dataset))
     if path is None and spec.weights_file is not None and num_classes == 1000:
         path = spec.weights_file()
     baseline = "random weights"
-    if path:
+    if path and partial:
+        report = load_partial(model, load_state_dict(path))
+        model.partial_load = report
+        left = report["missing"] + report["unexpected"] + [k for k, _, _ in report["mismatched"]]
+        if left:
+            warnings.warn(f"{name}: {len(report['loaded'])} tensors of {path} loaded; left out: "
+                          + ", ".join(f"{k} {a}->{b}" for k, a, b in report["mismatched"])
+                          + (f"; missing {', '.join(report['missing'])}" if report["missing"] else "")
+                          + (f"; unexpected {', '.join(report['unexpected'])}" if report["unexpected"] else ""),
+                          stacklevel=2)
+        baseline = f"{Path(path).name} (sha256 {_sha(path)}, partial: {len(left)} tensors left out)"
+    elif path:
         apply_state_dict(model, load_state_dict(path), path)
         baseline = f"{Path(path).name} (sha256 {_sha(path)})"
     elif spec.torchvision_weights and num_classes == 1000:

@@ -71,9 +71,14 @@ class SimLayer(nn.Module):
         return wq, r_w, wq.flatten(1).norm(dim=1)
 
     def weight_stats(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(quantized weight, R_w, ||w_row||), cached while the weights and their quantizer are frozen. While
+        the weights train (quantization-aware training) a quantizer without a learnable range re-takes its
+        range from the current weights at every forward."""
         w = self.weight
         trainable = torch.is_grad_enabled() and (w.requires_grad or self.weight_quant.learnable)
         if trainable:
+            if w.requires_grad and not self.weight_quant.learnable:
+                self.calibrate_weight_quant(w.detach())
             return self._weight_stats(w)
         q = self.weight_quant
         key = (w._version, w.data_ptr(), q.version, q.enabled, w.dtype, w.device)

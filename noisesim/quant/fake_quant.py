@@ -21,7 +21,8 @@ from torch import nn
 
 from noisesim.config import QuantConfig
 from noisesim.quant.bitwidth import BitWidth
-from noisesim.quant.functional import fake_quant_ste, full_range, qparams
+from noisesim.quant.functional import (fake_quant_ste, full_range, level_bounds, lsq_fake_quant,
+                                      lsq_gradient_scale, pact_fake_quant, qparams, scale_gradient)
 from noisesim.ops import along_dim
 from noisesim.quant.observers import make_observer
 
@@ -164,8 +165,17 @@ class FakeQuantize(nn.Module):
         bits = self.bits()
         if torch.is_tensor(bits):
             bits = self._shape(bits, nd)
-        scale, zp, qmin, qmax = qparams(self._shape(self.lo, nd), self._shape(self.hi, nd), bits,
-                                        self.cfg.symmetric)
+        lo, hi = self._shape(self.lo, nd), self._shape(self.hi, nd)
+        learning = self.cfg.learning if self.cfg.learnable_range else "ste"
+        if learning == "lsq":
+            g = lsq_gradient_scale(x.numel() // max(self.lo.numel(), 1),
+                                   level_bounds(self.mean_bits(), self.cfg.symmetric)[1])
+            lo, hi = scale_gradient(lo, g), scale_gradient(hi, g)
+        scale, zp, qmin, qmax = qparams(lo, hi, bits, self.cfg.symmetric)
+        if learning == "pact":
+            return pact_fake_quant(x, lo, hi, scale, zp, qmin, qmax)
+        if learning == "lsq":
+            return lsq_fake_quant(x, scale, zp, qmin, qmax)
         return fake_quant_ste(x, scale, zp, qmin, qmax)
 
     def full_range(self) -> torch.Tensor:
@@ -190,5 +200,5 @@ class FakeQuantize(nn.Module):
         state = "calibrating" if self.calibrating else (
             f"range=[{self.lo.min().item():.4g}, {self.hi.max().item():.4g}]" if bool(self.calibrated)
             else "uncalibrated")
-        learn = " learnable-range" if self.cfg.learnable_range else ""
+        learn = f" learnable-range ({self.cfg.learning})" if self.cfg.learnable_range else ""
         return f"{bits} {kind} {gran} {self.cfg.observer} {state}{learn}"

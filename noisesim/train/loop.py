@@ -78,13 +78,18 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
           cfg: TrainConfig, penalty: Optional[Penalty] = None, teacher: Optional[nn.Module] = None,
           score_fn: Optional[Callable[[], float]] = None,
           feasible: Optional[Callable[[], bool]] = None,
-          converged: Optional[Callable[[list[dict[str, float]]], bool]] = None) -> TrainResult:
+          converged: Optional[Callable[[list[dict[str, float]]], bool]] = None,
+          save_state: Optional[Callable[[dict[str, Any]], None]] = None,
+          resume: Optional[dict[str, Any]] = None) -> TrainResult:
     """Minimise ``task.loss(model(x), y) + penalty()`` over ``params`` for at most ``cfg.steps`` batches.
 
     ``converged(history)`` ends training early once it holds (``result.converged``). With
     ``score_fn`` and ``cfg.eval_every``, the parameters of the best-scoring evaluation at which
     ``feasible()`` holds (e.g. the energy constraint is met) are restored at the end; the last
-    step is always evaluated.
+    step is always evaluated. ``save_state(state)`` is called after every evaluation with what
+    ``resume`` needs to continue from there (step, optimiser and schedule state, history, best
+    parameters so far); the caller saves and restores ``params`` themselves. A resumed run sees
+    the batches in a fresh order.
     """
     params = [p for p in params if p.requires_grad]
     if not params:
@@ -94,9 +99,18 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
     opt = make_optimizer(params, cfg)
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps) if cfg.schedule == "cosine"
              else None)
-    result, best = TrainResult(), None
-    bar = tqdm(total=cfg.steps, desc=cfg.desc, disable=None if cfg.progress else True, leave=False)  # None: off when not a terminal
-    for step, batch in enumerate(_cycle(batches), start=1):
+    result, best, start = TrainResult(), None, 0
+    if resume is not None:
+        opt.load_state_dict(resume["optimizer"])
+        if sched is not None and resume.get("scheduler") is not None:
+            sched.load_state_dict(resume["scheduler"])
+        start, result.history, best = resume["step"], list(resume["history"]), resume.get("best")
+    bar = tqdm(total=cfg.steps, initial=start, desc=cfg.desc, disable=None if cfg.progress else True,
+               leave=False)  # None: off when not a terminal
+    if start >= cfg.steps:
+        bar.close()
+        return _restore_best(result, best, params)
+    for step, batch in enumerate(_cycle(batches), start=start + 1):
         inputs, targets = inputs_and_targets(batch, task, teacher if cfg.generated_labels else None)
         if targets is None:
             raise ValueError("batches carry no targets; use generated labels")
@@ -124,12 +138,21 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
             ok = feasible() if feasible is not None else True
             if ok and (best is None or stats["score"] >= best[1]):
                 best = (step, stats["score"], [p.detach().clone() for p in params])
+            if save_state is not None:
+                save_state({"step": step, "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict() if sched is not None else None,
+                            "history": result.history + [stats], "best": best})
         result.history.append(stats)
         bar.set_postfix({k: f"{v:.4g}" for k, v in stats.items() if k != "step"}, refresh=False)
         bar.update()
         if last:
             break
     bar.close()
+    return _restore_best(result, best, params)
+
+
+def _restore_best(result: TrainResult, best: Optional[tuple], params: list[torch.Tensor]) -> TrainResult:
+    """Put the best evaluated parameters back (if any evaluation was kept)."""
     if best is not None:
         result.best_step, result.best_score = best[0], best[1]
         with torch.no_grad():

@@ -11,6 +11,7 @@ batch 128, random 2-pixel crops and horizontal flips. The test metric is printed
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import torch
@@ -34,6 +35,8 @@ def main(argv=None) -> None:
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--weight_decay", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model_options", type=json.loads, default=None,
+                   help='architecture options as JSON, e.g. \'{"chokepoint": 8, "choke_channels": 8}\' for vgg16')
     p.add_argument("--out", required=True, help="where to write the state_dict (.pt)")
     args = p.parse_args(argv)
 
@@ -41,7 +44,8 @@ def main(argv=None) -> None:
     data = build_data(args.dataset, args.data_path, args.batch_size, 1000, seed=args.seed)
     if args.dataset in ("fashion_mnist", "cifar10"):
         data.train.transform = random_crop_flip(2, torch.Generator().manual_seed(args.seed))
-    model = MODELS.get(args.model).build(num_classes=data.num_classes, in_channels=data.in_channels)
+    model = MODELS.get(args.model).build(num_classes=data.num_classes, in_channels=data.in_channels,
+                                         **(args.model_options or {}))
     cfg = TrainConfig(steps=args.epochs * len(data.train), lr=args.lr, optimizer=args.optimizer, momentum=0.9,
                       weight_decay=args.weight_decay, schedule="cosine", desc="pretrain")
     start = time.time()
@@ -50,7 +54,7 @@ def main(argv=None) -> None:
     metric = evaluate(model, data.val, data.task)
     save_checkpoint(args.out, {"state_dict": model.state_dict(), "test_" + data.task.name: metric,
                                "epochs": args.epochs, "seed": args.seed, "model": args.model,
-                               "dataset": args.dataset})
+                               "dataset": args.dataset, "model_options": args.model_options})
     print(f"test {data.task.name} {metric:.4f} after {args.epochs} epochs, {time.time() - start:.0f} s -> {args.out}")
 
 

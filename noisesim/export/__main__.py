@@ -1,0 +1,128 @@
+"""``python -m noisesim.export RUN_DIR``: export a run's quantized network as integers, verify them, and write
+hardware test-bench files for one convolution tile.
+
+    python -m noisesim.export logs/<run> --out export/                     # integers.npz, manifest.json, checks
+    python -m noisesim.export logs/<run> --layer layer1.0.conv1 --array 8 --itile 0 --otile 0 --psum_bits 16
+    python -m noisesim.export logs/<run> --integer_accuracy                # whole network in integers
+
+The network is the run's point ``--point`` (default: its first), prepared and calibrated as the run did
+(with --qat runs, the trained network kept in the run folder). Every exported layer's output is recovered
+from its integers on one evaluation batch; the command prints the per-layer recovery error and exits 1
+when one exceeds ``--tolerance`` (relative to the layer's output range), 2 on bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from noisesim.batches import split_batch
+from noisesim.context import noise_disabled
+from noisesim.data.tensors import peek
+from noisesim.experiment.config import ExperimentConfig
+from noisesim.experiment.folder import RunFolder
+from noisesim.experiment.runner import Experiment
+from noisesim.export.hardware import write_tile
+from noisesim.export.integers import ExportError, export_model, save_export
+from noisesim.export.verify import _captured_inputs, checks_frame, integer_inference, overflow_report, verify_layers
+from noisesim.io import atomic_write
+from noisesim.train.loop import evaluate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m noisesim.export", description=__doc__.splitlines()[0])
+    p.add_argument("run", help="a run folder written by main.py (its config.json names model, data and quantization)")
+    p.add_argument("--point", help="point_id of the point to export (default: the run's first point)")
+    p.add_argument("--out", help="output folder (default: RUN/export)")
+    p.add_argument("--tolerance", type=float, default=1e-5,
+                   help="largest recovery error allowed, relative to a layer's output range (default: 1e-5)")
+    p.add_argument("--psum_bits", type=int, default=16, help="accumulator width for overflow checks and psum files "
+                   "[bits] (default: 16)")
+    p.add_argument("--integer_accuracy", action="store_true",
+                   help="also run the whole evaluation set with every layer in integers and compare accuracies")
+    p.add_argument("--layer", help="write the test-bench files of this convolution (a layer name)")
+    p.add_argument("--array", type=int, default=8, help="systolic array size A (A x A) (default: 8)")
+    p.add_argument("--itile", type=int, default=0, help="input-channel tile of the array's rows (default: 0)")
+    p.add_argument("--otile", type=int, default=0, help="output-channel tile of the array's columns (default: 0)")
+    p.add_argument("--sample", type=int, default=0, help="which sample of the batch feeds the tile (default: 0)")
+    return p
+
+
+class _Error(Exception):
+    pass
+
+
+def _experiment(run: Path) -> tuple[Experiment, ExperimentConfig]:
+    try:
+        config = json.loads((run / "config.json").read_text())["experiment"]
+        cfg = ExperimentConfig.from_dict({**config, "progress": False})
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise _Error(f"{run}: not a run folder with a readable config.json ({type(e).__name__}: {e})") from None
+    exp = Experiment(cfg)
+    exp.folder = RunFolder(run)
+    return exp, cfg
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (_Error, ExportError, ValueError) as e:
+        print(f"python -m noisesim.export: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    for flag in ("psum_bits", "array"):
+        if getattr(args, flag) < 2:
+            raise _Error(f"--{flag} {getattr(args, flag)}: must be >= 2")
+    if not args.tolerance > 0:
+        raise _Error(f"--tolerance {args.tolerance}: must be > 0")
+    run = Path(args.run)
+    exp, cfg = _experiment(run)
+    points = {exp.point_id(p): p for p in cfg.points()}
+    if args.point and args.point not in points:
+        raise _Error(f"--point {args.point}: not a point of {run} ({', '.join(list(points)[:5])}, ...)")
+    pid = args.point or next(iter(points))
+    sim = exp.build(points[pid])
+    layers, skipped = export_model(sim)
+    if not layers:
+        raise _Error(f"{run}: no layer of point {pid} has quantized weights and inputs to export")
+    out = Path(args.out) if args.out else run / "export"
+    batch, _ = split_batch(peek(exp.val_batches))
+    checks = checks_frame(verify_layers(sim, batch, layers))
+    overflow = overflow_report(sim, [batch], args.psum_bits, layers)
+    report = checks.merge(overflow[["layer", "bits_needed", "overflows"]].rename(columns={"layer": "name"}), on="name")
+    atomic_write(out / "checks.csv", lambda f: report.to_csv(f, index=False))
+    save_export(layers, out, {"run": str(run), "point_id": pid, "skipped": skipped, "psum_bits": args.psum_bits})
+    print(report.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    for name, why in skipped.items():
+        print(f"not exported: {why}")
+    if args.integer_accuracy:
+        with torch.no_grad(), noise_disabled(sim):
+            fake = evaluate(sim, exp.val_batches, exp.task)
+            with integer_inference(sim, layers):
+                integer = evaluate(sim, exp.val_batches, exp.task)
+        print(f"evaluation set: fake-quantized {exp.task.name} {fake:.4f}, integer-only {integer:.4f}")
+    if args.layer:
+        if args.layer not in layers:
+            raise _Error(f"--layer {args.layer}: not an exported layer ({', '.join(list(layers)[:6])}, ...)")
+        x = _captured_inputs(sim, batch)[args.layer][0]
+        if not 0 <= args.sample < len(x):
+            raise _Error(f"--sample {args.sample}: the batch holds {len(x)} samples")
+        paths = write_tile(layers[args.layer], x, out / "hardware", args.array, args.itile, args.otile,
+                           args.psum_bits, args.sample)
+        print(f"test-bench files: {len(paths)} in {out / 'hardware'}")
+    worst = report["relative_error"].max()
+    print(f"integers: {out / 'integers.npz'} ({len(layers)} layers); largest recovery error {worst:.3g} of a "
+          f"layer's output range (tolerance {args.tolerance:g}); {int(report['overflows'].sum())} psums overflow "
+          f"{args.psum_bits} bits")
+    return 0 if worst <= args.tolerance else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Integer-only forward passes that check the exported integers against the fake-quantized model.
+
+``integer_psum(li, x_int)`` accumulates a layer's partial sums in int64 (conv: the input unfolded
+into patches, one int64 matrix product per group). ``verify_layer`` feeds a layer the input it
+sees in the model, computes y = psum · Δx · Δw + bias and compares it with the fake-quantized
+output (noise off): the error is float rounding only. ``integer_inference(model)`` runs the
+whole network with every exported layer computed this way; ``overflow_report`` counts the psums
+that a PSUM_BITS-wide two's-complement accumulator could not hold.
+
+For whole-network inference the products are formed in float64, which holds every integer
+below 2^53 exactly; each layer checks that bound (D · max|x_int| · max|w_int| < 2^53, true for
+any bit-width up to 16 with fan-ins below 2^21) and otherwise falls back to int64.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Optional
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from noisesim.batches import call_model, split_batch
+from noisesim.context import noise_disabled
+from noisesim.export.integers import ExportError, LayerIntegers, export_layer
+from noisesim.nn.prepare import sim_layers
+
+EXACT_FLOAT64 = 2 ** 53
+
+
+def _as_2d(li: LayerIntegers, x: torch.Tensor, w: torch.Tensor):
+    """Conv1d as Conv2d with height 1: (x, w, stride, padding, dilation) in 2-D form."""
+    if x.dim() == 3:
+        return (x.unsqueeze(2), w.unsqueeze(2), (1, li.stride[0]), (0, li.padding[0]), (1, li.dilation[0]))
+    return x, w, tuple(li.stride), tuple(li.padding), tuple(li.dilation)
+
+
+def integer_psum(li: LayerIntegers, x_int: torch.Tensor, dtype: torch.dtype = torch.int64) -> torch.Tensor:
+    """psum = Σ (x_int - z_x)(w_int - z_w), accumulated in int64 (``dtype=float64``: exact below 2^53)."""
+    x = x_int - li.input_grid.zero_point.reshape(())
+    zw = li.weight_grid.zero_point.reshape(-1)
+    w = li.weight - zw.reshape(-1, *([1] * (li.weight.dim() - 1)))
+    if li.kind == "linear":
+        return torch.matmul(x.to(dtype), w.t().to(dtype))
+    x4, w4, stride, padding, dilation = _as_2d(li, x, w)
+    n, c, h, wd = x4.shape
+    cols = F.unfold(x4.to(torch.float64), w4.shape[2:], dilation=dilation, padding=padding, stride=stride)
+    cols = cols.round().to(dtype)  # exact: the unfolded values are the integers themselves
+    g = li.groups
+    cols = cols.reshape(n, g, -1, cols.shape[-1])  # (N, groups, C/g*kh*kw, L)
+    wg = w4.reshape(g, w4.shape[0] // g, -1).to(dtype)  # (groups, O/g, C/g*kh*kw)
+    out = torch.matmul(wg.unsqueeze(0), cols).reshape(n, w4.shape[0], -1)  # (N, O, L)
+    out_h = (h + 2 * padding[0] - dilation[0] * (w4.shape[2] - 1) - 1) // stride[0] + 1
+    out_w = (wd + 2 * padding[1] - dilation[1] * (w4.shape[3] - 1) - 1) // stride[1] + 1
+    out = out.reshape(n, w4.shape[0], out_h, out_w)
+    return out.squeeze(2) if x_int.dim() == 3 else out
+
+
+def dequantize(li: LayerIntegers, psum: torch.Tensor) -> torch.Tensor:
+    """y = psum · Δx · Δw + bias (per output channel)."""
+    shape = (-1,) + (1,) * (psum.dim() - 2) if li.kind == "conv" else (-1,)
+    y = psum.to(torch.float64) * li.psum_scale.to(torch.float64).reshape(shape)
+    if li.bias is not None:
+        y = y + li.bias.to(torch.float64).reshape(shape)
+    return y.float()
+
+
+def _exact_dtype(li: LayerIntegers) -> torch.dtype:
+    fan_in = li.weight[0].numel()
+    bound = fan_in * max(abs(li.input_grid.qmin), abs(li.input_grid.qmax)) * int(li.weight.abs().max()) * 2
+    return torch.float64 if bound < EXACT_FLOAT64 else torch.int64
+
+
+@dataclass
+class LayerCheck:
+    """One layer's recovery: max |y_int - y_fake_quant| (absolute and relative to the output's range) and its
+    psums' extent."""
+
+    name: str
+    max_abs_error: float
+    relative_error: float
+    output_range: float
+    max_abs_psum: int
+    bias_int_error: float
+
+
+def _captured_inputs(model: nn.Module, batch: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Each instrumented layer's (input, output) on ``batch``, noise off."""
+    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def keep(module, inputs, output) -> None:  # the first call of each layer; copies (later ops may work in place)
+        if module.name not in seen:
+            seen[module.name] = (inputs[0].detach().clone(), output.detach().clone())
+
+    hooks = [m.register_forward_hook(keep) for m in sim_layers(model)]
+    try:
+        with torch.no_grad(), noise_disabled(model):
+            was = model.training
+            model.eval()
+            call_model(model, batch)
+            model.train(was)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def verify_layers(model: nn.Module, batch: Any, layers: dict[str, LayerIntegers]) -> list[LayerCheck]:
+    """Recover every exported layer's fake-quantized output on ``batch`` from its integers (int64 psums)."""
+    captured = _captured_inputs(model, batch)
+    checks = []
+    for name, li in layers.items():
+        x, y_ref = (t.detach().cpu() for t in captured[name])
+        psum = integer_psum(li, li.input_grid.quantize(x))
+        y = dequantize(li, psum)
+        err = (y - y_ref.float()).abs().max().item()
+        span = (y_ref.max() - y_ref.min()).item() or 1.0
+        bias_err = 0.0 if li.bias is None else \
+            (li.bias_int.float() * li.psum_scale - li.bias).abs().max().item()
+        checks.append(LayerCheck(name, err, err / span, span, int(psum.abs().max()), bias_err))
+    return checks
+
+
+def checks_frame(checks: list[LayerCheck]) -> pd.DataFrame:
+    return pd.DataFrame([c.__dict__ for c in checks])
+
+
+@contextlib.contextmanager
+def integer_inference(model: nn.Module, layers: Optional[dict[str, LayerIntegers]] = None) -> Iterator[nn.Module]:
+    """Inside the block every exported Conv / Linear layer computes y = psum · Δx · Δw + bias from integers
+    (exact integer psums; noise off); other layers run as they are."""
+    layers = layers if layers is not None else {}
+    patched = []
+    for m in sim_layers(model):
+        if m.name not in layers:
+            try:
+                layers[m.name] = export_layer(m)
+            except ExportError:
+                continue
+        li, dtype = layers[m.name], _exact_dtype(layers[m.name])
+
+        def forward(x, li=li, dtype=dtype):
+            return dequantize(li, integer_psum(li, li.input_grid.quantize(x.detach().cpu()), dtype)).to(x.device)
+
+        m.forward = forward
+        patched.append(m)
+    try:
+        with noise_disabled(model):
+            yield model
+    finally:
+        for m in patched:
+            del m.forward
+
+
+@torch.no_grad()
+def overflow_report(model: nn.Module, batches: Iterable, psum_bits: int = 16,
+                    layers: Optional[dict[str, LayerIntegers]] = None, max_batches: int = 1) -> pd.DataFrame:
+    """Per exported layer: the largest |psum| on ``max_batches`` batches, the psum bits it needs (two's
+    complement) and how many psums a ``psum_bits`` accumulator would overflow."""
+    layers = layers if layers is not None else {}
+    rows: dict[str, dict[str, Any]] = {}
+    limit_hi, limit_lo = 2 ** (psum_bits - 1) - 1, -2 ** (psum_bits - 1)
+    for i, batch in enumerate(batches):
+        if i >= max_batches:
+            break
+        inputs, _ = split_batch(batch)
+        captured = _captured_inputs(model, inputs)
+        for m in sim_layers(model):
+            if m.name not in layers:
+                try:
+                    layers[m.name] = export_layer(m)
+                except ExportError:
+                    continue
+            li = layers[m.name]
+            psum = integer_psum(li, li.input_grid.quantize(captured[m.name][0].detach().cpu()))
+            r = rows.setdefault(m.name, {"layer": m.name, "psums": 0, "overflows": 0, "max_abs_psum": 0})
+            r["psums"] += psum.numel()
+            r["overflows"] += int(((psum > limit_hi) | (psum < limit_lo)).sum())
+            r["max_abs_psum"] = max(r["max_abs_psum"], int(psum.abs().max()))
+    df = pd.DataFrame(list(rows.values()))
+    if not df.empty:
+        df["bits_needed"] = df["max_abs_psum"].map(lambda v: int(math.ceil(math.log2(v + 1))) + 1 if v else 1)
+        df["psum_bits"] = psum_bits
+        df["overflow_fraction"] = df["overflows"] / df["psums"]
+    return df
