@@ -18,7 +18,7 @@ from noisesim.registry import NOISE_MODELS, OBSERVERS
 from noisesim.version import __version__
 
 
-__all__ = ["SimConfig", "QuantConfig", "NoiseConfig", "ConfigError", "prepare", "calibrate", "calibrating",
+__all__ = ["__version__", "SimConfig", "QuantConfig", "NoiseConfig", "ConfigError", "prepare", "calibrate", "calibrating",
            "noise_disabled", "noise_as_quantizer", "energy_report", "channel_report", "average_energy",
            "average_weight_bits", "average_act_bits", "average_noise_bits", "count_macs", "energy_penalty",
            "bits_penalty", "photons_to_aj", "measure_coverage", "coverage_of", "Coverage", "CoverageError", "sim_layers", "to_float", "NOISE_MODELS", "OBSERVERS"]

@@ -30,12 +30,12 @@ from noisesim.data.registry import build_data
 from noisesim.data.tensors import DeviceBatches, TensorBatches, hold_out, peek
 from noisesim.experiment.config import ExperimentConfig, Point
 from noisesim.experiment.folder import RunFolder
+from noisesim.io import load_partial, load_state_dict, save_checkpoint
 from noisesim.models.zoo import build_model
 from noisesim.provenance import provenance
 from noisesim.quant.fake_quant import FakeQuantize
 from noisesim.registry import ALLOCATORS, MODELS
 from noisesim.stats import SCORES, metric_interval
-from noisesim.io import load_partial, load_state_dict, save_checkpoint
 from noisesim.train.loop import TrainConfig, evaluate_outcomes
 from noisesim.train.qat import QATConfig, quantization_aware_training
 
@@ -254,7 +254,7 @@ class Experiment:
             if isinstance(n, noisesim.noise.NoiseModel):
                 n.reset_snr()  # SNR of the evaluation only
         draws = self.cfg.mc_repeats if p.noise_type != "none" else 1
-        scores = self.evaluate(sim, draws)
+        scores = self.evaluate(torch.compile(sim) if self.cfg.compile else sim, draws)
         report = noisesim.energy_report(sim, photon_energy_aj=self.cfg.photon_energy)
         channels = noisesim.channel_report(sim) if p.granularity == "channel" or self.cfg.record_snr else None
         row: dict[str, Any] = {"point_id": pid, **dataclasses.asdict(p), "allocation_label": p.label,

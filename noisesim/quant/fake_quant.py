@@ -53,6 +53,7 @@ class FakeQuantize(nn.Module):
         self._on = True
         self.version = 0  # bumped when the range or bits change; lets layers cache quantized weights
         self._fused: Optional[tuple] = None
+        self._ready = False  # Python copy of ``calibrated`` once it is True (no tensor read per forward)
 
     @property
     def enabled(self) -> bool:
@@ -116,18 +117,26 @@ class FakeQuantize(nn.Module):
         """Mark the range as changed (drops cached quantized tensors)."""
         self.version += 1
         self._fused = None
+        self._ready = False
+
+    def is_calibrated(self) -> bool:
+        if not self._ready:
+            self._ready = bool(self.calibrated)
+        return self._ready
 
     def _fused_qparams(self):
+        """(scale, zero point, q_min, q_max, and for one scale its value and zero point as Python numbers)."""
         if self._fused is None:
             scale, zp, qmin, qmax = qparams(self.lo.detach(), self.hi.detach(), self.cfg.bits, self.cfg.symmetric)
-            self._fused = (scale.float(), zp.round().to(torch.int32), int(qmin), int(qmax))
+            scale, zp = scale.float(), zp.round().to(torch.int32)
+            one = (scale.item(), int(zp.item())) if scale.numel() == 1 else (None, None)
+            self._fused = (scale, zp, int(qmin), int(qmax), *one)
         return self._fused
 
-    def _quantize_no_grad(self, x, scale, zp, qmin, qmax) -> torch.Tensor:
+    def _quantize_no_grad(self, x, scale, zp, qmin, qmax, s=None, z=None) -> torch.Tensor:
         """Bit-identical to torch's fused op without its backward mask: round(x * (1/s)) clipped to
         [q_min - z, q_max - z], times s (in place on one new tensor; several times faster on CPU)."""
         if scale.numel() == 1:
-            s, z = scale.item(), int(zp.item())
             return torch.mul(x, 1.0 / scale).round_().clamp_(qmin - z, qmax - z).mul_(s)
         s = self._shape(scale, x.dim())
         z = self._shape(zp, x.dim()).to(x.dtype)
@@ -151,13 +160,13 @@ class FakeQuantize(nn.Module):
             return x
         if self.cfg.dynamic:
             return self._dynamic(x)
-        if not bool(self.calibrated):
+        if not self.is_calibrated():
             raise RuntimeError("fake quantizer used before calibration: run noisesim.calibrate(model, batches)")
         fixed = not self.learnable and float(self.cfg.bits).is_integer()
         if fixed and x.dtype == torch.float32:
-            scale, zp, qmin, qmax = self._fused_qparams()
+            scale, zp, qmin, qmax, s, z = self._fused_qparams()
             if not (torch.is_grad_enabled() and x.requires_grad):
-                return self._quantize_no_grad(x, scale, zp, qmin, qmax)
+                return self._quantize_no_grad(x, scale, zp, qmin, qmax, s, z)
             if scale.numel() == 1:
                 return torch.fake_quantize_per_tensor_affine(x, scale.reshape(()), zp.reshape(()), qmin, qmax)
             return torch.fake_quantize_per_channel_affine(x, scale, zp, self.ch_axis, qmin, qmax)
@@ -198,7 +207,7 @@ class FakeQuantize(nn.Module):
         if self.cfg.dynamic:
             return f"{bits} {kind} dynamic per-token"
         state = "calibrating" if self.calibrating else (
-            f"range=[{self.lo.min().item():.4g}, {self.hi.max().item():.4g}]" if bool(self.calibrated)
+            f"range=[{self.lo.min().item():.4g}, {self.hi.max().item():.4g}]" if self.is_calibrated()
             else "uncalibrated")
         learn = f" learnable-range ({self.cfg.learning})" if self.cfg.learnable_range else ""
         return f"{bits} {kind} {gran} {self.cfg.observer} {state}{learn}"

@@ -99,6 +99,7 @@ def aj_axis(ax, photon_aj: float, which: str = "x"):
     sec = ax.secondary_xaxis("top", functions=(to_aj, to_photons)) if which == "x" else \
         ax.secondary_yaxis("right", functions=(to_aj, to_photons))
     axis = sec.xaxis if which == "x" else sec.yaxis
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
     (sec.set_xlabel if which == "x" else sec.set_ylabel)(f"aJ/MAC ({photon_aj:g} aJ per photon)", fontsize=7)
@@ -230,7 +231,7 @@ def iso_accuracy(results: pd.DataFrame, table: pd.DataFrame, stem: Path, title: 
         aj_axis(ax, photon_energy(results))
         ax.set_xlabel("average energy per MAC (photons)")
         ax.set_ylabel("accuracy (%)")
-        ax.set_title(f"{title}, {noise}" if title else noise, fontsize=8)
+        ax.set_title(title if title and len(noises) == 1 else f"{title}, {noise}" if title else noise, fontsize=8)
         ax.legend(frameon=False, fontsize=6, title=f"points: {band_meaning(results).split(': ', 1)[1]}; "
                   "◆: E* [95% CI]", title_fontsize=6)
     return save(fig, stem)
