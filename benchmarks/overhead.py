@@ -1,17 +1,25 @@
-"""Eval-forward overhead of noisesim against plain PyTorch (and aihwkit-lightning when installed).
+"""Overhead of noisesim against plain PyTorch, measured side by side in one process.
 
-    python benchmarks/overhead.py [--repeats 7] [--batch 128] [--threads N]
+    python benchmarks/overhead.py [--device cpu|cuda] [--repeats 7] [--threads N] [--compile] [--nets NAME ...]
 
-Networks: torchvision ResNet-18 at 64x64 and the CIFAR ResNet-20 at 32x32, batch 128,
-random weights (timing does not depend on them). Variants, each timed as the median of
-``--repeats`` forwards after a warm-up, interleaved so that machine load affects all alike:
+Networks (random weights: timing does not depend on them): on the CPU torchvision ResNet-18 at 64x64
+(batch 64) and the CIFAR ResNet-20 at 32x32 (batch 128); on CUDA ResNet-50 at 224x224 (batch 256) and a
+BERT-base-sized encoder (12 layers, hidden 768, 128 tokens, batch 64, both attention products
+instrumented). Eval-forward variants, timed as the median of ``--repeats`` runs after a warm-up and
+interleaved so that load on the machine affects them alike:
 
-* fp32            the float network
-* w8a8+thermal    noisesim.prepare(W8A8, thermal noise), calibrated
-* w8a8+shot       noisesim.prepare(W8A8, shot noise), calibrated
-* aihwkit-lightning  convert_to_analog with 8-bit input/output resolution and output noise
+* fp32               the float network
+* rng floor          fp32 + drawing one Gaussian per output element of every matmul layer and adding it
+                     (noisesim's sampler): what any output-noise simulation must at least pay
+* w8a8               quantized, no noise
+* w8a8+thermal       quantized, thermal noise; also with the 16-bit table sampler (``table``)
+* w8a8+shot          quantized, shot noise
+* compiled           w8a8+thermal under torch.compile (``--compile``)
+* aihwkit-lightning  convert_to_analog, 8-bit input/output, output noise (when installed; CPU)
 
-Prints medians in ms and ratios to fp32 (and noisesim's speed-up over aihwkit-lightning).
+and training steps (forward + backward + optimiser step): fp32 (every weight trains) against energy
+training (only the log-energies of a w8a8+thermal network train). Prints each median in ms and its
+ratio to fp32, the overhead above the RNG floor, and the device (GPU model).
 """
 from __future__ import annotations
 
@@ -19,12 +27,15 @@ import argparse
 import statistics
 import time
 import warnings
+from typing import Callable
 
 import torch
 import torchvision
 
 import noisesim
 from noisesim.models.cifar_resnet import resnet20
+from noisesim.noise.sampler import GaussianSampler
+from noisesim.provenance import device_name
 
 
 def _aihwkit(model: torch.nn.Module):
@@ -44,53 +55,152 @@ def _aihwkit(model: torch.nn.Module):
     return convert_to_analog(model, rpu).eval()
 
 
-def _prepared(model, x, noise_type):
-    sim = noisesim.prepare(model, noisesim.SimConfig(weight_bits=8, act_bits=8, noise_type=noise_type, e_mac=10.0))
+def _prepared(model, x, noise_type="none", sampler="normal"):
+    cfg = noisesim.SimConfig(weight_bits=8, act_bits=8, noise_type=noise_type, e_mac=10.0, noise_sampler=sampler,
+                             seed=0)
+    sim = noisesim.prepare(model, cfg)
     noisesim.calibrate(sim, [x])
     return sim
 
 
-def bench(name: str, model: torch.nn.Module, x: torch.Tensor, repeats: int) -> dict[str, float]:
-    model.eval()
-    variants = {"fp32": model, "w8a8+thermal": _prepared(model, x, "thermal"),
-                "w8a8+shot": _prepared(model, x, "shot")}
-    analog = _aihwkit(model)
-    if analog is not None:
-        variants["aihwkit-lightning"] = analog
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    with torch.no_grad():
-        for m in variants.values():  # warm-up
-            m(x)
-        for _ in range(repeats):
-            for k, m in variants.items():
-                start = time.perf_counter()
-                m(x)
-                times[k].append(time.perf_counter() - start)
+class RngFloor(torch.nn.Module):
+    """The float network with a Gaussian drawn and added to the output of every Conv / Linear / Matmul."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.sampler = GaussianSampler(0)
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, noisesim.nn.Matmul)):
+                m.register_forward_hook(self._add)
+
+    def _add(self, module, inputs, out):
+        return out.add_(self.sampler.sample(out.shape, out.device, out.dtype), alpha=1e-3)
+
+    def forward(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for f in fns.values():  # warm-up (and compilation)
+        f()
+    _sync(device)
+    for _ in range(repeats):
+        for k, f in fns.items():
+            _sync(device)
+            start = time.perf_counter()
+            f()
+            _sync(device)
+            times[k].append(time.perf_counter() - start)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def eval_variants(model, x, call, compile_: bool, device) -> dict[str, Callable[[], object]]:
+    import copy
+
+    thermal = _prepared(model, x, "thermal")
+    variants = {"fp32": model, "rng floor": RngFloor(copy.deepcopy(model)), "w8a8": _prepared(model, x),
+                "w8a8+thermal": thermal, "w8a8+thermal table": _prepared(model, x, "thermal", "table"),
+                "w8a8+shot": _prepared(model, x, "shot")}
+    if compile_:
+        variants["w8a8+thermal compiled"] = torch.compile(thermal)
+    if device.type == "cpu" and not isinstance(x, dict):
+        analog = _aihwkit(model)
+        if analog is not None:
+            variants["aihwkit-lightning"] = analog
+
+    def run(m):
+        def f():
+            with torch.no_grad():
+                return call(m, x)
+        return f
+
+    return {k: run(m) for k, m in variants.items()}
+
+
+def train_variants(model, x, y, call, loss_fn) -> dict[str, Callable[[], object]]:
+    import copy
+
+    fp32 = copy.deepcopy(model).train()
+    opt = torch.optim.SGD(fp32.parameters(), lr=1e-4)
+    sim = _prepared(model, x, "thermal")
+    energies = [m.log_energy for m in sim.modules() if isinstance(m, noisesim.noise.NoiseModel)]
+    for p in sim.parameters():
+        p.requires_grad_(False)
+    for p in energies:
+        p.requires_grad_(True)
+    opt_e = torch.optim.Adam(energies, lr=1e-3)
+
+    def step(m, o):
+        def f():
+            o.zero_grad(set_to_none=True)
+            loss_fn(call(m, x), y).backward()
+            o.step()
+        return f
+
+    return {"train fp32": step(fp32, opt), "train energies (w8a8+thermal)": step(sim, opt_e)}
+
+
+def networks(device: torch.device, batch: int | None):
+    """(name, model, input, call, targets, loss) per network for the device."""
+    ce = torch.nn.functional.cross_entropy
+    if device.type == "cpu":
+        b18, b20 = batch or 64, batch or 128
+        yield ("resnet18@64", torchvision.models.resnet18(), torch.randn(b18, 3, 64, 64), lambda m, x: m(x),
+               torch.randint(0, 1000, (b18,)), ce)
+        yield ("resnet20@32", resnet20(10, 3), torch.randn(b20, 3, 32, 32), lambda m, x: m(x),
+               torch.randint(0, 10, (b20,)), ce)
+        return
+    b50, bb = batch or 256, batch or 64
+    yield ("resnet50@224", torchvision.models.resnet50(), torch.randn(b50, 3, 224, 224, device=device),
+           lambda m, x: m(x), torch.randint(0, 1000, (b50,), device=device), ce)
+    from transformers import BertConfig, BertModel
+
+    from noisesim.models.minilm import instrument_bert_attention
+
+    bert = instrument_bert_attention(BertModel(BertConfig(attn_implementation="eager")))
+    ids = {"input_ids": torch.randint(0, 30522, (bb, 128), device=device),
+           "attention_mask": torch.ones(bb, 128, dtype=torch.long, device=device)}
+    yield ("bert-base seq128", bert, ids, lambda m, x: m(**x).last_hidden_state,
+           torch.randn(bb, 128, 768, device=device), torch.nn.functional.mse_loss)
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repeats", type=int, default=7, help="timed forwards per variant (median reported)")
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
+    p.add_argument("--repeats", type=int, default=7, help="timed runs per variant (median reported)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default: per network, see above)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--compile", action="store_true", help="also time the torch.compile'd w8a8+thermal network")
+    p.add_argument("--no-train", dest="train", action="store_false", help="skip the training steps")
+    p.add_argument("--nets", nargs="+", default=None, help="only these networks (names as printed)")
     args = p.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("benchmarks/overhead.py: error: --device cuda: no CUDA device here")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    nets = [("resnet18@64", torchvision.models.resnet18(), torch.randn(args.batch, 3, 64, 64)),
-            ("resnet20@32", resnet20(10, 3), torch.randn(args.batch, 3, 32, 32))]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
-          f"median of {args.repeats}")
-    print(f"{'network':<13} {'variant':<18} {'ms':>9} {'x fp32':>7}")
-    for name, model, x in nets:
-        med = bench(name, model, x, args.repeats)
+    print(f"torch {torch.__version__} on {device_name(device)}; median of {args.repeats}")
+    print(f"{'network':<17} {'variant':<32} {'ms':>9} {'x fp32':>7} {'x floor':>8}")
+    for name, model, x, call, y, loss_fn in networks(device, args.batch):
+        if args.nets and name not in args.nets:
+            continue
+        model = model.to(device).eval()
+        med = _time(eval_variants(model, x, call, args.compile, device), args.repeats, device)
         for k, t in med.items():
-            print(f"{name:<13} {k:<18} {t * 1e3:9.1f} {t / med['fp32']:7.2f}")
-        if "aihwkit-lightning" in med:
-            for k in ("w8a8+thermal", "w8a8+shot"):
-                print(f"{name:<13} {k + ' speed-up vs aihwkit-lightning':<40} "
-                      f"{med['aihwkit-lightning'] / med[k]:.2f}x")
+            floor = f"{t / med['rng floor']:8.2f}" if k not in ("fp32", "rng floor") else ""
+            print(f"{name:<17} {k:<32} {t * 1e3:9.1f} {t / med['fp32']:7.2f} {floor}")
+        if args.train:
+            tr = _time(train_variants(model, x, y, call, loss_fn), args.repeats, device)
+            for k, t in tr.items():
+                print(f"{name:<17} {k:<32} {t * 1e3:9.1f} {t / tr['train fp32']:7.2f}")
 
 
 if __name__ == "__main__":

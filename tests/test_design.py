@@ -20,7 +20,7 @@ from noisesim.noise import NoiseModel
 from noisesim.registry import NOISE_MODELS
 
 ROOT = Path(__file__).resolve().parents[1] / "noisesim"
-CORE = {"config", "registry", "ops", "batches", "io", "version", "provenance", "quant", "noise", "nn", "context", "coverage", "energy"}
+CORE = {"config", "registry", "ops", "batches", "io", "version", "provenance", "quant", "noise", "nn", "context", "coverage", "energy", "distributed"}
 FIELDS = {f.name for f in dataclasses.fields(ExperimentConfig)}
 
 

@@ -11,7 +11,8 @@
 
 Nothing is lost: rows are appended atomically, a finished point is recognised by its id
 (``--resume`` skips it), and an existing folder is never touched without ``--resume`` or
-``--overwrite`` (which moves the old folder aside rather than deleting it).
+``--overwrite`` (which moves the old folder aside rather than deleting it). Under torchrun only
+process 0 writes; the others read the same folder (``writable=False``).
 """
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ class RunFolderError(Exception):
 
 
 class RunFolder:
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, writable: bool = True):
+        self.path, self.writable = Path(path), writable
 
     @classmethod
     def open(cls, log_dir: str, run_name: str, overwrite: bool, resume: bool) -> "RunFolder":
@@ -73,6 +74,8 @@ class RunFolder:
         return self.path / "results.csv"
 
     def write_config(self, config: dict[str, Any]) -> None:
+        if not self.writable:
+            return
         write_json(self.path / "config.json", config)
 
     def done(self) -> dict[str, dict[str, str]]:
@@ -80,10 +83,14 @@ class RunFolder:
         return {row["point_id"]: row for row in read_csv_rows(self.results_csv)}
 
     def append(self, row: dict[str, Any]) -> None:
+        if not self.writable:
+            return
         append_csv_row(self.results_csv, row)
 
     def write_point(self, point_id: str, layers: pd.DataFrame, channels: Optional[pd.DataFrame],
                     allocation: Allocation) -> None:
+        if not self.writable:
+            return
         atomic_write(self.path / "layers" / f"{point_id}.csv", lambda f: layers.to_csv(f, index=False))
         if channels is not None:
             atomic_write(self.path / "layers" / f"{point_id}_channels.csv", lambda f: channels.to_csv(f, index=False))
@@ -97,6 +104,8 @@ class RunFolder:
 
     def write_outcomes(self, name: str, outcomes: np.ndarray, targets: np.ndarray, metric: str) -> None:
         """``outcomes/<name>.npz``: outcomes (draws x examples; 0/1 stored as uint8), targets, metric name."""
+        if not self.writable:
+            return
         packed = outcomes.astype(np.uint8) if np.isin(outcomes, (0, 1)).all() else outcomes.astype(np.float32)
         buf = io.BytesIO()
         np.savez_compressed(buf, outcomes=packed, targets=targets.astype(np.float32), metric=np.array(metric))

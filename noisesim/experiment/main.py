@@ -4,11 +4,15 @@ Exit codes: 0 done, 2 bad input (a one-line message, nothing written).
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 import pandas as pd
 
+from noisesim import distributed
 from noisesim.config import ConfigError
 from noisesim.data.bundle import DataNotFoundError
 from noisesim.experiment.cli import UsageError, parse_args
@@ -39,13 +43,29 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> int:
         print(f"note: {pair} is not a method's granularity; left out of the sweep", file=sys.stderr)
     try:
         exp = Experiment(cfg)
-        folder = RunFolder.open(cfg.log_dir, cfg.run_name, cfg.overwrite, cfg.resume)
     except (DataNotFoundError, RunFolderError, ImportError, ValueError) as e:
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, prog)
+    with contextlib.redirect_stdout(io.StringIO()) if not distributed.is_main() else contextlib.nullcontext():
+        return _run(cfg, exp, points, argv, prog)
+
+
+def _run(cfg, exp: Experiment, points: list[Point], argv, prog: str) -> int:
+    """Open the run folder (process 0 creates it; the others read it), run, draw."""
+    error = None
+    if distributed.is_main():
+        try:
+            folder = RunFolder.open(cfg.log_dir, cfg.run_name, cfg.overwrite, cfg.resume)
+        except (RunFolderError, ValueError) as e:
+            error = str(e).splitlines()[0] if str(e) else type(e).__name__
+    error = distributed.from_main(error)
+    if error is not None:
+        return _fail(error, prog) if distributed.is_main() else 2
+    if not distributed.is_main():
+        folder = RunFolder(Path(cfg.log_dir) / cfg.run_name, writable=False)
     folder.write_config({"experiment": cfg.to_dict(), "fields": cfg.describe(), "provenance": exp.provenance,
                          "coverage": exp.coverage.to_dict(), "command": [prog, *(sys.argv[1:] if argv is None
                                                                                else argv)]})
-    writer = _writer(folder)
+    writer = _writer(folder) if distributed.is_main() else None
     if cfg.binary_search:
         run_search(exp, folder, points, writer)
         if (folder.path / "search.csv").exists():
@@ -55,7 +75,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> int:
         run_sweep(exp, folder, points, writer)
     if writer is not None:
         writer.close()
-    if folder.results_csv.exists():
+    distributed.barrier()
+    if folder.results_csv.exists() and distributed.is_main():
         paths = draw_run(folder.path, plots=not cfg.no_plot)
         print(f"quantization card{'' if cfg.no_plot else ', plots'}: {len(paths)} files in {folder.path}")
     print(f"results: {folder.results_csv}")

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 import noisesim
+from noisesim import distributed
 from noisesim.allocate import (Allocation, AllocationProblem, Allocator, ClosedFormAllocator, GreedyAllocator,
                                HessianAllocator, TrainedAllocator, TrainedSettings)
 from noisesim.batches import split_batch
@@ -85,7 +86,8 @@ class Experiment:
 
     def __init__(self, cfg: ExperimentConfig):
         self.cfg = cfg
-        self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = distributed.device_for(cfg.device)
+        distributed.init_from_env(self.device)
         spec = MODELS.get(cfg.model)
         val_subset = cfg.eval_batches * cfg.val_batch_size if cfg.eval_batches else None
         self.data = build_data(cfg.dataset, cfg.data_path, cfg.train_batch_size, cfg.val_batch_size,
@@ -108,6 +110,7 @@ class Experiment:
                              f"in-memory training set, which --dataset {cfg.dataset} is not; pass 0")
         self.folder: Optional[RunFolder] = None  # where trained networks are kept (set by run_points)
         self._qat: dict[str, dict[str, Any]] = {}
+        self.last_allocation: Optional[Allocation] = None
         self.task = self.data.task
         self.targets: Optional[np.ndarray] = None
         self._float: Optional[Scores] = None
@@ -129,7 +132,9 @@ class Experiment:
     # -- evaluation ---------------------------------------------------------------
     def evaluate(self, model: nn.Module, draws: int, desc: str = "eval") -> Scores:
         """``draws`` noise draws over the evaluation set; interval by bootstrap over examples and draws."""
-        runs = [evaluate_outcomes(model, self.val_batches, self.task, self.cfg.progress, f"{desc} {i + 1}/{draws}")
+        seeded = distributed.active()  # noise keyed by (draw, batch): the same whichever process evaluates a batch
+        runs = [evaluate_outcomes(model, self.val_batches, self.task, self.cfg.progress, f"{desc} {i + 1}/{draws}",
+                                  batch_seed=i if seeded else None)
                 for i in range(draws)]
         self.targets = runs[0][1]
         outcomes = np.stack([o for o, _ in runs])
@@ -213,11 +218,12 @@ class Experiment:
             QATConfig(epochs=cfg.qat_epochs, lr=cfg.qat_lr, noise=qp.noise_type != "none",
                       energies=cfg.qat_energies and qp.noise_type != "none", target_emac=qp.target_emac,
                       lambd=cfg.lambd[0], generated_labels=cfg.generated_labels, progress=cfg.progress),
-            teacher=self.model, state_path=None if path is None else path.with_suffix(".resume.pt"))
+            teacher=self.model, state_path=None if path is None else path.with_suffix(".resume.pt"),
+            save=distributed.is_main())
         info = {"qat_key": key, "qat_seconds": round(time.time() - t0, 1), "qat_steps": len(result.train.history),
                 "qat_best_epoch": result.best_epoch, "qat_val_accuracy": result.best_score, **init}
         state = {k: v for k, v in sim.state_dict().items() if ".noise." not in k or cfg.qat_energies}
-        if path is not None:
+        if path is not None and distributed.is_main():
             save_checkpoint(path, state)
             save_checkpoint(path.with_suffix(".info.pt"), {k: v for k, v in info.items() if v is not None})
             path.with_suffix(".resume.pt").unlink(missing_ok=True)
@@ -275,6 +281,7 @@ class Experiment:
             row.update(self.evaluate(uniform, draws, "uniform at the same energy").columns(
                 "uniform_accuracy_same_energy"))
         row["seconds"] = round(time.time() - t0, 2)
+        self.last_allocation = alloc
         folder.write_point(pid, report, channels, alloc)
         folder.write_outcomes(pid, scores.outcomes, self.targets, self.task.name)
         folder.append(row)
@@ -303,7 +310,7 @@ class Experiment:
                 continue
             row = self.run_point(p, folder, writer, start=previous.get(key))
             if key is not None:
-                previous[key] = folder.read_allocation(pid)
+                previous[key] = self.last_allocation
             yield p, row
 
 

@@ -65,14 +65,16 @@ def run_search(exp, folder: RunFolder, points: list[Point], writer=None) -> None
     target = cfg.target_acc if cfg.target_acc is not None else reference - cfg.acc_drop
     groups = dict.fromkeys(dataclasses.replace(p, target_emac=None) for p in points if p.noise_type != "none")
     found: dict[tuple, Optional[float]] = {}
+    done = folder.done()  # read once: under torchrun every process must see the same finished points
     for base in groups:
         ids: dict[float, str] = {}
 
         def accuracy_at(e: float, base=base) -> float:
             p = dataclasses.replace(base, target_emac=e)
             ids[e] = exp.point_id(p)
-            done = folder.done().get(ids[e])
-            return float(done["accuracy"]) if done else exp.run_point(p, folder, writer, compare_uniform=False)["accuracy"]
+            if ids[e] not in done:
+                done[ids[e]] = exp.run_point(p, folder, writer, compare_uniform=False)
+            return float(done[ids[e]]["accuracy"])
 
         res = geometric_bisect(accuracy_at, target, cfg.e_min, cfg.e_max, cfg.search_steps)
         key = (base.noise_type, base.weight_bits, base.act_bits, base.seed)
@@ -83,7 +85,8 @@ def run_search(exp, folder: RunFolder, points: list[Point], writer=None) -> None
                "point_id": ids.get(res.energy) if res.energy is not None else None,
                "accuracy": res.accuracy, "probes": len(res.probes),
                "saving_vs_uniform": saving(res.energy, found.get(("uniform",) + key))}
-        append_csv_row(folder.path / "search.csv", row)
+        if folder.writable:
+            append_csv_row(folder.path / "search.csv", row)
         e_text = "not reached" if res.energy is None else f"{res.energy:.4g} photons/MAC"
         print(f"search {base.noise_type} {base.label}: {e_text} for accuracy >= {target:.4f}"
               + (f", saving {row['saving_vs_uniform']:.1%} vs uniform" if row["saving_vs_uniform"] is not None

@@ -63,16 +63,25 @@ class GaussianSampler:
             seed = int(torch.randint(0, 2 ** 31 - 1, ()).item())
         self.seed, self.method = seed, method
         self._generators: dict[str, list[torch.Generator]] = {}
+        self._stream: Optional[int] = None
 
     def reset(self) -> None:
         """Start the draws over from the seed (the same noise again: common random numbers)."""
         self._generators.clear()
+        self._stream = None
+
+    def reseed(self, stream: int) -> None:
+        """Continue from the generators of stream ``stream`` of this seed (an evaluation batch and draw): the
+        same stream gives the same noise in any process; different streams are independent."""
+        self._generators.clear()
+        self._stream = stream
 
     def _gens(self, device: torch.device) -> list[torch.Generator]:
         key = str(device)
         if key not in self._generators:
             n = CHUNKS if device.type == "cpu" else 1
-            self._generators[key] = [torch.Generator(device).manual_seed(self.seed * CHUNKS + k) for k in range(n)]
+            base = self.seed if self._stream is None else hash((self.seed, self._stream)) % (1 << 40)
+            self._generators[key] = [torch.Generator(device).manual_seed(base * CHUNKS + k) for k in range(n)]
         return self._generators[key]
 
     def _fill(self, flat: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

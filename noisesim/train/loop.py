@@ -17,7 +17,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from noisesim import distributed
 from noisesim.batches import call_model, inputs_and_targets
+from noisesim.noise.base import NoiseModel
 
 Penalty = Callable[[], tuple[torch.Tensor, dict[str, float]]]
 
@@ -70,8 +72,17 @@ def make_optimizer(params: list[torch.Tensor], cfg: TrainConfig) -> torch.optim.
 
 
 def _cycle(batches: Iterable) -> Iterable:
-    """Repeat an iterable that can be iterated many times (a loader), pass after pass."""
-    return itertools.chain.from_iterable(itertools.repeat(batches))
+    """Repeat an iterable that can be iterated many times (a loader), pass after pass; under torchrun, only
+    this process's share of the stream (every world_size-th batch)."""
+    stream = itertools.chain.from_iterable(itertools.repeat(batches))
+    return itertools.islice(stream, distributed.rank(), None, distributed.world_size())
+
+
+def reseed_noise(model: nn.Module, stream: int) -> None:
+    """Every noise model of ``model`` draws from stream ``stream`` of its own seed from now on."""
+    for m in model.modules():
+        if isinstance(m, NoiseModel):
+            m.sampler.reseed(stream)
 
 
 def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task: Any,
@@ -105,8 +116,10 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
         if sched is not None and resume.get("scheduler") is not None:
             sched.load_state_dict(resume["scheduler"])
         start, result.history, best = resume["step"], list(resume["history"]), resume.get("best")
-    bar = tqdm(total=cfg.steps, initial=start, desc=cfg.desc, disable=None if cfg.progress else True,
-               leave=False)  # None: off when not a terminal
+    bar = tqdm(total=cfg.steps, initial=start, desc=cfg.desc, disable=None if cfg.progress and distributed.is_main()
+               else True, leave=False)  # None: off when not a terminal
+    if distributed.active():
+        reseed_noise(model, -1 - distributed.rank())  # each process its own noise while training
     if start >= cfg.steps:
         bar.close()
         return _restore_best(result, best, params)
@@ -116,7 +129,7 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
             raise ValueError("batches carry no targets; use generated labels")
         out = call_model(model, inputs)
         loss = task.loss(out, targets)
-        stats = {"loss": loss.item()}
+        stats = {"loss": distributed.mean(loss.item())}
         if penalty is not None:
             pen, pen_stats = penalty()
             loss = loss + pen
@@ -125,11 +138,12 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(params)
         opt.step()
         if sched is not None:
             sched.step()
         if hasattr(task, "predictions"):
-            stats["batch_acc"] = (task.predictions(out.detach()) == targets).float().mean().item()
+            stats["batch_acc"] = distributed.mean((task.predictions(out.detach()) == targets).float().mean().item())
         stats["step"] = step
         result.converged = converged is not None and converged(result.history + [stats])
         last = step == cfg.steps or result.converged
@@ -163,23 +177,33 @@ def _restore_best(result: TrainResult, best: Optional[tuple], params: list[torch
 
 @torch.no_grad()
 def _outputs(model: nn.Module, batches: Iterable, task: Any, max_batches: Optional[int], teacher: Optional[nn.Module],
-             progress: bool, desc: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+             progress: bool, desc: str, batch_seed: Optional[int] = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Outputs and targets of every batch, in order. ``batch_seed``: batch i draws noise from stream
+    (batch_seed, i) of every noise model, so the result does not depend on which process evaluates it (always
+    so under torchrun, where each process evaluates its share and the outputs are gathered)."""
     was_training = model.training
     model.eval()
-    outputs, targets = [], []
+    if batch_seed is None and distributed.active():
+        batch_seed = 0
+    pairs = []
     total = len(batches) if hasattr(batches, "__len__") else None
     if max_batches is not None:
         total = min(total, max_batches) if total is not None else max_batches
-    for batch in tqdm(itertools.islice(batches, max_batches), total=total, desc=desc,
-                      disable=None if progress else True, leave=False):
+    for i, batch in distributed.shard(tqdm(itertools.islice(batches, max_batches), total=total, desc=desc,
+                                           disable=None if progress and distributed.is_main() else True,
+                                           leave=False)):
+        if batch_seed is not None:
+            reseed_noise(model, batch_seed * (1 << 24) + i)
         inputs, y = inputs_and_targets(batch, task, teacher)
         out = call_model(model, inputs)
-        outputs.append(out.float())
-        targets.append(y)
+        pairs.append((i, (out.float(), y)))
     model.train(was_training)
-    if not outputs:
+    if distributed.active():
+        pairs = [(i, (o.cpu(), y.cpu())) for i, (o, y) in pairs]
+    gathered = distributed.gather_indexed(pairs)
+    if not gathered:
         raise ValueError("no batches to evaluate")
-    return outputs, targets
+    return [o for o, _ in gathered], [y for _, y in gathered]
 
 
 def evaluate(model: nn.Module, batches: Iterable, task: Any, max_batches: Optional[int] = None,
@@ -193,7 +217,8 @@ def evaluate(model: nn.Module, batches: Iterable, task: Any, max_batches: Option
 
 
 def evaluate_outcomes(model: nn.Module, batches: Iterable, task: Any, progress: bool = False,
-                      desc: str = "eval") -> tuple[np.ndarray, np.ndarray]:
-    """Per-example outcomes (see the task) and targets of one pass over ``batches``."""
-    outputs, targets = _outputs(model, batches, task, None, None, progress, desc)
+                      desc: str = "eval", batch_seed: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-example outcomes (see the task) and targets of one pass over ``batches`` (``batch_seed``: noise keyed
+    by batch, see ``_outputs``)."""
+    outputs, targets = _outputs(model, batches, task, None, None, progress, desc, batch_seed)
     return task.outcomes(outputs, targets), torch.cat([t.reshape(-1) for t in targets]).float().cpu().numpy()

@@ -34,6 +34,7 @@ from typing import Any, Iterable, Iterator, Optional
 import torch
 from torch import nn
 
+from noisesim import distributed
 from noisesim.context import noise_disabled
 from noisesim.energy import average_energy, energy_penalty
 from noisesim.io import save_checkpoint
@@ -108,12 +109,13 @@ class QATResult:
 
 def quantization_aware_training(model: nn.Module, train_batches: Iterable, val_batches: Optional[Iterable],
                                 task: Any, cfg: QATConfig, teacher: Optional[nn.Module] = None,
-                                state_path: Optional[str | Path] = None) -> QATResult:
+                                state_path: Optional[str | Path] = None, save: bool = True) -> QATResult:
     """Train ``model`` (prepared and calibrated) in place; returns the history and the epoch kept.
 
     ``val_batches``: held-out training samples scored after every epoch (None: keep the last epoch).
-    ``state_path``: resume from / save to this file after every epoch."""
-    steps_per_epoch = len(train_batches)
+    ``state_path``: resume from this file, and (with ``save``; under torchrun process 0 only) save to it after
+    every epoch. Each training step is one batch per process (see ``noisesim.distributed``)."""
+    steps_per_epoch = max(1, len(train_batches) // distributed.world_size())
     steps = max(1, round(cfg.epochs * steps_per_epoch))
     params = qat_parameters(model, cfg.energies)
     tc = TrainConfig(steps=steps, lr=cfg.lr, optimizer=cfg.optimizer, momentum=cfg.momentum,
@@ -135,15 +137,15 @@ def quantization_aware_training(model: nn.Module, train_batches: Iterable, val_b
 
     resume = _load_state(model, state_path)
 
-    def save(state: dict[str, Any]) -> None:
-        if state_path is not None:
+    def save_state(state: dict[str, Any]) -> None:
+        if state_path is not None and save:
             save_checkpoint(state_path, {**state, "model": model.state_dict()})
 
     model.train()
     with (contextlib.nullcontext() if cfg.noise else noise_disabled(model)), _eval_bitwidths(model):
         result = train(model, params, train_batches, task, tc, penalty, teacher=teacher,
                        score_fn=score if val_batches is not None else None, feasible=feasible,
-                       save_state=save, resume=resume)
+                       save_state=save_state, resume=resume)
     model.eval()
     for p in params:
         p.requires_grad_(False)
