@@ -12,7 +12,7 @@ interleaved so that load on the machine affects them alike:
 * rng floor          fp32 + drawing one Gaussian per output element of every matmul layer and adding it
                      (noisesim's sampler): what any output-noise simulation must at least pay
 * w8a8               quantized, no noise
-* w8a8+thermal       quantized, thermal noise; also with the 16-bit table sampler (``table``)
+* w8a8+thermal       quantized, thermal noise
 * w8a8+shot          quantized, shot noise
 * compiled           w8a8+thermal under torch.compile (``--compile``)
 * aihwkit-lightning  convert_to_analog, 8-bit input/output, output noise (when installed; CPU)
@@ -55,9 +55,8 @@ def _aihwkit(model: torch.nn.Module):
     return convert_to_analog(model, rpu).eval()
 
 
-def _prepared(model, x, noise_type="none", sampler="normal"):
-    cfg = noisesim.SimConfig(weight_bits=8, act_bits=8, noise_type=noise_type, e_mac=10.0, noise_sampler=sampler,
-                             seed=0)
+def _prepared(model, x, noise_type="none"):
+    cfg = noisesim.SimConfig(weight_bits=8, act_bits=8, noise_type=noise_type, e_mac=10.0, seed=0)
     sim = noisesim.prepare(model, cfg)
     noisesim.calibrate(sim, [x])
     return sim
@@ -106,8 +105,7 @@ def eval_variants(model, x, call, compile_: bool, device) -> dict[str, Callable[
 
     thermal = _prepared(model, x, "thermal")
     variants = {"fp32": model, "rng floor": RngFloor(copy.deepcopy(model)), "w8a8": _prepared(model, x),
-                "w8a8+thermal": thermal, "w8a8+thermal table": _prepared(model, x, "thermal", "table"),
-                "w8a8+shot": _prepared(model, x, "shot")}
+                "w8a8+thermal": thermal, "w8a8+shot": _prepared(model, x, "shot")}
     if compile_:
         variants["w8a8+thermal compiled"] = torch.compile(thermal)
     if device.type == "cpu" and not isinstance(x, dict):

@@ -18,8 +18,7 @@ from typing import Any, Optional
 from noisesim.registry import NOISE_MODELS, OBSERVERS
 
 BIT_ROUNDING = ("none", "round", "discrete", "stochastic")
-RANGE_LEARNING = ("ste", "lsq", "pact")
-SAMPLERS = ("normal", "table")  # noisesim.noise.sampler  # how a learnable range learns (noisesim.quant.functional)
+RANGE_LEARNING = ("ste", "lsq", "pact")  # how a learnable range learns (noisesim.quant.functional)
 MIN_BITS, MAX_BITS = 2, 16
 PHOTON_ENERGY_AJ = 0.128  # photon energy at 1550 nm, attojoules (h c / 1550 nm)
 
@@ -109,8 +108,6 @@ class NoiseConfig:
     weight noise); None takes the model's default. seed: seeds the layer's own generator
     (None: drawn from the global torch RNG). record_snr: accumulate signal and noise power.
     replace_with_quantizer: use the equivalent uniform quantizer (noise bits) instead of noise.
-    sampler: how N(0, 1) draws are made: ``normal`` (PyTorch) or ``table`` (a 16-bit inverse-CDF table,
-    faster on CPUs; see ``noisesim.noise.sampler``).
     """
 
     kind: str = "none"
@@ -122,11 +119,9 @@ class NoiseConfig:
     seed: Optional[int] = None
     record_snr: bool = False
     replace_with_quantizer: bool = False
-    sampler: str = "normal"
 
     def __post_init__(self):
         _check_choice("noise_type", self.kind, noise_types())
-        _check_choice("noise_sampler", self.sampler, SAMPLERS)
         if not self.e_mac > 0:
             raise ConfigError(f"e_mac must be > 0 photons/MAC, got {self.e_mac}", "e_mac")
         if self.sigma is not None and not self.sigma > 0:
@@ -149,7 +144,7 @@ class SimConfig:
     per_channel_bitwidth. Structure: fold_bn, quantize_residual (fake-quantize residual adds
     and concatenations), ignore (layer-name regexes, or ``first``/``last``, left in float),
     overrides (regex or ``first``/``last`` -> dict of these fields), seed, record_snr,
-    override_with_noise_bits, noise_sampler (``normal`` or the faster ``table``), photon_energy_aj.
+    override_with_noise_bits, photon_energy_aj.
     """
 
     weight_bits: Optional[float] = 8
@@ -179,7 +174,6 @@ class SimConfig:
     record_snr: bool = False
     override_with_noise_bits: bool = False
     seed: Optional[int] = None
-    noise_sampler: str = "normal"
     photon_energy_aj: float = PHOTON_ENERGY_AJ
     ignore: tuple[str, ...] = ()
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -258,8 +252,7 @@ class SimConfig:
         return NoiseConfig(kind=self.noise_type, e_mac=self.e_mac, per_channel=self.noise_per_channel,
                            learnable=self.train_noise, quantize_energy=self.quantize_energy,
                            sigma=self.noise_sigma, seed=None if self.seed is None else self.seed + layer_index,
-                           record_snr=self.record_snr, replace_with_quantizer=self.override_with_noise_bits,
-                           sampler=self.noise_sampler)
+                           record_snr=self.record_snr, replace_with_quantizer=self.override_with_noise_bits)
 
     # -- JSON -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import noisesim.allocate  # noqa: F401  (registers the allocation methods)
 import noisesim.data.registry  # noqa: F401  (registers the data sets)
 import noisesim.models.zoo  # noqa: F401  (registers the models)
 from noisesim.allocate.base import QUANTITIES
-from noisesim.config import BIT_ROUNDING, SAMPLERS, ConfigError, SimConfig, bits_problem, noise_types
+from noisesim.config import BIT_ROUNDING, ConfigError, SimConfig, bits_problem, noise_types
 from noisesim.registry import ALLOCATORS, DATASETS, MODELS, OBSERVERS
 from noisesim.stats import FITS
 
@@ -247,9 +247,6 @@ class ExperimentConfig:
     record_snr: bool = setting(False, "record signal-to-noise ratios per layer and output channel", N)
     override_with_noise_bits: bool = setting(False, "also evaluate every point with its noise replaced by the "
                                              "equivalent quantizer (the noise bits)", N)
-    noise_sampler: str = setting("normal", "how Gaussian draws are made: normal (PyTorch's) or table (a 16-bit "
-                                 "inverse-CDF table, faster on CPUs, truncated at 4.32 sigma)", N,
-                                 choices=lambda: SAMPLERS, keyed_when_set=True)
     photon_energy: float = setting(0.128, "photon energy (1550 nm: 0.128)", N, unit="aJ", check=positive)
 
     # allocation
@@ -449,7 +446,6 @@ class ExperimentConfig:
             bit_rounding="round" if self.allocate == "weight_bits" and self.bit_rounding == "none" else self.bit_rounding,
             per_channel_bitwidth=self.per_channel_bitwidth, fold_bn=self.fold_bn,
             quantize_residual=self.quantize_residual, record_snr=self.record_snr, seed=p.seed,
-            noise_sampler=self.noise_sampler,
             photon_energy_aj=self.photon_energy, ignore=tuple(self.ignore), overrides=overrides)
 
     # -- records --------------------------------------------------------------------

@@ -71,7 +71,7 @@ class NoiseModel(nn.Module, abc.ABC):
         self.register_buffer("signal_power", torch.zeros(channels, dtype=torch.float64))
         self.register_buffer("noise_power", torch.zeros(channels, dtype=torch.float64))
         self.register_buffer("last_std", torch.full((channels,), float("nan")))  # RMS sigma per channel
-        self.sampler = GaussianSampler(cfg.seed, cfg.sampler)
+        self.sampler = GaussianSampler(cfg.seed)
         self.probe: Optional[Callable[["NoiseModel", torch.Tensor, torch.Tensor], torch.Tensor]] = None
 
     @property
