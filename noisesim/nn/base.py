@@ -128,6 +128,24 @@ class SimLayer(nn.Module):
                 if q.cfg.bits is not None:
                     q.set_bits(act)
 
+    def set_bit_width(self, bits: float) -> None:
+        """The weight bit-width from now on; 32 (or more) turns weight quantization off (float weights), e.g. to
+        debug one layer. The weight range stays the calibrated one; the step is range / (2^bits levels)."""
+        q = self.weight_quant
+        if q is None or q.cfg.bits is None:
+            raise ValueError(f"layer {self.name}: its weights are not quantized (prepare with weight_bits)")
+        if bits >= 32:
+            q.disable()
+        else:
+            q.enable()
+            q.set_bits(bits)
+        q.touch()
+
+    def weight_bit_width(self) -> float:
+        """The weight bit-width in use (32 when weight quantization is off)."""
+        q = self.weight_quant
+        return 32.0 if q is None or not q.enabled else float(q.mean_bits())
+
     @property
     def weight_count(self) -> int:
         w = getattr(self, "weight", None)

@@ -56,6 +56,15 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
 
 
+@dataclass(frozen=True)
+class StepHooks:
+    """Calls into the loop: ``before_step(step)`` before each forward (set bit-widths, sample a precision),
+    ``after_backward(step)`` between the backward pass and the optimiser step (read or rescale gradients)."""
+
+    before_step: Optional[Callable[[int], None]] = None
+    after_backward: Optional[Callable[[int], None]] = None
+
+
 @dataclass
 class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
@@ -91,7 +100,8 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
           feasible: Optional[Callable[[], bool]] = None,
           converged: Optional[Callable[[list[dict[str, float]]], bool]] = None,
           save_state: Optional[Callable[[dict[str, Any]], None]] = None,
-          resume: Optional[dict[str, Any]] = None) -> TrainResult:
+          resume: Optional[dict[str, Any]] = None, hooks: Optional[StepHooks] = None,
+          optimizer: Optional[torch.optim.Optimizer] = None, scheduler: Any = None) -> TrainResult:
     """Minimise ``task.loss(model(x), y) + penalty()`` over ``params`` for at most ``cfg.steps`` batches.
 
     ``converged(history)`` ends training early once it holds (``result.converged``). With
@@ -100,16 +110,19 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
     step is always evaluated. ``save_state(state)`` is called after every evaluation with what
     ``resume`` needs to continue from there (step, optimiser and schedule state, history, best
     parameters so far); the caller saves and restores ``params`` themselves. A resumed run sees
-    the batches in a fresh order.
+    the batches in a fresh order. ``hooks``: see :class:`StepHooks`. ``optimizer`` / ``scheduler``: the
+    caller's own (over ``params``; the scheduler is stepped after every optimiser step) instead of the ones
+    ``cfg`` describes.
     """
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("nothing to train: no parameter requires grad")
     if cfg.generated_labels and teacher is None:
         raise ValueError("generated_labels needs a teacher model")
-    opt = make_optimizer(params, cfg)
-    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps) if cfg.schedule == "cosine"
-             else None)
+    opt = optimizer if optimizer is not None else make_optimizer(params, cfg)
+    sched = scheduler if optimizer is not None else (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps) if cfg.schedule == "cosine" else None)
+    hooks = hooks or StepHooks()
     result, best, start = TrainResult(), None, 0
     if resume is not None:
         opt.load_state_dict(resume["optimizer"])
@@ -124,6 +137,8 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
         bar.close()
         return _restore_best(result, best, params)
     for step, batch in enumerate(_cycle(batches), start=start + 1):
+        if hooks.before_step is not None:
+            hooks.before_step(step)
         inputs, targets = inputs_and_targets(batch, task, teacher if cfg.generated_labels else None)
         if targets is None:
             raise ValueError("batches carry no targets; use generated labels")
@@ -139,6 +154,8 @@ def train(model: nn.Module, params: list[torch.Tensor], batches: Iterable, task:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients(params)
+        if hooks.after_backward is not None:
+            hooks.after_backward(step)
         opt.step()
         if sched is not None:
             sched.step()

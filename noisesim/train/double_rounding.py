@@ -1,0 +1,286 @@
+"""Nearly lossless bit switching (Double Rounding, Huang et al. 2025, arXiv 2502.01199).
+
+One network serves a list of weight bit-widths, e.g. 8, 6, 4, 2, from the integers of the highest one
+alone. With Δ the shared per-channel step of the top precision T and k = T - b:
+
+    q_T = clamp(round(w / Δ), ±(2^(T-1) - 1))                    the stored integers
+    q_b = clamp(round(q_T / 2^k), ±(2^(b-1) - 1)),  Δ_b = Δ · 2^k  rounding the stored integers again
+
+so switching precision is a runtime call (``set_bit_width``) and a checkpoint holds q_T and Δ only
+(``save_integers``). Rounding is half to even, as ``torch.round``. Against quantizing the float weights
+directly on the same grid, round(w / Δ_b), the two agree except where w / Δ_b lies within
+2^-(k+1) of a half-integer (the first rounding moved it across the second's boundary); there they
+differ by exactly one level.
+
+Training (``train_double_rounding``) keeps float weights and a learnable Δ per output channel (a
+unified representation: every precision quantizes through q_T), samples one precision per step with
+probabilities ``probabilities`` (activation bits follow when ``act_bits_follow``), and normalises the
+learning steps: the gradient that reaches Δ from precision b is divided by 2^k (dL/dΔ = 2^k dL/dΔ_b
+would otherwise let the lowest precision dominate) and scaled by LSQ's g_b = 1 / sqrt(n · q_max,b),
+n the weights of the channel, so that each precision moves its grid Δ_b at a comparable rate. ``mixed=True`` trains a one-shot supernet instead: every step draws a
+bit-width per layer; ``search_subnets`` then picks per-layer bits under average-bit budgets from the
+Hessian traces of the layers' weights and an exact integer program (HAWQ-V3's costs
+Ω_l(b) = tr(H_l) / n_l · ||Q_b(W_l) - W_l||², SciPy's ``milp``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from noisesim.allocate.integer_program import choose
+from noisesim.allocate.sensitivity import weight_hessian_trace
+from noisesim.io import save_checkpoint
+from noisesim.nn.base import SimLayer
+from noisesim.nn.prepare import sim_layers
+from noisesim.ops import round_ste
+from noisesim.quant.fake_quant import FakeQuantize
+from noisesim.train.loop import StepHooks, TrainConfig, evaluate, train
+
+
+def double_round(q_top: torch.Tensor, top: int, bits: int) -> torch.Tensor:
+    """q_b = clamp(round(q_T / 2^(T-b)), ±(2^(b-1) - 1)) (integers as floats; straight-through gradient)."""
+    qmax = 2 ** (bits - 1) - 1
+    return round_ste(q_top / 2 ** (top - bits)).clamp(-qmax, qmax)
+
+
+class DoubleRoundingQuantizer(FakeQuantize):
+    """A layer's weight quantizer for the double-rounding representation: a learnable step Δ per output
+    channel at ``top`` bits, and the bit-width in use (``set_bits``)."""
+
+    def __init__(self, base: FakeQuantize, weight: torch.Tensor, top: int):
+        cfg = dataclasses.replace(base.cfg, bits=float(top), symmetric=True, per_channel=True,
+                                  learnable_range=False, learnable_bits=False)
+        super().__init__(cfg, channels=weight.shape[0], ch_axis=0)
+        self.top, self.current = top, top
+        qmax = 2 ** (top - 1) - 1
+        step = weight.detach().abs().flatten(1).amax(1).clamp_min(1e-8) / qmax
+        self.step = nn.Parameter(step)
+        self.calibrated.fill_(True)
+
+    @property
+    def learnable(self) -> bool:
+        return True  # the step trains; never cache quantized weights across its updates
+
+    def set_bits(self, bits: float) -> None:
+        if not 2 <= bits <= self.top or float(bits) != int(bits):
+            raise ValueError(f"bit-width {bits}: must be a whole number in 2-{self.top}")
+        self.current = int(bits)
+        self.cfg = dataclasses.replace(self.cfg, bits=float(bits))
+        self.touch()
+
+    def bits(self) -> float:
+        return float(self.current)
+
+    def _step(self, ndim: int) -> torch.Tensor:
+        return self.step.reshape((-1,) + (1,) * (ndim - 1)).abs().clamp_min(1e-12)
+
+    def integers(self, w: torch.Tensor, bits: Optional[int] = None) -> torch.Tensor:
+        """q_b of ``w`` (integers as floats), through the stored top-precision integers."""
+        qmax = 2 ** (self.top - 1) - 1
+        q_top = round_ste(w / self._step(w.dim())).clamp(-qmax, qmax)
+        return double_round(q_top, self.top, bits or self.current)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return w
+        return self.integers(w) * (self._step(w.dim()) * 2 ** (self.top - self.current))
+
+    def full_range(self) -> torch.Tensor:
+        return 2 * (2 ** (self.current - 1) - 1) * self.step.detach().abs() * 2 ** (self.top - self.current)
+
+    def extra_repr(self) -> str:
+        return f"double rounding {self.current}b of {self.top}b, per-channel learnable step"
+
+
+def _layers(model: nn.Module) -> list[SimLayer]:
+    layers = [m for m in sim_layers(model) if m.weight_quant is not None and m.weight_quant.cfg.bits is not None]
+    if not layers:
+        raise ValueError("double rounding needs a prepared model with quantized weights")
+    return layers
+
+
+class MultiPrecision:
+    """A prepared model whose weight quantizers are double-rounding ones over ``bits`` (highest first)."""
+
+    def __init__(self, model: nn.Module, bits: Sequence[int] = (8, 6, 4, 2), act_bits_follow: bool = True):
+        self.model, self.bits = model, tuple(sorted({int(b) for b in bits}, reverse=True))
+        self.top, self.act_bits_follow = self.bits[0], act_bits_follow
+        self.layers = {m.name: m for m in _layers(model)}
+        for m in self.layers.values():
+            if not isinstance(m.weight_quant, DoubleRoundingQuantizer):
+                m.weight_quant = DoubleRoundingQuantizer(m.weight_quant, m.weight, self.top)
+
+    def set_bit_width(self, bits: int | dict[str, int]) -> None:
+        """Switch every layer (an int) or the named layers (a dict name -> bits) to these bits."""
+        per_layer = bits if isinstance(bits, dict) else {n: bits for n in self.layers}
+        unknown = set(per_layer) - set(self.layers)
+        if unknown:
+            raise ValueError(f"not double-rounding layers: {', '.join(sorted(unknown))}")
+        for name, b in per_layer.items():
+            layer = self.layers[name]
+            layer.weight_quant.set_bits(b)
+            if self.act_bits_follow and not isinstance(bits, dict):
+                for q in layer.activation_quantizers():
+                    if q.cfg.bits is not None:
+                        q.set_bits(b)
+
+    def bit_widths(self) -> dict[str, int]:
+        return {n: m.weight_quant.current for n, m in self.layers.items()}
+
+    def average_bits(self, bits: Optional[dict[str, int]] = None) -> float:
+        bits = bits or self.bit_widths()
+        n = {k: m.weight.numel() for k, m in self.layers.items()}
+        return sum(bits[k] * n[k] for k in n) / sum(n.values())
+
+    def step_parameters(self) -> list[nn.Parameter]:
+        return [m.weight_quant.step for m in self.layers.values()]
+
+    # -- integers only -------------------------------------------------------------
+    @torch.no_grad()
+    def integers(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Per layer: the top-precision integers (int8 up to 8 bits), the step Δ and the bias."""
+        dtype = torch.int8 if self.top <= 8 else torch.int16
+        out = {}
+        for name, m in self.layers.items():
+            q = m.weight_quant
+            qmax = 2 ** (self.top - 1) - 1
+            ints = torch.round(m.weight / q._step(m.weight.dim())).clamp(-qmax, qmax).to(dtype)
+            out[name] = {"weight_int": ints, "step": q.step.detach().abs().clone()}
+            if m.bias is not None:
+                out[name]["bias"] = m.bias.detach().clone()
+        return out
+
+    def save_integers(self, path: str | Path) -> int:
+        """Write the integers, steps and biases (no float weights); returns the file size in bytes."""
+        save_checkpoint(path, {"top_bits": torch.tensor(self.top), "bits": torch.tensor(self.bits),
+                               "layers": self.integers()})
+        return Path(path).stat().st_size
+
+    @torch.no_grad()
+    def load_integers(self, path: str | Path) -> None:
+        """Set every layer's weights to Δ · q_T from a ``save_integers`` file (the only weights it needs)."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        for name, d in state["layers"].items():
+            m = self.layers[name]
+            m.weight_quant.step.copy_(d["step"])
+            m.weight.copy_(d["weight_int"].to(m.weight.dtype) * d["step"].reshape((-1,) + (1,) * (m.weight.dim() - 1)))
+            if "bias" in d:
+                m.bias.copy_(d["bias"])
+            m.weight_quant.touch()
+
+
+@dataclasses.dataclass(frozen=True)
+class DoubleRoundingConfig:
+    """epochs, lr (SGD with Nesterov momentum, cosine schedule), weight_decay; probabilities: of sampling each
+    of ``MultiPrecision.bits`` per step (default: equal); mixed: a supernet (one bit-width per layer per step);
+    seed: of the precision sampling."""
+
+    epochs: float = 1.0
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    probabilities: Optional[tuple[float, ...]] = None
+    mixed: bool = False
+    seed: int = 0
+    progress: bool = True
+
+
+def train_double_rounding(mp: MultiPrecision, train_batches: Iterable, val_batches: Optional[Iterable], task: Any,
+                          cfg: DoubleRoundingConfig) -> dict[str, Any]:
+    """Multi-precision quantization-aware training in the one loop (module docstring); returns the history and
+    how often each precision was drawn."""
+    model, bits = mp.model, mp.bits
+    probs = np.asarray(cfg.probabilities or [1.0] * len(bits), float)
+    if len(probs) != len(bits) or (probs < 0).any() or probs.sum() <= 0:
+        raise ValueError(f"probabilities {cfg.probabilities}: need {len(bits)} non-negative values")
+    probs = probs / probs.sum()
+    rng = random.Random(cfg.seed)
+    drawn: dict[int, int] = {b: 0 for b in bits}
+    current: dict[str, int] = {}
+
+    def before(step: int) -> None:
+        if cfg.mixed:
+            choice = {n: rng.choices(bits, probs)[0] for n in mp.layers}
+            mp.set_bit_width(choice)
+            current.update(choice)
+            for b in choice.values():
+                drawn[b] += 1
+        else:
+            b = rng.choices(bits, probs)[0]
+            mp.set_bit_width(b)
+            current.update({n: b for n in mp.layers})
+            drawn[b] += 1
+
+    def normalise(step: int) -> None:  # dL/dΔ from precision b: / 2^(T-b) and LSQ's g_b
+        for name, m in mp.layers.items():
+            g = m.weight_quant.step.grad
+            if g is not None:
+                b = current[name]
+                per_channel = m.weight[0].numel()
+                g.mul_(1.0 / (2 ** (mp.top - b) * (per_channel * (2 ** (b - 1) - 1)) ** 0.5))
+
+    params = [p for p in model.parameters() if not _is_noise(p, model)]
+    for p in params:
+        p.requires_grad_(True)
+    steps = max(1, round(cfg.epochs * len(train_batches)))
+    tc = TrainConfig(steps=steps, lr=cfg.lr, optimizer="sgd", weight_decay=cfg.weight_decay, schedule="cosine",
+                     progress=cfg.progress, desc="double rounding")
+    model.train()
+    result = train(model, params, train_batches, task, tc, hooks=StepHooks(before, normalise))
+    model.eval()
+    for p in params:
+        p.requires_grad_(False)
+    mp.set_bit_width(mp.top)
+    out = {"history": result.history, "drawn": drawn}
+    if val_batches is not None:
+        out["val"] = {b: _at(mp, b, val_batches, task) for b in bits}
+        mp.set_bit_width(mp.top)
+    return out
+
+
+def _is_noise(p: torch.Tensor, model: nn.Module) -> bool:
+    from noisesim.noise.base import NoiseModel
+
+    return any(p is q for m in model.modules() if isinstance(m, NoiseModel) for q in m.parameters())
+
+
+def _at(mp: MultiPrecision, bits: int | dict, batches: Iterable, task: Any) -> float:
+    mp.set_bit_width(bits)
+    with torch.no_grad():
+        return evaluate(mp.model, batches, task)
+
+
+def search_subnets(mp: MultiPrecision, train_batches: Iterable, val_batches: Iterable, task: Any,
+                   budgets: Sequence[float], max_batches: int = 2) -> list[dict[str, Any]]:
+    """Per average-bits budget: the per-layer bits minimising Σ_l tr(H_l)/n_l ||Q_b(W_l) - W_l||² (exact integer
+    program) and that sub-network's accuracy on ``val_batches``."""
+    mp.set_bit_width(mp.top)
+    trace = weight_hessian_trace(mp.model, train_batches, task, max_batches)
+    names = list(mp.layers)
+    costs, sizes = [], []
+    with torch.no_grad():
+        for name in names:
+            m = mp.layers[name]
+            w, q = m.weight.detach(), m.weight_quant
+            n = w.numel()
+            t = max(float(trace.values[name].sum()), 0.0) if name in trace.values else 0.0
+            row = []
+            for b in mp.bits:
+                wq = q.integers(w, b) * (q._step(w.dim()) * 2 ** (mp.top - b))
+                row.append(t / n * float((wq - w).pow(2).sum()))
+            costs.append(row)
+            sizes.append(n)
+    costs, sizes = np.array(costs), np.array(sizes, float)
+    results = []
+    for budget in budgets:
+        picks = choose(costs, sizes[:, None] * np.array(mp.bits)[None, :], budget * sizes.sum())
+        choice = {name: int(mp.bits[i]) for name, i in zip(names, picks)}
+        results.append({"budget": budget, "average_bits": mp.average_bits(choice), "bits": choice,
+                        "accuracy": _at(mp, choice, val_batches, task)})
+    mp.set_bit_width(mp.top)
+    return results

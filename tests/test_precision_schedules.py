@@ -1,0 +1,164 @@
+"""Precision that moves during training: AdaptiveDPC's rule and bounds, the CPT schedule, and Double Rounding's
+bit switching from stored integers."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import noisesim
+from noisesim.data.tasks import Classification
+from noisesim.data.tensors import TensorBatches
+from noisesim.train.adaptive import AdaptiveDPC, CyclicPrecision, cosine_similarity, train_with_adaptive_dpc
+from noisesim.train.double_rounding import (DoubleRoundingConfig, MultiPrecision, double_round, search_subnets,
+                                            train_double_rounding)
+from noisesim.train.loop import evaluate
+
+
+def _net(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 8))
+
+
+def _toy(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(8, 16, generator=g) * 1.5
+    y = torch.randint(0, 8, (2400,), generator=g)
+    x = centres[y] + torch.randn(2400, 16, generator=g)
+    net = _net(seed)
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(300):
+        loss = nn.functional.cross_entropy(net(x[:1800]), y[:1800])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return (net.eval(), TensorBatches(x[:1800], y[:1800], 100, shuffle=True, generator=torch.Generator().manual_seed(1)),
+            TensorBatches(x[1800:], y[1800:], 600))
+
+
+def _prepared(net, train, **kw):
+    sim = noisesim.prepare(net, noisesim.SimConfig(weight_bits=8, act_bits=8, weight_per_channel=True, **kw))
+    noisesim.calibrate(sim, train, max_batches=2)
+    return sim
+
+
+# -- AdaptiveDPC ---------------------------------------------------------------------------------------------
+def test_adaptive_dpc_follows_its_rule_and_stays_within_bounds():
+    net, train, _ = _toy()
+    sim = _prepared(net, train)
+    dpc = AdaptiveDPC(sim, initial_bits=8, min_bits=4, delta=0.5, cosine_threshold=0.0)
+    names = list(dpc.bit_widths)
+    stats = {names[0]: {"variance": 1.0}, names[1]: {"variance": 0.25}, names[2]: {"variance": 1e-9}}
+    bits = dpc.update_precision(stats)
+    # the most active layer keeps 8; a 4x smaller statistic costs delta * 2 = 1 bit; a tiny one hits min_bits
+    assert bits == {names[0]: 8, names[1]: 7, names[2]: 4}
+    aggressive = AdaptiveDPC(sim, initial_bits=8, min_bits=2, delta=1.0, cosine_threshold=0.0)
+    assert aggressive.update_precision(stats)[names[1]] == 6  # higher delta: lower bits
+    more_active = {**stats, names[1]: {"variance": 2.0}}
+    assert dpc.update_precision(more_active)[names[1]] == 8  # larger gradients: more bits
+    for _ in range(20):  # random statistics never leave [min_bits, initial_bits]
+        rnd = {n: {"variance": float(10 ** np.random.uniform(-12, 2))} for n in names}
+        assert all(4 <= b <= 8 for b in dpc.update_precision(rnd).values())
+
+
+def test_cosine_guard_raises_bits_until_the_weights_are_recognisable():
+    net, train, _ = _toy()
+    sim = _prepared(net, train)
+    dpc = AdaptiveDPC(sim, initial_bits=8, min_bits=2, delta=10.0, cosine_threshold=0.99)
+    names = list(dpc.bit_widths)
+    bits = dpc.update_precision({n: {"variance": 1.0 if i == 0 else 1e-6} for i, n in enumerate(names)})
+    for n in names[1:]:
+        assert cosine_similarity(dpc.layers[n], bits[n]) >= 0.99
+        assert bits[n] == 2 or cosine_similarity(dpc.layers[n], bits[n] - 1) < 0.99  # the least that passes
+
+
+def test_training_with_adaptive_dpc_and_cpt_records_bits_per_epoch(capsys):
+    net, train, test = _toy()
+    sim = _prepared(net, train)
+    dpc = AdaptiveDPC(sim, initial_bits=8, min_bits=4, delta=0.5)
+    opt = torch.optim.SGD([p for p in sim.parameters() if p.dtype.is_floating_point], lr=1e-3, momentum=0.9)
+    history = train_with_adaptive_dpc(sim, train, test, nn.CrossEntropyLoss(), opt, dpc=dpc, epochs=2,
+                                      cpt=CyclicPrecision(4, 8, cycles=2))
+    assert [h["epoch"] for h in history] == [1, 2] and all(h["accuracy"] > 0.8 for h in history)
+    assert all(4 <= b <= 8 for b in history[-1]["bit_widths"].values())
+    assert "epoch 2:" in capsys.readouterr().out
+    layer = next(iter(dpc.layers.values()))
+    layer.set_bit_width(32)
+    assert not layer.weight_quant.enabled and layer.weight_bit_width() == 32
+
+
+def test_cpt_schedule_is_the_documented_cosine_cycle():
+    cpt = CyclicPrecision(low=2, high=8, cycles=2)
+    assert cpt.schedule(8) == [2, 3, 5, 8, 2, 3, 5, 8]  # ceil(2 + 6 (1 - cos(pi u)) / 2), u = 0, 1/4, 1/2, 3/4
+    long = CyclicPrecision(3, 8, cycles=4).schedule(400)
+    assert min(long) == 3 and max(long) == 8 and long[0] == long[100] == 3 and long[99] == 8
+    with pytest.raises(ValueError):
+        CyclicPrecision(8, 4)
+
+
+# -- Double Rounding -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bits", [6, 4, 2])
+def test_switching_from_stored_integers_equals_direct_quantization_where_theory_says(bits):
+    torch.manual_seed(0)
+    step = 0.01
+    w = torch.randn(200_000) * 0.3
+    q8 = torch.round(w / step).clamp(-127, 127)
+    switched = double_round(q8, 8, bits)
+    k, qmax = 8 - bits, 2 ** (bits - 1) - 1
+    direct = torch.round(w / (step * 2 ** k)).clamp(-qmax, qmax)
+    x = (w / step / 2 ** k).abs()
+    near_half = (x - x.floor() - 0.5).abs() < 2 ** -(k + 1)  # the first rounding can cross the second's boundary
+    assert torch.equal(switched[~near_half], direct[~near_half])
+    assert (switched - direct).abs().max() <= 1 and near_half.float().mean() < 2 ** -k + 0.01
+
+
+def test_multi_precision_model_keeps_only_integers_and_switches_exactly(tmp_path):
+    net, train, test = _toy()
+    sim = _prepared(net, train)
+    mp = MultiPrecision(sim, bits=(8, 6, 4, 2))
+    x = next(iter(test))[0]
+    outs = {}
+    with torch.no_grad():
+        for b in mp.bits:
+            mp.set_bit_width(b)
+            outs[b] = sim(x)
+    size = mp.save_integers(tmp_path / "ints.pt")
+    float_bytes = sum(m.weight.numel() * 4 for m in mp.layers.values())
+    assert size < 0.6 * float_bytes + 4096
+    state = torch.load(tmp_path / "ints.pt", weights_only=True)
+    assert all(d["weight_int"].dtype == torch.int8 for d in state["layers"].values())
+    fresh = MultiPrecision(_prepared(_net(seed=5), train), bits=(8, 6, 4, 2))  # other float weights
+    fresh.load_integers(tmp_path / "ints.pt")
+    for name in mp.layers:
+        fresh.layers[name].act_quant.load_state_dict(mp.layers[name].act_quant.state_dict())
+    with torch.no_grad():
+        for b in mp.bits:
+            fresh.set_bit_width(b)
+            assert torch.allclose(fresh.model(x), outs[b], atol=1e-5)
+    mp.set_bit_width({name: 2 for name in list(mp.layers)[:1]})
+    assert list(mp.bit_widths().values())[:2] == [2, 2]
+
+
+def test_double_rounding_training_serves_every_precision_and_the_search_meets_budgets():
+    net, train, test = _toy()
+    task = Classification()
+    sim = _prepared(net, train, act_learning="pact")
+    mp = MultiPrecision(sim, bits=(8, 4, 2))
+    before = {b: _acc(mp, b, test, task) for b in mp.bits}
+    out = train_double_rounding(mp, train, test, task, DoubleRoundingConfig(epochs=12, lr=0.002, progress=False))
+    assert sum(out["drawn"].values()) == 12 * len(train) and min(out["drawn"].values()) > 0
+    # measured: 8 / 4 / 2 bits 99.5 / 99.5 / 84.8% before, 99.5 / 99.5 / 94.3% after
+    assert out["val"][8] > 0.95 and out["val"][4] > 0.95 and out["val"][2] >= before[2] + 0.03, (before, out["val"])
+    supernet = MultiPrecision(_prepared(net, train), bits=(8, 4, 2))
+    train_double_rounding(supernet, train, None, task, DoubleRoundingConfig(epochs=3, lr=0.002, mixed=True,
+                                                                             progress=False))
+    found = search_subnets(supernet, train, test, task, budgets=(3.0, 5.0, 8.0))
+    assert all(r["average_bits"] <= r["budget"] + 1e-9 for r in found)
+    assert found[-1]["accuracy"] >= found[0]["accuracy"] - 0.02
+
+
+def _acc(mp, b, batches, task):
+    mp.set_bit_width(b)
+    with torch.no_grad():
+        return evaluate(mp.model, batches, task)
