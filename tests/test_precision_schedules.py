@@ -162,3 +162,20 @@ def _acc(mp, b, batches, task):
     mp.set_bit_width(b)
     with torch.no_grad():
         return evaluate(mp.model, batches, task)
+
+
+def test_precision_command_writes_results_integers_and_plots(tmp_path, capsys):
+    import json
+
+    from noisesim.train.precision import main
+    from tests.helpers import make_fashion_mnist
+
+    data = make_fashion_mnist(tmp_path / "fm", n_train=300, n_test=64)
+    out = tmp_path / "dr"
+    assert main(["--data_path", str(data), "--method", "double_rounding", "--bits", "8", "4", "--epochs", "1",
+                 "--val_samples", "64", "--out", str(out)]) == 0
+    record = json.loads((out / "results.json").read_text())
+    assert [r["bits"] for r in record["results"]] == [8, 4] and record["integers_bytes"] < record["float32_weight_bytes"]
+    assert (out / "accuracy_by_precision.png").is_file() and (out / "integers.pt").is_file()
+    assert main(["--method", "cpt", "--epochs", "0", "--out", str(tmp_path / "x")]) == 2
+    assert "--epochs 0" in capsys.readouterr().err

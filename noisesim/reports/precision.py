@@ -1,0 +1,119 @@
+"""Plots of precision that moves during training (folders written by ``python -m noisesim.train.precision``).
+
+``draw_precision(folder)`` draws what the folder's ``results.json`` holds: ``bits_over_training``
+(AdaptiveDPC: every layer's weight bits after each epoch; CPT: the bit-width schedule),
+``accuracy_by_precision`` (Double Rounding: test accuracy at each bit-width of the one model, with the
+separately trained models' accuracies when ``separate`` gives them) and ``pareto`` (supernet
+sub-networks: test accuracy against average weight bits).
+
+    python -m noisesim.reports.precision FOLDER [--separate BITS=ACCURACY ...] [--subnets FOLDER]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from noisesim.reports.curves import save, style
+from noisesim.reports.layers import short_names
+
+
+def _load(folder: Path) -> dict:
+    return json.loads((Path(folder) / "results.json").read_text())
+
+
+def bits_over_training(record: dict, stem: Path) -> list[Path]:
+    epochs = [e for e in record.get("epochs", []) if e.get("bit_widths")]
+    schedule = record.get("cpt_schedule")
+    if not epochs and not schedule:
+        return []
+    style()
+    panels = int(bool(epochs)) + int(bool(schedule))
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 3.4), squeeze=False)
+    ax_iter = iter(axes[0])
+    if epochs:
+        ax = next(ax_iter)
+        names = list(epochs[0]["bit_widths"])
+        for e in epochs:
+            ax.plot(range(len(names)), [e["bit_widths"][n] for n in names], marker="o", ms=3, lw=1,
+                    label=f"epoch {e['epoch']} (avg {e['average_bits']:.2f}, acc {e['accuracy'] * 100:.1f}%)")
+        ax.set_xticks(range(len(names)), short_names(names), rotation=90, fontsize=5)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("weight bits")
+        ax.set_title("AdaptiveDPC: weight bits per layer after each epoch", fontsize=8)
+        ax.legend(frameon=False, fontsize=6)
+    if schedule:
+        ax = next(ax_iter)
+        ax.plot(range(1, len(schedule) + 1), schedule, lw=1)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("bits (CPT cap)")
+        ax.set_title("cyclic precision schedule", fontsize=8)
+    return save(fig, stem)
+
+
+def accuracy_by_precision(rows: pd.DataFrame, stem: Path, separate: Optional[dict[int, float]] = None) -> list[Path]:
+    if rows.empty or "bits" not in rows or "budget" in rows:
+        return []
+    style()
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    ax.plot(rows["bits"], rows["test_accuracy"] * 100, marker="o", label="one Double-Rounding model, switched")
+    if separate:
+        b = sorted(separate)
+        ax.plot(b, [separate[k] * 100 for k in b], marker="s", ls="--", label="separately trained (QAT), one per bits")
+    ax.set_xlabel("weight and activation bits")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_xticks(sorted(set(rows["bits"]) | set(separate or {})))
+    ax.legend(frameon=False, fontsize=7)
+    return save(fig, stem)
+
+
+def pareto(rows: pd.DataFrame, stem: Path, uniform: Optional[pd.DataFrame] = None) -> list[Path]:
+    if rows.empty or "budget" not in rows:
+        return []
+    style()
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    r = rows.sort_values("average_bits")
+    ax.plot(r["average_bits"], r["test_accuracy"] * 100, marker="o", label="searched sub-networks (Hessian + ILP)")
+    if uniform is not None and not uniform.empty:
+        ax.plot(uniform["average_bits"], uniform["test_accuracy"] * 100, marker="s", ls="--",
+                label="every layer at the same bits")
+    ax.set_xlabel("average weight bits (weight-count weighted)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(frameon=False, fontsize=7)
+    return save(fig, stem)
+
+
+def draw_precision(folder: str | Path, separate: Optional[dict[int, float]] = None,
+                   uniform: Optional[pd.DataFrame] = None) -> list[Path]:
+    folder = Path(folder)
+    record = _load(folder)
+    rows = pd.DataFrame(record.get("results", []))
+    return (bits_over_training(record, folder / "bits_over_training") +
+            accuracy_by_precision(rows, folder / "accuracy_by_precision", separate) +
+            pareto(rows, folder / "pareto", uniform))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m noisesim.reports.precision", description=__doc__.splitlines()[0])
+    p.add_argument("folder")
+    p.add_argument("--separate", nargs="*", default=[], help="BITS=ACCURACY of separately trained models")
+    p.add_argument("--uniform", help="a Double-Rounding folder whose per-bits accuracies to draw on the Pareto plot")
+    args = p.parse_args(argv)
+    try:
+        separate = {int(k): float(v) for k, v in (s.split("=") for s in args.separate)}
+        uniform = pd.DataFrame(_load(Path(args.uniform))["results"]) if args.uniform else None
+        paths = draw_precision(args.folder, separate, uniform)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"python -m noisesim.reports.precision: error: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(map(str, paths)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""``python -m noisesim.train.precision``: train with precision that moves — AdaptiveDPC, CPT, both, or Double
+Rounding (one multi-precision model, or a supernet searched under bit budgets) — on a zoo model, and write
+the results and plots into one folder.
+
+    python -m noisesim.train.precision --arch resnet20 --dataset fashion_mnist --epochs 3 --method adaptive_dpc \\
+        --initial_bits 8 --min_bits 4 --delta 0.5 --out logs/precision/adaptive
+    python -m noisesim.train.precision --method cpt --cpt_low 3 --cpt_high 8 --cpt_cycles 8 --out ...
+    python -m noisesim.train.precision --method double_rounding --bits 8 6 4 2 --out ...
+    python -m noisesim.train.precision --method supernet --bits 8 6 4 2 --budgets 3 4 5 6 --out ...
+
+Training uses the training set minus ``--val_samples`` held-out images (progress is scored on those),
+and reports on the full test set at the end. The folder gets ``results.json`` (the command, the
+settings, per-epoch records with per-layer bits, test accuracies), ``results.csv`` (one row per
+evaluated precision or sub-network) and plots: ``bits_over_training.png`` (AdaptiveDPC: each layer's
+bits per epoch; CPT: the schedule), ``accuracy_by_precision.png`` (Double Rounding) and
+``pareto.png`` (supernet sub-networks). Double Rounding also writes ``integers.pt`` (stored integers
+only) and prints its size.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+import noisesim
+from noisesim.data.registry import build_data
+from noisesim.data.tensors import hold_out
+from noisesim.io import atomic_write
+from noisesim.models.zoo import build_model
+from noisesim.registry import DATASETS, MODELS
+from noisesim.reports.precision import draw_precision
+from noisesim.train.adaptive import AdaptiveDPC, CyclicPrecision, train_with_adaptive_dpc, validate
+from noisesim.train.double_rounding import (DoubleRoundingConfig, MultiPrecision, search_subnets,
+                                            train_double_rounding)
+from noisesim.train.loop import evaluate
+
+METHODS = ("adaptive_dpc", "cpt", "adaptive_dpc+cpt", "double_rounding", "supernet")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m noisesim.train.precision", description=__doc__.splitlines()[0])
+    p.add_argument("--arch", "--model", dest="model", default="resnet20", choices=MODELS.names(),
+                   help="network (default: resnet20, the shipped Fashion-MNIST weights)")
+    p.add_argument("--dataset", default="fashion_mnist", choices=DATASETS.names(), help="(default: fashion_mnist)")
+    p.add_argument("--data_path", default=None, help="data folder (default: the loader's)")
+    p.add_argument("--method", default="adaptive_dpc", choices=METHODS, help="(default: adaptive_dpc)")
+    p.add_argument("--epochs", type=float, default=3, help="training epochs (default: 3)")
+    p.add_argument("--lr", type=float, default=1e-3, help="SGD learning rate, Nesterov momentum 0.9, cosine "
+                   "schedule (default: 0.001)")
+    p.add_argument("--batch_size", type=int, default=128, help="(default: 128)")
+    p.add_argument("--act_bits", type=int, default=8, help="activation bits for AdaptiveDPC / CPT (default: 8)")
+    p.add_argument("--initial_bits", type=int, default=8, help="AdaptiveDPC: starting weight bits (default: 8)")
+    p.add_argument("--min_bits", type=int, default=4, help="AdaptiveDPC: lowest weight bits (default: 4)")
+    p.add_argument("--delta", type=float, default=0.5, help="AdaptiveDPC: bits per halving of a layer's gradient "
+                   "statistic below the most active layer's (default: 0.5)")
+    p.add_argument("--cosine_threshold", type=float, default=0.95, help="AdaptiveDPC guard (default: 0.95)")
+    p.add_argument("--cpt_low", type=int, default=3, help="CPT lowest bits (default: 3)")
+    p.add_argument("--cpt_high", type=int, default=8, help="CPT highest bits (default: 8)")
+    p.add_argument("--cpt_cycles", type=int, default=8, help="CPT cycles over the whole training (default: 8)")
+    p.add_argument("--bits", type=int, nargs="+", default=[8, 6, 4, 2], help="Double Rounding precisions "
+                   "(default: 8 6 4 2)")
+    p.add_argument("--probabilities", type=float, nargs="+", default=None,
+                   help="Double Rounding: probability of drawing each of --bits per step (default: equal)")
+    p.add_argument("--budgets", type=float, nargs="+", default=[3, 4, 5, 6, 7],
+                   help="supernet: average weight-bit budgets to search (default: 3 4 5 6 7)")
+    p.add_argument("--val_samples", type=int, default=5000, help="training images held out (default: 5000)")
+    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    p.add_argument("--out", required=True, help="output folder")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    problems = [f"--{k} {getattr(args, k)}: must be > 0" for k in ("epochs", "lr") if not getattr(args, k) > 0]
+    if args.probabilities is not None and len(args.probabilities) != len(args.bits):
+        problems.append(f"--probabilities: give one per --bits value ({len(args.bits)})")
+    if problems:
+        print(f"python -m noisesim.train.precision: error: {problems[0]}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args, list(sys.argv[1:] if argv is None else argv))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"python -m noisesim.train.precision: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+
+
+def _run(args, argv: list[str]) -> int:
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = MODELS.get(args.model)
+    data = build_data(args.dataset, args.data_path, args.batch_size, 1000, seed=args.seed, input_size=spec.input_size,
+                      normalization=spec.normalization)
+    model = build_model(args.model, args.dataset, data.num_classes, data.in_channels)
+    train_batches, val = hold_out(data.train, args.val_samples, args.seed)
+    multi = args.method in ("double_rounding", "supernet")
+    cfg = noisesim.SimConfig(weight_bits=max(args.bits) if multi else args.initial_bits,
+                             act_bits=max(args.bits) if multi else args.act_bits, weight_per_channel=True,
+                             act_learning="pact")
+    sim = noisesim.prepare(model, cfg)
+    noisesim.calibrate(sim, train_batches, max_batches=4)
+    start = time.time()
+    record = {"command": ["python -m noisesim.train.precision", *argv], "settings": vars(args),
+              "float_test_accuracy": evaluate(model, data.val, data.task)}
+    rows = []
+    if multi:
+        mp = MultiPrecision(sim, args.bits)
+        result = train_double_rounding(mp, train_batches, val, data.task, DoubleRoundingConfig(
+            epochs=args.epochs, lr=args.lr, probabilities=tuple(args.probabilities) if args.probabilities else None,
+            mixed=args.method == "supernet", seed=args.seed))
+        record.update(drawn=result["drawn"], val_accuracy=result.get("val"))
+        if args.method == "double_rounding":
+            for b in mp.bits:
+                mp.set_bit_width(b)
+                rows.append({"bits": b, "average_bits": float(b), "test_accuracy": evaluate(sim, data.val, data.task)})
+            record["integers_bytes"] = mp.save_integers(out / "integers.pt")
+            record["float32_weight_bytes"] = sum(m.weight.numel() * 4 for m in mp.layers.values())
+        else:
+            for r in search_subnets(mp, train_batches, data.val, data.task, args.budgets):
+                rows.append({"budget": r["budget"], "average_bits": r["average_bits"], "test_accuracy": r["accuracy"],
+                             "bits": json.dumps(r["bits"])})
+    else:
+        dpc = AdaptiveDPC(sim, args.initial_bits, args.min_bits, args.delta,
+                          cosine_threshold=args.cosine_threshold) if "adaptive" in args.method else None
+        cpt = CyclicPrecision(args.cpt_low, args.cpt_high, args.cpt_cycles) if "cpt" in args.method else None
+        params = [p for p in sim.parameters() if p.dtype.is_floating_point and not _noise(p, sim)]
+        opt = torch.optim.SGD(params, lr=args.lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
+        total = int(round(args.epochs)) * len(train_batches)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
+        history = train_with_adaptive_dpc(sim, train_batches, val, nn.CrossEntropyLoss(), opt, sched, dpc=dpc,
+                                          epochs=int(round(args.epochs)), cpt=cpt)
+        record["epochs"] = history
+        if cpt is not None:
+            record["cpt_schedule"] = cpt.schedule(total)
+        test = validate(sim, data.val, nn.CrossEntropyLoss())
+        rows.append({"average_bits": dpc.average_bits() if dpc else float(args.cpt_high),
+                     "test_accuracy": test["accuracy"]})
+    record["seconds"] = round(time.time() - start, 1)
+    record["results"] = rows
+    atomic_write(out / "results.json", lambda f: f.write(json.dumps(record, indent=1, default=str)))
+    atomic_write(out / "results.csv", lambda f: pd.DataFrame(rows).to_csv(f, index=False))
+    draw_precision(out)
+    print(pd.DataFrame(rows).drop(columns=["bits"] if args.method == "supernet" else []).to_string(index=False))
+    print(f"{args.method}: {record['seconds']:.0f} s; results in {out}")
+    return 0
+
+
+def _noise(p: torch.Tensor, model: nn.Module) -> bool:
+    return any(p is q for m in model.modules() if isinstance(m, noisesim.noise.NoiseModel) for q in m.parameters())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
