@@ -25,3 +25,27 @@ def make_fashion_mnist(root: Path, n_train: int = 256, n_test: int = 128, seed: 
         write_idx(root / f"{split}-images-idx3-ubyte.gz", images)
         write_idx(root / f"{split}-labels-idx1-ubyte.gz", labels)
     return root
+
+
+def separable_task(seed: int = 0, n: int = 3000, n_train: int = 2000, classes: int = 8):
+    """A float MLP trained on a separable ``classes``-way problem in 16 dimensions (2-bit post-training
+    quantization wrecks it), with its shuffled training batches and its test batches."""
+    import torch
+    from torch import nn
+
+    from noisesim.data.tensors import TensorBatches
+
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(classes, 16, generator=g) * 1.5
+    y = torch.randint(0, classes, (n,), generator=g)
+    x = centres[y] + torch.randn(n, 16, generator=g)
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, classes))
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(300):
+        loss = nn.functional.cross_entropy(net(x[:n_train]), y[:n_train])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    train = TensorBatches(x[:n_train], y[:n_train], 100, shuffle=True, generator=torch.Generator().manual_seed(1))
+    return net.eval(), train, TensorBatches(x[n_train:], y[n_train:], 500 if n - n_train <= 1000 else 1000)

@@ -1,6 +1,5 @@
 """Precision that moves during training: AdaptiveDPC's rule and bounds, the CPT schedule, and Double Rounding's
 bit switching from stored integers."""
-import math
 
 import numpy as np
 import pytest
@@ -9,11 +8,11 @@ from torch import nn
 
 import noisesim
 from noisesim.data.tasks import Classification
-from noisesim.data.tensors import TensorBatches
 from noisesim.train.adaptive import AdaptiveDPC, CyclicPrecision, cosine_similarity, train_with_adaptive_dpc
 from noisesim.train.double_rounding import (DoubleRoundingConfig, MultiPrecision, double_round, search_subnets,
                                             train_double_rounding)
 from noisesim.train.loop import evaluate
+from tests.helpers import separable_task
 
 
 def _net(seed=0):
@@ -22,19 +21,7 @@ def _net(seed=0):
 
 
 def _toy(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(8, 16, generator=g) * 1.5
-    y = torch.randint(0, 8, (2400,), generator=g)
-    x = centres[y] + torch.randn(2400, 16, generator=g)
-    net = _net(seed)
-    opt = torch.optim.Adam(net.parameters(), 1e-2)
-    for _ in range(300):
-        loss = nn.functional.cross_entropy(net(x[:1800]), y[:1800])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return (net.eval(), TensorBatches(x[:1800], y[:1800], 100, shuffle=True, generator=torch.Generator().manual_seed(1)),
-            TensorBatches(x[1800:], y[1800:], 600))
+    return separable_task(seed, n=2400, n_train=1800)
 
 
 def _prepared(net, train, **kw):

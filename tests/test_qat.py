@@ -2,17 +2,17 @@
 post-training quantization loses, resuming, partial loading, the VGG16 chokepoint, and the driver's QAT path."""
 import pytest
 import torch
-from torch import nn
 
 import noisesim
 from noisesim.config import QuantConfig
 from noisesim.data.tasks import Classification
-from noisesim.data.tensors import TensorBatches, hold_out
+from noisesim.data.tensors import hold_out
 from noisesim.io import load_partial
 from noisesim.models.cifar_vgg import CifarVGG16
 from noisesim.quant.fake_quant import FakeQuantize
 from noisesim.train.loop import evaluate
 from noisesim.train.qat import QATConfig, quantization_aware_training
+from tests.helpers import separable_task
 
 
 def _calibrated(cfg: QuantConfig, x: torch.Tensor) -> FakeQuantize:
@@ -54,21 +54,7 @@ def test_pact_clip_gradient_counts_the_clipped_values_and_ignores_relu_zeros():
 
 
 def _toy_task(seed: int = 0):
-    """A separable 8-class problem for an MLP trained in float (2-bit post-training quantization wrecks it)."""
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(8, 16, generator=g) * 1.5
-    y = torch.randint(0, 8, (3000,), generator=g)
-    x = centres[y] + torch.randn(3000, 16, generator=g)
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 8))
-    opt = torch.optim.Adam(net.parameters(), 1e-2)
-    for _ in range(300):
-        loss = nn.functional.cross_entropy(net(x[:2000]), y[:2000])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    train = TensorBatches(x[:2000], y[:2000], 100, shuffle=True, generator=torch.Generator().manual_seed(1))
-    return net.eval(), train, TensorBatches(x[2000:], y[2000:], 500)
+    return separable_task(seed)
 
 
 @pytest.mark.parametrize("act_learning,weight_learning", [("none", "none"), ("pact", "none"), ("lsq", "lsq")])

@@ -128,18 +128,27 @@ def checks_frame(checks: list[LayerCheck]) -> pd.DataFrame:
     return pd.DataFrame([c.__dict__ for c in checks])
 
 
-@contextlib.contextmanager
-def integer_inference(model: nn.Module, layers: Optional[dict[str, LayerIntegers]] = None) -> Iterator[nn.Module]:
-    """Inside the block every exported Conv / Linear layer computes y = psum · Δx · Δw + bias from integers
-    (exact integer psums; noise off); other layers run as they are."""
+def _exportable(model: nn.Module, layers: Optional[dict[str, LayerIntegers]]) -> dict[str, LayerIntegers]:
+    """``layers`` completed with every instrumented layer of ``model`` that can be exported."""
     layers = layers if layers is not None else {}
-    patched = []
     for m in sim_layers(model):
         if m.name not in layers:
             try:
                 layers[m.name] = export_layer(m)
             except ExportError:
                 continue
+    return layers
+
+
+@contextlib.contextmanager
+def integer_inference(model: nn.Module, layers: Optional[dict[str, LayerIntegers]] = None) -> Iterator[nn.Module]:
+    """Inside the block every exported Conv / Linear layer computes y = psum · Δx · Δw + bias from integers
+    (exact integer psums; noise off); other layers run as they are."""
+    layers = _exportable(model, layers)
+    patched = []
+    for m in sim_layers(model):
+        if m.name not in layers:
+            continue
         li, dtype = layers[m.name], _exact_dtype(layers[m.name])
 
         def forward(x, li=li, dtype=dtype):
@@ -160,7 +169,7 @@ def overflow_report(model: nn.Module, batches: Iterable, psum_bits: int = 16,
                     layers: Optional[dict[str, LayerIntegers]] = None, max_batches: int = 1) -> pd.DataFrame:
     """Per exported layer: the largest |psum| on ``max_batches`` batches, the psum bits it needs (two's
     complement) and how many psums a ``psum_bits`` accumulator would overflow."""
-    layers = layers if layers is not None else {}
+    layers = _exportable(model, layers)
     rows: dict[str, dict[str, Any]] = {}
     limit_hi, limit_lo = 2 ** (psum_bits - 1) - 1, -2 ** (psum_bits - 1)
     for i, batch in enumerate(batches):
@@ -168,15 +177,9 @@ def overflow_report(model: nn.Module, batches: Iterable, psum_bits: int = 16,
             break
         inputs, _ = split_batch(batch)
         captured = _captured_inputs(model, inputs)
-        for m in sim_layers(model):
-            if m.name not in layers:
-                try:
-                    layers[m.name] = export_layer(m)
-                except ExportError:
-                    continue
-            li = layers[m.name]
-            psum = integer_psum(li, li.input_grid.quantize(captured[m.name][0].detach().cpu()))
-            r = rows.setdefault(m.name, {"layer": m.name, "psums": 0, "overflows": 0, "max_abs_psum": 0})
+        for name, li in layers.items():
+            psum = integer_psum(li, li.input_grid.quantize(captured[name][0].detach().cpu()))
+            r = rows.setdefault(name, {"layer": name, "psums": 0, "overflows": 0, "max_abs_psum": 0})
             r["psums"] += psum.numel()
             r["overflows"] += int(((psum > limit_hi) | (psum < limit_lo)).sum())
             r["max_abs_psum"] = max(r["max_abs_psum"], int(psum.abs().max()))
