@@ -9,8 +9,8 @@ from torch import nn
 import noisesim
 from noisesim.data.tasks import Classification
 from noisesim.train.adaptive import AdaptiveDPC, CyclicPrecision, cosine_similarity, train_with_adaptive_dpc
-from noisesim.train.double_rounding import (DoubleRoundingConfig, MultiPrecision, double_round, search_subnets,
-                                            train_double_rounding)
+from noisesim.allocate.subnets import search_subnets
+from noisesim.train.double_rounding import DoubleRoundingConfig, MultiPrecision, double_round, train_double_rounding
 from noisesim.train.loop import evaluate
 from tests.helpers import separable_task
 
@@ -154,7 +154,7 @@ def _acc(mp, b, batches, task):
 def test_precision_command_writes_results_integers_and_plots(tmp_path, capsys):
     import json
 
-    from noisesim.train.precision import main
+    from noisesim.experiment.precision import main
     from tests.helpers import make_fashion_mnist
 
     data = make_fashion_mnist(tmp_path / "fm", n_train=300, n_test=64)

@@ -1,4 +1,4 @@
-"""Plots of precision that moves during training (folders written by ``python -m noisesim.train.precision``).
+"""Plots of precision that moves during training (folders written by ``python -m noisesim.experiment.precision``).
 
 ``draw_precision(folder)`` draws what the folder's ``results.json`` holds: ``bits_over_training``
 (AdaptiveDPC: every layer's weight bits after each epoch; CPT: the bit-width schedule),

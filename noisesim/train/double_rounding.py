@@ -18,9 +18,8 @@ probabilities ``probabilities`` (activation bits follow when ``act_bits_follow``
 learning steps: the gradient that reaches Δ from precision b is divided by 2^k (dL/dΔ = 2^k dL/dΔ_b
 would otherwise let the lowest precision dominate) and scaled by LSQ's g_b = 1 / sqrt(n · q_max,b),
 n the weights of the channel, so that each precision moves its grid Δ_b at a comparable rate. ``mixed=True`` trains a one-shot supernet instead: every step draws a
-bit-width per layer; ``search_subnets`` then picks per-layer bits under average-bit budgets from the
-Hessian traces of the layers' weights and an exact integer program (HAWQ-V3's costs
-Ω_l(b) = tr(H_l) / n_l · ||Q_b(W_l) - W_l||², SciPy's ``milp``).
+bit-width per layer; ``noisesim.allocate.subnets.search_subnets`` then picks per-layer bits under
+average-bit budgets from the Hessian traces of the layers' weights and an exact integer program.
 """
 from __future__ import annotations
 
@@ -33,8 +32,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from noisesim.allocate.integer_program import choose
-from noisesim.allocate.sensitivity import weight_hessian_trace
 from noisesim.io import save_checkpoint
 from noisesim.nn.base import SimLayer
 from noisesim.nn.prepare import sim_layers
@@ -238,7 +235,7 @@ def train_double_rounding(mp: MultiPrecision, train_batches: Iterable, val_batch
     mp.set_bit_width(mp.top)
     out = {"history": result.history, "drawn": drawn}
     if val_batches is not None:
-        out["val"] = {b: _at(mp, b, val_batches, task) for b in bits}
+        out["val"] = {b: accuracy_at(mp, b, val_batches, task) for b in bits}
         mp.set_bit_width(mp.top)
     return out
 
@@ -249,38 +246,7 @@ def _is_noise(p: torch.Tensor, model: nn.Module) -> bool:
     return any(p is q for m in model.modules() if isinstance(m, NoiseModel) for q in m.parameters())
 
 
-def _at(mp: MultiPrecision, bits: int | dict, batches: Iterable, task: Any) -> float:
+def accuracy_at(mp: MultiPrecision, bits: int | dict, batches: Iterable, task: Any) -> float:
     mp.set_bit_width(bits)
     with torch.no_grad():
         return evaluate(mp.model, batches, task)
-
-
-def search_subnets(mp: MultiPrecision, train_batches: Iterable, val_batches: Iterable, task: Any,
-                   budgets: Sequence[float], max_batches: int = 2) -> list[dict[str, Any]]:
-    """Per average-bits budget: the per-layer bits minimising Σ_l tr(H_l)/n_l ||Q_b(W_l) - W_l||² (exact integer
-    program) and that sub-network's accuracy on ``val_batches``."""
-    mp.set_bit_width(mp.top)
-    trace = weight_hessian_trace(mp.model, train_batches, task, max_batches)
-    names = list(mp.layers)
-    costs, sizes = [], []
-    with torch.no_grad():
-        for name in names:
-            m = mp.layers[name]
-            w, q = m.weight.detach(), m.weight_quant
-            n = w.numel()
-            t = max(float(trace.values[name].sum()), 0.0) if name in trace.values else 0.0
-            row = []
-            for b in mp.bits:
-                wq = q.integers(w, b) * (q._step(w.dim()) * 2 ** (mp.top - b))
-                row.append(t / n * float((wq - w).pow(2).sum()))
-            costs.append(row)
-            sizes.append(n)
-    costs, sizes = np.array(costs), np.array(sizes, float)
-    results = []
-    for budget in budgets:
-        picks = choose(costs, sizes[:, None] * np.array(mp.bits)[None, :], budget * sizes.sum())
-        choice = {name: int(mp.bits[i]) for name, i in zip(names, picks)}
-        results.append({"budget": budget, "average_bits": mp.average_bits(choice), "bits": choice,
-                        "accuracy": _at(mp, choice, val_batches, task)})
-    mp.set_bit_width(mp.top)
-    return results

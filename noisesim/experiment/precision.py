@@ -1,12 +1,12 @@
-"""``python -m noisesim.train.precision``: train with precision that moves — AdaptiveDPC, CPT, both, or Double
+"""``python -m noisesim.experiment.precision``: train with precision that moves — AdaptiveDPC, CPT, both, or Double
 Rounding (one multi-precision model, or a supernet searched under bit budgets) — on a zoo model, and write
 the results and plots into one folder.
 
-    python -m noisesim.train.precision --arch resnet20 --dataset fashion_mnist --epochs 3 --method adaptive_dpc \\
+    python -m noisesim.experiment.precision --arch resnet20 --dataset fashion_mnist --epochs 3 --method adaptive_dpc \\
         --initial_bits 8 --min_bits 4 --delta 0.5 --out logs/precision/adaptive
-    python -m noisesim.train.precision --method cpt --cpt_low 3 --cpt_high 8 --cpt_cycles 8 --out ...
-    python -m noisesim.train.precision --method double_rounding --bits 8 6 4 2 --out ...
-    python -m noisesim.train.precision --method supernet --bits 8 6 4 2 --budgets 3 4 5 6 --out ...
+    python -m noisesim.experiment.precision --method cpt --cpt_low 3 --cpt_high 8 --cpt_cycles 8 --out ...
+    python -m noisesim.experiment.precision --method double_rounding --bits 8 6 4 2 --out ...
+    python -m noisesim.experiment.precision --method supernet --bits 8 6 4 2 --budgets 3 4 5 6 --out ...
 
 Training uses the training set minus ``--val_samples`` held-out images (progress is scored on those),
 and reports on the full test set at the end. The folder gets ``results.json`` (the command, the
@@ -37,15 +37,15 @@ from noisesim.models.zoo import build_model
 from noisesim.registry import DATASETS, MODELS
 from noisesim.reports.precision import draw_precision
 from noisesim.train.adaptive import AdaptiveDPC, CyclicPrecision, train_with_adaptive_dpc, validate
-from noisesim.train.double_rounding import (DoubleRoundingConfig, MultiPrecision, search_subnets,
-                                            train_double_rounding)
+from noisesim.allocate.subnets import search_subnets
+from noisesim.train.double_rounding import DoubleRoundingConfig, MultiPrecision, train_double_rounding
 from noisesim.train.loop import evaluate
 
 METHODS = ("adaptive_dpc", "cpt", "adaptive_dpc+cpt", "double_rounding", "supernet")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m noisesim.train.precision", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m noisesim.experiment.precision", description=__doc__.splitlines()[0])
     p.add_argument("--arch", "--model", dest="model", default="resnet20", choices=MODELS.names(),
                    help="network (default: resnet20, the shipped Fashion-MNIST weights)")
     p.add_argument("--dataset", default="fashion_mnist", choices=DATASETS.names(), help="(default: fashion_mnist)")
@@ -82,12 +82,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.probabilities is not None and len(args.probabilities) != len(args.bits):
         problems.append(f"--probabilities: give one per --bits value ({len(args.bits)})")
     if problems:
-        print(f"python -m noisesim.train.precision: error: {problems[0]}", file=sys.stderr)
+        print(f"python -m noisesim.experiment.precision: error: {problems[0]}", file=sys.stderr)
         return 2
     try:
         return _run(args, list(sys.argv[1:] if argv is None else argv))
     except (ValueError, FileNotFoundError) as e:
-        print(f"python -m noisesim.train.precision: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        print(f"python -m noisesim.experiment.precision: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
 
 
@@ -107,7 +107,7 @@ def _run(args, argv: list[str]) -> int:
     sim = noisesim.prepare(model, cfg)
     noisesim.calibrate(sim, train_batches, max_batches=4)
     start = time.time()
-    record = {"command": ["python -m noisesim.train.precision", *argv], "settings": vars(args),
+    record = {"command": ["python -m noisesim.experiment.precision", *argv], "settings": vars(args),
               "float_test_accuracy": evaluate(model, data.val, data.task)}
     rows = []
     if multi:
