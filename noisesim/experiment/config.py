@@ -16,17 +16,18 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional
 
 import noisesim.allocate  # noqa: F401  (registers the allocation methods)
 import noisesim.data.registry  # noqa: F401  (registers the data sets)
 import noisesim.models.zoo  # noqa: F401  (registers the models)
 from noisesim.allocate.base import QUANTITIES
 from noisesim.config import BIT_ROUNDING, ConfigError, SimConfig, bits_problem, noise_types
+from noisesim.experiment.settings import (at_least_one, check_field, coerce, fraction, in_range, non_negative,
+                                          parse_bits, parse_mapping, percentile_range, positive, registered, setting)
 from noisesim.registry import ALLOCATORS, DATASETS, MODELS, OBSERVERS
 from noisesim.stats import FITS
 
@@ -36,86 +37,6 @@ SCHEDULES = ("constant", "cosine")
 REFERENCES = ("float", "quantized")
 GROUPS = ("model and data", "quantization", "quantization-aware training", "analog noise", "allocation",
           "evaluation and search", "run")
-
-
-# -- value checks: each returns why a value is wrong, or None -------------------------
-def positive(v: float) -> Optional[str]:
-    return None if v is not None and math.isfinite(v) and v > 0 else "must be > 0 and finite"
-
-
-def at_least_one(v: int) -> Optional[str]:
-    return None if v >= 1 else "must be >= 1"
-
-
-def non_negative(v: float) -> Optional[str]:
-    return None if math.isfinite(v) and v >= 0 else "must be >= 0 and finite"
-
-
-def fraction(v: float) -> Optional[str]:
-    return None if 0 < v <= 1 else "must be a fraction in (0, 1]"
-
-
-def in_range(lo: float, hi: float, include_lo: bool = True) -> Callable[[float], Optional[str]]:
-    """A check that ``v`` lies in [lo, hi] (or (lo, hi] when not ``include_lo``) and is finite."""
-    def check(v: float) -> Optional[str]:
-        inside = math.isfinite(v) and (v >= lo if include_lo else v > lo) and v <= hi
-        return None if inside else f"must be in {'[' if include_lo else '('}{lo:g}, {hi:g}]"
-    return check
-
-
-def percentile_range(v: float) -> Optional[str]:
-    return None if 50 < v <= 100 else "must be in (50, 100]"
-
-
-def setting(default: Any, help: str, group: str, *, sweep: bool = False, unit: str = "", record: bool = True,
-            choices: Optional[Callable[[], tuple]] = None, parse: Optional[Callable[[str], Any]] = None,
-            check: Optional[Callable[[Any], Optional[str]]] = None, label: str = "", switch: bool = False,
-            point: Union[bool, tuple[str, ...]] = True, applies: str = "", keyed_when_set: bool = False) -> Any:
-    """A field with its metadata.
-
-    sweep: a tuple of values swept over. record: written to every result row (a confounder).
-    choices: the allowed values (a function, so registries are read when used). parse: text ->
-    value for the command line and YAML strings. check: value -> problem or None. label: its name
-    on the quantization card. switch: a plain ``--flag`` (no ``--no-flag`` form). point: the value can
-    change a point's result (so it is part of the point's id; iso-accuracy targets are not), or the
-    allocation methods whose points it can change (a greedy setting does not re-key uniform points). applies:
-    "training" (only points that train something), "search" (only with --binary_search) or "qat" (only
-    with --qat): elsewhere the setting's cell in results.csv is left empty, like a method's own settings on
-    other methods' rows. keyed_when_set: part of point ids only when not at its default (a setting added
-    after run folders existed, so that their points keep their ids). Without ``parse``
-    the type of the default (or of a sweep's first value) parses the text."""
-    if choices is not None:
-        parse = parse or str
-    if parse is None and not isinstance(default, bool):
-        sample = default[0] if isinstance(default, tuple) else default
-        if sample is None:
-            raise TypeError(f"setting({default!r}, ...) needs parse=")
-        parse = type(sample)
-    meta = dict(help=help, group=group, sweep=sweep, unit=unit, record=record, choices=choices, parse=parse,
-                check=check, label=label, switch=switch, point=point, applies=applies,
-                keyed_when_set=keyed_when_set)
-    if isinstance(default, (list, tuple)):
-        return field(default=tuple(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def parse_bits(text: str) -> Optional[int]:
-    """A bit-width: an integer, or none / off / float for no quantization."""
-    if str(text).lower() in ("none", "off", "float"):
-        return None
-    return int(text)
-
-
-def parse_mapping(text: str) -> dict:
-    """A JSON object (on the command line) or a YAML mapping."""
-    value = json.loads(text)
-    if not isinstance(value, dict):
-        raise ValueError("expected a JSON object")
-    return value
-
-
-def _registered(registry) -> Callable[[], tuple]:
-    return lambda: registry.names()
 
 
 @dataclass(frozen=True)
@@ -158,8 +79,8 @@ class ExperimentConfig:
     """What ``main.py`` runs. Field names are the command-line flags and the YAML keys."""
 
     # model and data
-    model: str = setting("resnet20", "network", M, choices=_registered(MODELS))
-    dataset: str = setting("fashion_mnist", "data set", M, choices=_registered(DATASETS), label="data set")
+    model: str = setting("resnet20", "network", M, choices=registered(MODELS))
+    dataset: str = setting("fashion_mnist", "data set", M, choices=registered(DATASETS), label="data set")
     data_path: Optional[str] = setting(None, "data folder (default for fashion_mnist: the Debian package's files)",
                                        M, record=False, parse=str)
     checkpoint_path: Optional[str] = setting(None, "float weights (.pt state_dict) to load instead of the default; "
@@ -191,8 +112,8 @@ class ExperimentConfig:
     weight_symmetric: bool = setting(True, "symmetric weight quantization (zero point 0)", Q)
     act_symmetric: bool = setting(False, "symmetric activation quantization", Q)
     weight_per_channel: bool = setting(False, "one weight range per output channel", Q)
-    weight_observer: str = setting("minmax", "how weight ranges are set", Q, choices=_registered(OBSERVERS))
-    act_observer: str = setting("minmax", "how activation ranges are calibrated", Q, choices=_registered(OBSERVERS))
+    weight_observer: str = setting("minmax", "how weight ranges are set", Q, choices=registered(OBSERVERS))
+    act_observer: str = setting("minmax", "how activation ranges are calibrated", Q, choices=registered(OBSERVERS))
     percentile: tuple = setting((99.99,), "percentile of the percentile observer", Q, sweep=True, unit="%",
                                 check=percentile_range)
     act_dynamic: bool = setting(False, "per-token activation ranges taken at run time for Linear and matmul "
@@ -253,7 +174,7 @@ class ExperimentConfig:
     allocate: str = setting("energy", "what the allocation methods distribute: energy per MAC (toward --target_emac) "
                             "or weight bits (toward --target_weight_bits)", A, choices=lambda: QUANTITIES)
     allocation: tuple = setting(("uniform",), "allocation method(s)", A, sweep=True,
-                                choices=_registered(ALLOCATORS))
+                                choices=registered(ALLOCATORS))
     granularity: tuple = setting(("layer",), "one energy per layer or per output channel", A, sweep=True,
                                  choices=lambda: GRANULARITIES)
     sensitivity: str = setting("fisher", "sensitivity estimate of the closed form: fisher (squared gradients) or "
@@ -338,7 +259,7 @@ class ExperimentConfig:
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            _check_field(f, getattr(self, f.name))
+            check_field(f, getattr(self, f.name))
         self._check_combinations()
         if self.run_name is None:
             object.__setattr__(self, "run_name", f"{self.model}-{self.dataset}-{'-'.join(self.noise_type)}")
@@ -508,36 +429,6 @@ def _plain(v: Any) -> Any:
 def _cell(v: Any) -> Any:
     """A value as one results.csv cell (mappings as sorted JSON)."""
     return json.dumps(v, sort_keys=True) if isinstance(v, dict) else _plain(v)
-
-
-def coerce(f: dataclasses.Field, value: Any) -> Any:
-    """A YAML / Python value in the field's shape: sweeps become tuples, strings are parsed."""
-    parse = f.metadata["parse"]
-
-    def one(v):
-        return parse(v) if parse is not None and isinstance(v, str) else v
-
-    if f.metadata["sweep"] or f.name == "ignore":
-        if value is None:
-            return None
-        return tuple(one(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
-    return one(value)
-
-
-def _check_field(f: dataclasses.Field, value: Any) -> None:
-    """The field's own check and choices, for every value of a sweep."""
-    if value is None:
-        return
-    values = value if isinstance(value, tuple) else (value,)
-    check, choices = f.metadata["check"], f.metadata["choices"]
-    if f.metadata["sweep"] and not values:
-        raise ConfigError(f"--{f.name}: give at least one value", f.name)
-    for v in values:
-        problem = check(v) if check is not None and v is not None else None
-        if problem is None and choices is not None and v not in choices():
-            problem = f"unknown; choose from {', '.join(map(str, choices()))}"
-        if problem:
-            raise ConfigError(f"--{f.name} {v}: {problem}", f.name)
 
 
 def flagged(message: str) -> str:

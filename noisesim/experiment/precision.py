@@ -40,6 +40,7 @@ from noisesim.train.adaptive import AdaptiveDPC, CyclicPrecision, train_with_ada
 from noisesim.allocate.subnets import search_subnets
 from noisesim.train.double_rounding import DoubleRoundingConfig, MultiPrecision, train_double_rounding
 from noisesim.train.loop import evaluate
+from noisesim.train.qat import qat_parameters
 
 METHODS = ("adaptive_dpc", "cpt", "adaptive_dpc+cpt", "double_rounding", "supernet")
 
@@ -130,7 +131,7 @@ def _run(args, argv: list[str]) -> int:
         dpc = AdaptiveDPC(sim, args.initial_bits, args.min_bits, args.delta,
                           cosine_threshold=args.cosine_threshold) if "adaptive" in args.method else None
         cpt = CyclicPrecision(args.cpt_low, args.cpt_high, args.cpt_cycles) if "cpt" in args.method else None
-        params = [p for p in sim.parameters() if p.dtype.is_floating_point and not _noise(p, sim)]
+        params = qat_parameters(sim)
         opt = torch.optim.SGD(params, lr=args.lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
         total = int(round(args.epochs)) * len(train_batches)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
@@ -150,10 +151,6 @@ def _run(args, argv: list[str]) -> int:
     print(pd.DataFrame(rows).drop(columns=["bits"] if args.method == "supernet" else []).to_string(index=False))
     print(f"{args.method}: {record['seconds']:.0f} s; results in {out}")
     return 0
-
-
-def _noise(p: torch.Tensor, model: nn.Module) -> bool:
-    return any(p is q for m in model.modules() if isinstance(m, noisesim.noise.NoiseModel) for q in m.parameters())
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from noisesim.nn.prepare import sim_layers
 from noisesim.ops import round_ste
 from noisesim.quant.fake_quant import FakeQuantize
 from noisesim.train.loop import StepHooks, TrainConfig, evaluate, train
+from noisesim.train.qat import qat_parameters
 
 
 def double_round(q_top: torch.Tensor, top: int, bits: int) -> torch.Tensor:
@@ -221,9 +222,7 @@ def train_double_rounding(mp: MultiPrecision, train_batches: Iterable, val_batch
                 per_channel = m.weight[0].numel()
                 g.mul_(1.0 / (2 ** (mp.top - b) * (per_channel * (2 ** (b - 1) - 1)) ** 0.5))
 
-    params = [p for p in model.parameters() if not _is_noise(p, model)]
-    for p in params:
-        p.requires_grad_(True)
+    params = qat_parameters(model)
     steps = max(1, round(cfg.epochs * len(train_batches)))
     tc = TrainConfig(steps=steps, lr=cfg.lr, optimizer="sgd", weight_decay=cfg.weight_decay, schedule="cosine",
                      progress=cfg.progress, desc="double rounding")
@@ -238,12 +237,6 @@ def train_double_rounding(mp: MultiPrecision, train_batches: Iterable, val_batch
         out["val"] = {b: accuracy_at(mp, b, val_batches, task) for b in bits}
         mp.set_bit_width(mp.top)
     return out
-
-
-def _is_noise(p: torch.Tensor, model: nn.Module) -> bool:
-    from noisesim.noise.base import NoiseModel
-
-    return any(p is q for m in model.modules() if isinstance(m, NoiseModel) for q in m.parameters())
 
 
 def accuracy_at(mp: MultiPrecision, bits: int | dict, batches: Iterable, task: Any) -> float:
