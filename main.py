@@ -2,10 +2,11 @@
 
     python main.py                      # thermal-noise study of the embedded Fashion-MNIST ResNet-20
     python main.py --help               # every flag, with units and defaults
+    python main.py precision --help     # also: precision, export, plot, pretrain (see noisesim/commands.py)
 """
 import sys
 
-from noisesim.experiment.main import main
+from noisesim.commands import main
 
 if __name__ == "__main__":
     sys.exit(main())

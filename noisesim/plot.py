@@ -18,8 +18,8 @@ from noisesim.reports.figures import compare_runs, draw_run
 from noisesim.stats import FITS
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m noisesim.plot", description=__doc__,
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m noisesim.plot") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folder(s) holding results.csv")
     p.add_argument("--out", help="folder for the comparison of several runs (needed with more than one RUN_DIR)")

@@ -8,11 +8,11 @@
 #      against the plain network, over the same grid of uniform energies (iso-accuracy energies in savings.md);
 #   4. the integer export of the QAT W4A4 ResNet-20 and the chokepoint VGG16s, verified layer by layer and on the
 #      whole test set, with the test-bench files of one array tile (export/hardware/).
-#   run_quant/qat.sh        env: EPOCHS (ResNet-20 QAT epochs, 3), VGG_EPOCHS (float 8, QAT 2), QAT_EMAC (5),
+#   run_quant/qat.sh        env: EPOCHS (ResNet-20 QAT epochs, 3), VGG_EPOCHS (float 5, QAT 2), QAT_EMAC (5),
 #                           LOG_DIR, PYTHON
 source "$(dirname "$0")/../run_noise/common.sh"
 EPOCHS="${EPOCHS:-3}"
-read -r VGG_FLOAT VGG_QAT <<< "${VGG_EPOCHS:-8 2}"
+read -r VGG_FLOAT VGG_QAT <<< "${VGG_EPOCHS:-5 2}"
 FMNIST_EVAL=(--model resnet20 --dataset fashion_mnist --val_batch_size 1000 --noise_type none --weight_per_channel)
 QAT=(--qat --act_learning pact --qat_val_samples 5000)
 

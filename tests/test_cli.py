@@ -237,6 +237,17 @@ def test_console_script_and_module_run(command):
     assert proc.returncode == 2 and "--lr nan" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("name, flag", [("precision", "--method"), ("export", "--psum_bits"), ("plot", "--curve_fit"),
+                                        ("pretrain", "--model_options")])
+def test_main_dispatches_the_other_commands(name, flag, capsys):
+    from noisesim.commands import main
+
+    with pytest.raises(SystemExit) as stop:
+        main([name, "--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0 and flag in out and out.startswith(f"usage: main.py {name}")
+
+
 def test_provenance_is_recorded_in_config_rows_and_card(tmp_path, data):
     import json
 

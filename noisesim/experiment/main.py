@@ -28,11 +28,6 @@ def _fail(message: str, prog: str = "main.py") -> int:
     return 2
 
 
-def console() -> int:
-    """The ``noisesim`` command (same as ``python main.py``)."""
-    return main(prog="noisesim")
-
-
 def main(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> int:
     try:
         cfg = parse_args(argv, prog)

@@ -45,8 +45,11 @@ from noisesim.train.qat import qat_parameters
 METHODS = ("adaptive_dpc", "cpt", "adaptive_dpc+cpt", "double_rounding", "supernet")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m noisesim.experiment.precision", description=__doc__.splitlines()[0])
+PROG = "python -m noisesim.experiment.precision"
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--arch", "--model", dest="model", default="resnet20", choices=MODELS.names(),
                    help="network (default: resnet20, the shipped Fashion-MNIST weights)")
     p.add_argument("--dataset", default="fashion_mnist", choices=DATASETS.names(), help="(default: fashion_mnist)")
@@ -77,22 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     problems = [f"--{k} {getattr(args, k)}: must be > 0" for k in ("epochs", "lr") if not getattr(args, k) > 0]
     if args.probabilities is not None and len(args.probabilities) != len(args.bits):
         problems.append(f"--probabilities: give one per --bits value ({len(args.bits)})")
     if problems:
-        print(f"python -m noisesim.experiment.precision: error: {problems[0]}", file=sys.stderr)
+        print(f"{prog}: error: {problems[0]}", file=sys.stderr)
         return 2
     try:
-        return _run(args, list(sys.argv[1:] if argv is None else argv))
+        return _run(args, [*prog.split(), *(sys.argv[1:] if argv is None else argv)])
     except (ValueError, FileNotFoundError) as e:
-        print(f"python -m noisesim.experiment.precision: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        print(f"{prog}: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
 
 
-def _run(args, argv: list[str]) -> int:
+def _run(args, command: list[str]) -> int:
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +111,7 @@ def _run(args, argv: list[str]) -> int:
     sim = noisesim.prepare(model, cfg)
     noisesim.calibrate(sim, train_batches, max_batches=4)
     start = time.time()
-    record = {"command": ["python -m noisesim.experiment.precision", *argv], "settings": vars(args),
+    record = {"command": command, "settings": vars(args),
               "float_test_accuracy": evaluate(model, data.val, data.task)}
     rows = []
     if multi:

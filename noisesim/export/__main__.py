@@ -28,13 +28,16 @@ from noisesim.experiment.folder import RunFolder
 from noisesim.experiment.runner import Experiment
 from noisesim.export.hardware import write_tile
 from noisesim.export.integers import ExportError, export_model, save_export
-from noisesim.export.verify import _captured_inputs, checks_frame, integer_inference, overflow_report, verify_layers
+from noisesim.export.verify import captured_inputs, checks_frame, integer_inference, overflow_report, verify_layers
 from noisesim.io import atomic_write
 from noisesim.train.loop import evaluate
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m noisesim.export", description=__doc__.splitlines()[0])
+PROG = "python -m noisesim.export"
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("run", help="a run folder written by main.py (its config.json names model, data and quantization)")
     p.add_argument("--point", help="point_id of the point to export (default: the run's first point)")
     p.add_argument("--out", help="output folder (default: RUN/export)")
@@ -67,12 +70,12 @@ def _experiment(run: Path) -> tuple[Experiment, ExperimentConfig]:
     return exp, cfg
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
         return _run(args)
     except (_Error, ExportError, ValueError) as e:
-        print(f"python -m noisesim.export: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        print(f"{prog}: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
 
 
@@ -111,7 +114,7 @@ def _run(args) -> int:
     if args.layer:
         if args.layer not in layers:
             raise _Error(f"--layer {args.layer}: not an exported layer ({', '.join(list(layers)[:6])}, ...)")
-        x = _captured_inputs(sim, batch)[args.layer][0]
+        x = captured_inputs(sim, batch)[args.layer][0]
         if not 0 <= args.sample < len(x):
             raise _Error(f"--sample {args.sample}: the batch holds {len(x)} samples")
         paths = write_tile(layers[args.layer], x, out / "hardware", args.array, args.itile, args.otile,

@@ -87,7 +87,7 @@ class LayerCheck:
     bias_int_error: float
 
 
-def _captured_inputs(model: nn.Module, batch: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def captured_inputs(model: nn.Module, batch: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Each instrumented layer's (input, output) on ``batch``, noise off."""
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -110,7 +110,7 @@ def _captured_inputs(model: nn.Module, batch: Any) -> dict[str, tuple[torch.Tens
 
 def verify_layers(model: nn.Module, batch: Any, layers: dict[str, LayerIntegers]) -> list[LayerCheck]:
     """Recover every exported layer's fake-quantized output on ``batch`` from its integers (int64 psums)."""
-    captured = _captured_inputs(model, batch)
+    captured = captured_inputs(model, batch)
     checks = []
     for name, li in layers.items():
         x, y_ref = (t.detach().cpu() for t in captured[name])
@@ -176,7 +176,7 @@ def overflow_report(model: nn.Module, batches: Iterable, psum_bits: int = 16,
         if i >= max_batches:
             break
         inputs, _ = split_batch(batch)
-        captured = _captured_inputs(model, inputs)
+        captured = captured_inputs(model, inputs)
         for name, li in layers.items():
             psum = integer_psum(li, li.input_grid.quantize(captured[name][0].detach().cpu()))
             r = rows.setdefault(name, {"layer": name, "psums": 0, "overflows": 0, "max_abs_psum": 0})

@@ -24,8 +24,8 @@ from noisesim.registry import DATASETS
 from noisesim.train.loop import TrainConfig, evaluate, train
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None, prog: str = "python -m noisesim.train.pretrain") -> None:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="resnet20", choices=list(MODELS))
     p.add_argument("--dataset", default="fashion_mnist", choices=list(DATASETS))
     p.add_argument("--data_path", default=None, help="data folder (default: the loader's default)")

@@ -1,0 +1,36 @@
+"""The ``noisesim`` command line: ``python main.py``, the installed ``noisesim`` and ``python -m noisesim``.
+
+    noisesim [FLAGS]                  sweeps of noise, energies and bits; allocations; iso-accuracy savings
+    noisesim precision [FLAGS]        training with precision that moves: AdaptiveDPC, CPT, Double Rounding
+    noisesim export RUN [FLAGS]       a run's network as integers, verified, with test-bench files
+    noisesim plot RUN... [FLAGS]      plots, quantization cards and savings tables redrawn from run folders
+    noisesim pretrain [FLAGS]         a float network trained with the project's training loop
+
+``noisesim COMMAND --help`` lists each command's flags.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable, Optional, Sequence
+
+from noisesim.experiment import main as experiment
+from noisesim.experiment import precision
+from noisesim.export import __main__ as export
+from noisesim import plot
+from noisesim.train import pretrain
+
+COMMANDS: dict[str, Callable[..., Optional[int]]] = {
+    "precision": precision.main, "export": export.main, "plot": plot.main, "pretrain": pretrain.main}
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> int:
+    """Run the command named by the first argument, or the experiment when there is none."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]](argv[1:], prog=f"{prog} {argv[0]}") or 0
+    return experiment.main(argv, prog)
+
+
+def console() -> int:
+    """The installed ``noisesim`` script."""
+    return main(prog="noisesim")
