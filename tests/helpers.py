@@ -27,6 +27,35 @@ def make_fashion_mnist(root: Path, n_train: int = 256, n_test: int = 128, seed: 
     return root
 
 
+def make_cifar10(root: Path, n: int = 10, seed: int = 0) -> Path:
+    """CIFAR-10 python batches (the files torchvision's CIFAR10 reads) under ``root/cifar-10-batches-py``."""
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": [i % 10 for i in range(n)]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [b"c%d" % i for i in range(10)]}, f)
+    return root
+
+
+def make_imagenet(root: Path, per_class: int = 3) -> Path:
+    """An ImageFolder tree ``root/{train,val}/<wnid>/*.JPEG`` of two classes."""
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for wnid in ("n01440764", "n01443537"):
+            d = root / split / wnid
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", (300, 260), (40 * i, 80, 120)).save(d / f"img_{i}.JPEG")
+    return root
+
+
 def separable_task(seed: int = 0, n: int = 3000, n_train: int = 2000, classes: int = 8):
     """A float MLP trained on a separable ``classes``-way problem in 16 dimensions (2-bit post-training
     quantization wrecks it), with its shuffled training batches and its test batches."""

@@ -146,3 +146,52 @@ def test_bad_files_under_resume(tmp_path, capsys, data, name, content, why):
     path.parent.mkdir(parents=True)
     path.write_bytes(content)
     fails_cleanly(capsys, tmp_path, ["--data_path", str(data), "--run_name", "run", "--resume"], "--resume", why)
+
+
+def _corrupt_other_format(root: Path, kind: str) -> tuple[str, Path]:
+    """A data set of another format with one file damaged: (dataset name, --data_path)."""
+    from noisesim.data.criteo import write_synthetic_criteo
+    from tests.helpers import make_cifar10
+
+    if kind.startswith("cifar10"):
+        make_cifar10(root)
+        batch = root / "cifar-10-batches-py" / "test_batch"
+        batch.write_bytes(batch.read_bytes()[:100] if kind == "cifar10_truncated" else b"")
+        return "cifar10", root
+    if kind.startswith("criteo"):
+        path = write_synthetic_criteo(root / "train.txt", rows=200, seed=0)
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(lines[:50] + ["1\tnot\ta\tcriteo\trow"] + lines[50:]) + "\n"
+                        if kind == "criteo_short_row" else "")
+        return "criteo", root
+    (root / "SST-2").mkdir(parents=True)
+    for split in ("train", "dev"):
+        (root / "SST-2" / f"{split}.tsv").write_text("sentence\tscore\nthe film\t1\n" if kind == "sst2_columns"
+                                                      else "\x00\x01")
+    return "sst2", root
+
+
+@pytest.mark.parametrize("kind", ["cifar10_truncated", "cifar10_empty", "criteo_short_row", "criteo_empty",
+                                  "sst2_columns", "sst2_binary"])
+def test_other_formats_name_the_file_they_cannot_read(tmp_path, kind):
+    from noisesim.data.registry import DataFileError, build_data
+
+    dataset, root = _corrupt_other_format(tmp_path / "data", kind)
+    with pytest.raises(DataFileError) as err:
+        build_data(dataset, str(root), tokenizer_name=str(tmp_path / "no-tokenizer"))
+    message = str(err.value)
+    assert message.startswith("--data_path ") and str(root) in message and len(message.splitlines()) == 1
+
+
+def test_a_corrupt_image_found_mid_run_is_one_line_naming_it(tmp_path, capsys):
+    from tests.helpers import make_imagenet
+
+    root = make_imagenet(tmp_path / "imagenet", per_class=2)
+    bad = root / "val" / "n01443537" / "img_1.JPEG"
+    bad.write_bytes(b"not a jpeg")
+    code = main(["--config", "none", "--log_dir", str(tmp_path / "logs"), "--no-progress", "--no_plot",
+                 "--model", "resnet18", "--dataset", "imagenet", "--data_path", str(root),
+                 "--noise_type", "none", "--calibration_batches", "1", "--val_batch_size", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("main.py: error: --data_path ") and str(bad) in err[-1]
+    assert "Traceback" not in "\n".join(err)

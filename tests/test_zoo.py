@@ -12,6 +12,7 @@ from noisesim.data.registry import build_data
 from noisesim.models.dlrm import DLRM
 from noisesim.models.zoo import build_model
 from noisesim.train.loop import TrainConfig, evaluate, train
+from tests.helpers import make_cifar10, make_imagenet
 
 NOISES = ["thermal", "shot", "weight"]
 CNNS = [("resnet50", {}), ("mobilenet_v2", {}), ("shufflenet_v2_x1_0", {}),
@@ -117,14 +118,7 @@ def test_training_set_smaller_than_a_batch_is_one_batch():
 
 
 def test_imagenet_folder_loader_on_generated_jpegs(tmp_path):
-    from PIL import Image
-
-    for split in ("train", "val"):
-        for wnid in ("n01440764", "n01443537"):
-            d = tmp_path / split / wnid
-            d.mkdir(parents=True)
-            for i in range(3):
-                Image.new("RGB", (300, 260), (40 * i, 80, 120)).save(d / f"img_{i}.JPEG")
+    make_imagenet(tmp_path)
     data = build_data("imagenet", str(tmp_path), train_batch_size=2, val_batch_size=4, workers=0)
     x, y = next(iter(data.val))
     assert x.shape == (4, 3, 224, 224) and y.tolist() == [0, 0, 0, 1]
@@ -132,19 +126,7 @@ def test_imagenet_folder_loader_on_generated_jpegs(tmp_path):
 
 
 def test_cifar10_loader_on_generated_batches(tmp_path):
-    import pickle
-
-    import numpy as np
-
-    root = tmp_path / "cifar-10-batches-py"
-    root.mkdir()
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8), b"labels": list(range(10))}
-        with open(root / name, "wb") as f:
-            pickle.dump(batch, f)
-    with open(root / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [b"c%d" % i for i in range(10)]}, f)
+    make_cifar10(tmp_path)
     data = build_data("cifar10", str(tmp_path), train_batch_size=8, val_batch_size=10)
     x, y = next(iter(data.val))
     assert x.shape == (10, 3, 32, 32) and y.tolist() == list(range(10)) and data.in_channels == 3

@@ -20,6 +20,21 @@ class DataNotFoundError(FileNotFoundError):
     """A data set is missing; the message says where it was looked for and how to get it."""
 
 
+class DataFileError(ValueError):
+    """A data file exists but cannot be read (empty, truncated, corrupt or another format); one-line message."""
+
+
+def error_line(e: Exception) -> str:
+    """An error's one line; for an error a DataLoader worker re-raised (its message then holds the worker's
+    traceback), the original error's message."""
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    if lines[0].startswith("Caught ") and "Original Traceback" in str(e):
+        return lines[-1].split(": ", 1)[-1]
+    return lines[0]
+
+
 @dataclass(frozen=True)
 class DataOptions:
     """How to load a data set: folder, batch sizes, seeded subsets, image size and normalisation

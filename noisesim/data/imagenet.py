@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 
-from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions
+from noisesim.data.bundle import DataBundle, DataFileError, DataNotFoundError, DataOptions
 from noisesim.data.samples import IMAGENET_MEAN, IMAGENET_STD
 from noisesim.data.tasks import Classification
 from noisesim.registry import DATASETS
@@ -18,6 +18,17 @@ from noisesim.registry import DATASETS
 
 def _lite(t: torch.Tensor) -> torch.Tensor:
     return (t * 255 - 127) / 128
+
+
+def read_image(path: str):
+    """torchvision's image reader; a file that is not a readable image is a one-line DataFileError naming it
+    (images are read lazily, so this is where a corrupt file of a large folder is found)."""
+    from torchvision.datasets.folder import default_loader
+
+    try:
+        return default_loader(path)
+    except OSError as e:  # PIL's UnidentifiedImageError and truncated files are OSErrors
+        raise DataFileError(f"--data_path {path}: not a readable image ({' '.join(str(e).split())[:120]})") from None
 
 
 def _loader(o: DataOptions, split: str, batch_size: int, shuffle: bool, n: Optional[int], seed: int):
@@ -32,12 +43,13 @@ def _loader(o: DataOptions, split: str, batch_size: int, shuffle: bool, n: Optio
                                                                                             IMAGENET_STD)
     tf = transforms.Compose([transforms.Resize(resize), transforms.CenterCrop(o.input_size), transforms.ToTensor(),
                              norm])
-    ds = datasets.ImageFolder(str(root), tf)
+    ds = datasets.ImageFolder(str(root), tf, loader=read_image)
     if n is not None and n < len(ds):
         idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].tolist()
         ds = torch.utils.data.Subset(ds, idx)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=o.workers,
-                                       generator=torch.Generator().manual_seed(seed), drop_last=shuffle)
+                                       generator=torch.Generator().manual_seed(seed),
+                                       drop_last=shuffle and len(ds) > batch_size)
 
 
 @DATASETS.register("imagenet")

@@ -11,7 +11,7 @@ import zlib
 from typing import Optional
 
 from noisesim.data import cifar, criteo, fashion_mnist, glue, imagenet, samples, sentences  # noqa: F401 (register)
-from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions
+from noisesim.data.bundle import DataBundle, DataFileError, DataNotFoundError, DataOptions
 from noisesim.registry import DATASETS
 
 
@@ -33,10 +33,6 @@ def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: 
         where = getattr(e, "filename", None) or data_path or "the default location"
         detail = " ".join(str(e).split())[:160] or type(e).__name__
         raise DataFileError(f"--data_path {where}: cannot read the {dataset} data ({detail})") from None
-
-
-class DataFileError(ValueError):
-    """A data file exists but cannot be read (empty, truncated, corrupt or another format); one-line message."""
 
 
 __all__ = ["build_data", "DataFileError", "DataBundle", "DataNotFoundError", "DataOptions", "DATASETS"]

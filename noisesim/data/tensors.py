@@ -94,7 +94,9 @@ def peek(batches) -> object:
     generator = getattr(inner, "generator", None)
     state = generator.get_state() if generator is not None else None
     try:
-        return next(iter(batches))
+        for batch in batches:
+            return batch
+        raise ValueError("the data set gives no batches (fewer examples than one batch?)")
     finally:
         if state is not None:
             generator.set_state(state)

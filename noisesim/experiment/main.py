@@ -14,7 +14,7 @@ import pandas as pd
 
 from noisesim import distributed
 from noisesim.config import ConfigError
-from noisesim.data.bundle import DataNotFoundError
+from noisesim.data.bundle import DataFileError, DataNotFoundError, error_line
 from noisesim.experiment.cli import UsageError, parse_args
 from noisesim.experiment.config import Point
 from noisesim.experiment.folder import RunFolder, RunFolderError
@@ -39,7 +39,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> int:
     try:
         exp = Experiment(cfg)
     except (DataNotFoundError, RunFolderError, ImportError, ValueError) as e:
-        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, prog)
+        return _fail(error_line(e), prog)
     with contextlib.redirect_stdout(io.StringIO()) if not distributed.is_main() else contextlib.nullcontext():
         return _run(cfg, exp, points, argv, prog)
 
@@ -61,13 +61,16 @@ def _run(cfg, exp: Experiment, points: list[Point], argv, prog: str) -> int:
                          "coverage": exp.coverage.to_dict(), "command": [prog, *(sys.argv[1:] if argv is None
                                                                                else argv)]})
     writer = _writer(folder) if distributed.is_main() else None
-    if cfg.binary_search:
-        run_search(exp, folder, points, writer)
-        if (folder.path / "search.csv").exists():
-            print(pd.read_csv(folder.path / "search.csv")[["noise_type", "allocation_label", "energy", "accuracy",
-                                                           "saving_vs_uniform"]].to_string(index=False))
-    else:
-        run_sweep(exp, folder, points, writer)
+    try:
+        if cfg.binary_search:
+            run_search(exp, folder, points, writer)
+            if (folder.path / "search.csv").exists():
+                print(pd.read_csv(folder.path / "search.csv")[["noise_type", "allocation_label", "energy", "accuracy",
+                                                               "saving_vs_uniform"]].to_string(index=False))
+        else:
+            run_sweep(exp, folder, points, writer)
+    except DataFileError as e:  # a corrupt file read lazily, mid-run: the finished points stay (--resume)
+        return _fail(error_line(e), prog)
     if writer is not None:
         writer.close()
     distributed.barrier()
