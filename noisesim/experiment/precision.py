@@ -112,7 +112,8 @@ def _run(args, command: list[str]) -> int:
     noisesim.calibrate(sim, train_batches, max_batches=4)
     start = time.time()
     record = {"command": command, "settings": vars(args),
-              "float_test_accuracy": evaluate(model, data.val, data.task)}
+              "float_test_accuracy": evaluate(model, data.val, data.task),
+              "test_examples": len(getattr(data.val, "targets", ())) or None}
     rows = []
     if multi:
         mp = MultiPrecision(sim, args.bits)

@@ -27,7 +27,7 @@ def _load(folder: Path) -> dict:
     return json.loads((Path(folder) / "results.json").read_text())
 
 
-def bits_over_training(record: dict, stem: Path) -> list[Path]:
+def bits_over_training(record: dict, stem: Path, title: str = "") -> list[Path]:
     epochs = [e for e in record.get("epochs", []) if e.get("bit_widths")]
     schedule = record.get("cpt_schedule")
     if not epochs and not schedule:
@@ -53,10 +53,12 @@ def bits_over_training(record: dict, stem: Path) -> list[Path]:
         ax.set_xlabel("training step")
         ax.set_ylabel("bits (CPT cap)")
         ax.set_title("cyclic precision schedule", fontsize=8)
+    fig.suptitle(title, fontsize=9)
     return save(fig, stem)
 
 
-def accuracy_by_precision(rows: pd.DataFrame, stem: Path, separate: Optional[dict[int, float]] = None) -> list[Path]:
+def accuracy_by_precision(rows: pd.DataFrame, stem: Path, separate: Optional[dict[int, float]] = None,
+                          title: str = "") -> list[Path]:
     if rows.empty or "bits" not in rows or "budget" in rows:
         return []
     style()
@@ -68,11 +70,12 @@ def accuracy_by_precision(rows: pd.DataFrame, stem: Path, separate: Optional[dic
     ax.set_xlabel("weight and activation bits")
     ax.set_ylabel("test accuracy (%)")
     ax.set_xticks(sorted(set(rows["bits"]) | set(separate or {})))
+    ax.set_title(title, fontsize=8)
     ax.legend(frameon=False, fontsize=7)
     return save(fig, stem)
 
 
-def pareto(rows: pd.DataFrame, stem: Path, uniform: Optional[pd.DataFrame] = None) -> list[Path]:
+def pareto(rows: pd.DataFrame, stem: Path, uniform: Optional[pd.DataFrame] = None, title: str = "") -> list[Path]:
     if rows.empty or "budget" not in rows:
         return []
     style()
@@ -84,18 +87,28 @@ def pareto(rows: pd.DataFrame, stem: Path, uniform: Optional[pd.DataFrame] = Non
                 label="every layer at the same bits")
     ax.set_xlabel("average weight bits (weight-count weighted)")
     ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=8)
     ax.legend(frameon=False, fontsize=7)
     return save(fig, stem)
+
+
+def _title(record: dict) -> str:
+    """'resnet20 on fashion_mnist · double_rounding · 10,000 test examples' from a folder's results.json."""
+    s = record.get("settings", {})
+    parts = [f"{s.get('model', '?')} on {s.get('dataset', '?')}", str(s.get("method", ""))]
+    if record.get("test_examples"):
+        parts.append(f"{record['test_examples']:,} test examples")
+    return " · ".join(p for p in parts if p)
 
 
 def draw_precision(folder: str | Path, separate: Optional[dict[int, float]] = None,
                    uniform: Optional[pd.DataFrame] = None) -> list[Path]:
     folder = Path(folder)
     record = _load(folder)
-    rows = pd.DataFrame(record.get("results", []))
-    return (bits_over_training(record, folder / "bits_over_training") +
-            accuracy_by_precision(rows, folder / "accuracy_by_precision", separate) +
-            pareto(rows, folder / "pareto", uniform))
+    rows, title = pd.DataFrame(record.get("results", [])), _title(record)
+    return (bits_over_training(record, folder / "bits_over_training", title) +
+            accuracy_by_precision(rows, folder / "accuracy_by_precision", separate, title) +
+            pareto(rows, folder / "pareto", uniform, title))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
