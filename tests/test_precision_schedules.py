@@ -115,10 +115,8 @@ def test_multi_precision_model_keeps_only_integers_and_switches_exactly(tmp_path
     assert size < 0.6 * float_bytes + 4096
     state = torch.load(tmp_path / "ints.pt", weights_only=True)
     assert all(d["weight_int"].dtype == torch.int8 for d in state["layers"].values())
-    fresh = MultiPrecision(_prepared(_net(seed=5), train), bits=(8, 6, 4, 2))  # other float weights
+    fresh = MultiPrecision(_prepared(_net(seed=5), train), bits=(8, 6, 4, 2))  # other weights and ranges
     fresh.load_integers(tmp_path / "ints.pt")
-    for name in mp.layers:
-        fresh.layers[name].act_quant.load_state_dict(mp.layers[name].act_quant.state_dict())
     with torch.no_grad():
         for b in mp.bits:
             fresh.set_bit_width(b)
@@ -134,7 +132,7 @@ def test_double_rounding_training_serves_every_precision_and_the_search_meets_bu
     mp = MultiPrecision(sim, bits=(8, 4, 2))
     before = {b: _acc(mp, b, test, task) for b in mp.bits}
     out = train_double_rounding(mp, train, test, task, DoubleRoundingConfig(epochs=12, lr=0.002, progress=False))
-    assert sum(out["drawn"].values()) == 12 * len(train) and min(out["drawn"].values()) > 0
+    assert out["drawn"] == {b: 12 * len(train) for b in mp.bits}  # joint: every precision at every step
     # measured: 8 / 4 / 2 bits 99.5 / 99.5 / 84.8% before, 99.5 / 99.5 / 94.3% after
     assert out["val"][8] > 0.95 and out["val"][4] > 0.95 and out["val"][2] >= before[2] + 0.03, (before, out["val"])
     supernet = MultiPrecision(_prepared(net, train), bits=(8, 4, 2))
@@ -143,6 +141,21 @@ def test_double_rounding_training_serves_every_precision_and_the_search_meets_bu
     found = search_subnets(supernet, train, test, task, budgets=(3.0, 5.0, 8.0))
     assert all(r["average_bits"] <= r["budget"] + 1e-9 for r in found)
     assert found[-1]["accuracy"] >= found[0]["accuracy"] - 0.02
+
+
+def test_each_precision_has_its_own_activation_range_and_sampled_training_draws_them():
+    net, train, test = _toy()
+    sim = _prepared(net, train, act_learning="pact")
+    mp = MultiPrecision(sim, bits=(8, 2))
+    switch = next(iter(mp.layers.values())).act_quant
+    mp.set_bit_width(2)
+    assert switch.current == "2" and switch.cfg.bits == 2 and switch.full_range().numel() == 1
+    with torch.no_grad():
+        switch.copies["2"].hi.mul_(0.5)
+    assert switch.copies["8"].hi.item() == pytest.approx(2 * switch.copies["2"].hi.item())
+    out = train_double_rounding(mp, train, None, Classification(), DoubleRoundingConfig(
+        epochs=1, lr=0.002, joint=False, probabilities=(0.75, 0.25), progress=False))
+    assert sum(out["drawn"].values()) == len(train) and out["drawn"][8] > out["drawn"][2] > 0
 
 
 def _acc(mp, b, batches, task):

@@ -71,7 +71,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--bits", type=int, nargs="+", default=[8, 6, 4, 2], help="Double Rounding precisions "
                    "(default: 8 6 4 2)")
     p.add_argument("--probabilities", type=float, nargs="+", default=None,
-                   help="Double Rounding: probability of drawing each of --bits per step (default: equal)")
+                   help="Double Rounding: each of --bits' weight in the joint loss, or with --no-joint its "
+                   "probability of being drawn per step (default: equal)")
+    p.add_argument("--joint", action=argparse.BooleanOptionalAction, default=True,
+                   help="Double Rounding: train every precision at every step (default), or draw one per step")
+    p.add_argument("--distill", action=argparse.BooleanOptionalAction, default=True,
+                   help="Double Rounding, joint: lower precisions also learn the top precision's predictions "
+                   "(default: on)")
     p.add_argument("--budgets", type=float, nargs="+", default=[3, 4, 5, 6, 7],
                    help="supernet: average weight-bit budgets to search (default: 3 4 5 6 7)")
     p.add_argument("--val_samples", type=int, default=5000, help="training images held out (default: 5000)")
@@ -119,7 +125,7 @@ def _run(args, command: list[str]) -> int:
         mp = MultiPrecision(sim, args.bits)
         result = train_double_rounding(mp, train_batches, val, data.task, DoubleRoundingConfig(
             epochs=args.epochs, lr=args.lr, probabilities=tuple(args.probabilities) if args.probabilities else None,
-            mixed=args.method == "supernet", seed=args.seed))
+            joint=args.joint, distill=args.distill, mixed=args.method == "supernet", seed=args.seed))
         record.update(drawn=result["drawn"], val_accuracy=result.get("val"))
         if args.method == "double_rounding":
             for b in mp.bits:

@@ -13,16 +13,23 @@ directly on the same grid, round(w / Δ_b), the two agree except where w / Δ_b 
 differ by exactly one level.
 
 Training (``train_double_rounding``) keeps float weights and a learnable Δ per output channel (a
-unified representation: every precision quantizes through q_T), samples one precision per step with
-probabilities ``probabilities`` (activation bits follow when ``act_bits_follow``), and normalises the
-learning steps: the gradient that reaches Δ from precision b is divided by 2^k (dL/dΔ = 2^k dL/dΔ_b
-would otherwise let the lowest precision dominate) and scaled by LSQ's g_b = 1 / sqrt(n · q_max,b),
-n the weights of the channel, so that each precision moves its grid Δ_b at a comparable rate. ``mixed=True`` trains a one-shot supernet instead: every step draws a
-bit-width per layer; ``noisesim.allocate.subnets.search_subnets`` then picks per-layer bits under
-average-bit budgets from the Hessian traces of the layers' weights and an exact integer program.
+unified representation: every precision quantizes through q_T). By default every step trains all
+precisions jointly: the loss is the mean over the bit-widths (weighted by ``probabilities`` when given)
+of each precision's task loss, and with ``distill`` a lower precision learns half from the labels and
+half from the top precision's predictions (KL divergence to its detached softmax, as multi-precision
+training usually does: Jin et al. 2020, "AdaBits"; Yu et al. 2021, "Any-Precision DNNs"). ``joint=False``
+draws one precision per step with those probabilities instead. Each precision has its own activation
+ranges (``PrecisionSwitch``: a PACT clip learned for 8 bits is far too wide for 2), and the learning
+steps are normalised: the gradient that reaches Δ from precision b is divided by 2^k (dL/dΔ = 2^k dL/dΔ_b
+would otherwise let the lowest precision dominate) and scaled by LSQ's g_b = 1 / sqrt(n · q_max,b), n the
+weights of the channel, so that each precision moves its grid Δ_b at a comparable rate. ``mixed=True``
+trains a one-shot supernet instead: every step draws a bit-width per layer;
+``noisesim.allocate.subnets.search_subnets`` then picks per-layer bits under average-bit budgets from the
+Hessian traces of the layers' weights and an exact integer program.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import random
 from pathlib import Path
@@ -31,12 +38,14 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from noisesim.io import save_checkpoint
 from noisesim.nn.base import SimLayer
 from noisesim.nn.prepare import sim_layers
 from noisesim.ops import round_ste
 from noisesim.quant.fake_quant import FakeQuantize
+from noisesim.quant.functional import scale_gradient
 from noisesim.train.loop import StepHooks, TrainConfig, evaluate, train
 from noisesim.train.qat import qat_parameters
 
@@ -85,15 +94,59 @@ class DoubleRoundingQuantizer(FakeQuantize):
         return double_round(q_top, self.top, bits or self.current)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
+        """Δ_b · q_b, with the gradient reaching Δ scaled by g_b / 2^k (module docstring)."""
         if not self.enabled:
             return w
-        return self.integers(w) * (self._step(w.dim()) * 2 ** (self.top - self.current))
+        k, qmax = self.top - self.current, 2 ** (self.current - 1) - 1
+        g = 1.0 / (2 ** k * (w[0].numel() * qmax) ** 0.5)
+        step = scale_gradient(self._step(w.dim()), g)
+        q_top = round_ste(w / step).clamp(-(2 ** (self.top - 1) - 1), 2 ** (self.top - 1) - 1)
+        return double_round(q_top, self.top, self.current) * (step * 2 ** k)
 
     def full_range(self) -> torch.Tensor:
         return 2 * (2 ** (self.current - 1) - 1) * self.step.detach().abs() * 2 ** (self.top - self.current)
 
     def extra_repr(self) -> str:
         return f"double rounding {self.current}b of {self.top}b, per-channel learnable step"
+
+
+class PrecisionSwitch(nn.Module):
+    """An activation quantizer with its own range (and learnable clip) for each bit-width: ``set_bits(b)``
+    switches to precision b's copy; everything else (``full_range``, ``cfg``, ...) is the active copy's."""
+
+    def __init__(self, base: FakeQuantize, bits: Sequence[int]):
+        super().__init__()
+        self.copies = nn.ModuleDict()
+        for b in bits:
+            q = copy.deepcopy(base)
+            q.set_bits(b)
+            self.copies[str(b)] = q
+        self.current = str(max(bits))
+
+    @property
+    def active(self) -> FakeQuantize:
+        return self.copies[self.current]
+
+    def set_bits(self, bits: float) -> None:
+        if str(int(bits)) not in self.copies:
+            raise ValueError(f"activation bits {bits}: not one of {', '.join(self.copies)}")
+        self.current = str(int(bits))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.active(x)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.copies[self.__dict__["current"]], name)
+
+    def extra_repr(self) -> str:
+        return f"active {self.current} bits of {', '.join(self.copies)}"
+
+
+def _switches(layer: SimLayer) -> list[tuple[str, PrecisionSwitch]]:
+    return [(a, q) for a in ("act_quant", "act_quant_b") if isinstance(q := getattr(layer, a, None), PrecisionSwitch)]
 
 
 def _layers(model: nn.Module) -> list[SimLayer]:
@@ -113,6 +166,11 @@ class MultiPrecision:
         for m in self.layers.values():
             if not isinstance(m.weight_quant, DoubleRoundingQuantizer):
                 m.weight_quant = DoubleRoundingQuantizer(m.weight_quant, m.weight, self.top)
+            if act_bits_follow:
+                for attr in ("act_quant", "act_quant_b"):
+                    q = getattr(m, attr, None)
+                    if isinstance(q, FakeQuantize) and q.cfg.bits is not None and not q.cfg.dynamic:
+                        setattr(m, attr, PrecisionSwitch(q, self.bits))
 
     def set_bit_width(self, bits: int | dict[str, int]) -> None:
         """Switch every layer (an int) or the named layers (a dict name -> bits) to these bits."""
@@ -142,7 +200,8 @@ class MultiPrecision:
     # -- integers only -------------------------------------------------------------
     @torch.no_grad()
     def integers(self) -> dict[str, dict[str, torch.Tensor]]:
-        """Per layer: the top-precision integers (int8 up to 8 bits), the step Δ and the bias."""
+        """Per layer: the top-precision integers (int8 up to 8 bits), the step Δ, the bias and, per precision,
+        the activation range (``act_quant.<bits>.lo`` / ``.hi``)."""
         dtype = torch.int8 if self.top <= 8 else torch.int16
         out = {}
         for name, m in self.layers.items():
@@ -152,10 +211,14 @@ class MultiPrecision:
             out[name] = {"weight_int": ints, "step": q.step.detach().abs().clone()}
             if m.bias is not None:
                 out[name]["bias"] = m.bias.detach().clone()
+            for attr, switch in _switches(m):
+                for b, aq in switch.copies.items():
+                    out[name][f"{attr}.{b}.lo"], out[name][f"{attr}.{b}.hi"] = aq.lo.detach(), aq.hi.detach()
         return out
 
     def save_integers(self, path: str | Path) -> int:
-        """Write the integers, steps and biases (no float weights); returns the file size in bytes."""
+        """Write the integers, steps, biases and each precision's activation ranges (no float weights); returns
+        the file size in bytes."""
         save_checkpoint(path, {"top_bits": torch.tensor(self.top), "bits": torch.tensor(self.bits),
                                "layers": self.integers()})
         return Path(path).stat().st_size
@@ -171,27 +234,75 @@ class MultiPrecision:
             if "bias" in d:
                 m.bias.copy_(d["bias"])
             m.weight_quant.touch()
+            for attr, switch in _switches(m):
+                for b, aq in switch.copies.items():
+                    aq.lo.copy_(d[f"{attr}.{b}.lo"])
+                    aq.hi.copy_(d[f"{attr}.{b}.hi"])
+                    aq.calibrated.fill_(True)
+                    aq.touch()
 
 
 @dataclasses.dataclass(frozen=True)
 class DoubleRoundingConfig:
-    """epochs, lr (SGD with Nesterov momentum, cosine schedule), weight_decay; probabilities: of sampling each
-    of ``MultiPrecision.bits`` per step (default: equal); mixed: a supernet (one bit-width per layer per step);
-    seed: of the precision sampling."""
+    """epochs, lr (SGD with Nesterov momentum, cosine schedule), weight_decay; joint: train every precision at
+    every step (default), else draw one per step; probabilities: each of ``MultiPrecision.bits``' weight in the
+    joint loss, or its probability of being drawn (default: equal); distill: lower precisions also learn from
+    the top precision's predictions (joint training of classifiers); mixed: a supernet (one bit-width per layer
+    per step, drawn); seed: of the drawing."""
 
     epochs: float = 1.0
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    joint: bool = True
     probabilities: Optional[tuple[float, ...]] = None
+    distill: bool = True
     mixed: bool = False
     seed: int = 0
     progress: bool = True
 
 
+class _EveryPrecision(nn.Module):
+    """The multi-precision model run at each of its bit-widths in turn: outputs stacked, top precision first."""
+
+    def __init__(self, mp: MultiPrecision):
+        super().__init__()
+        self.net, self.mp = mp.model, mp
+
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        outs = []
+        for b in self.mp.bits:
+            self.mp.set_bit_width(b)
+            outs.append(self.net(*args, **kwargs))
+        self.mp.set_bit_width(self.mp.top)
+        return torch.stack(outs)
+
+
+class _JointLoss:
+    """The task's loss averaged over precisions with ``weights``; with ``distill``, each lower precision's is
+    half its task loss and half KL(top precision's softmax, detached || its softmax). Predictions: the top's."""
+
+    def __init__(self, task: Any, weights: np.ndarray, distill: bool):
+        self.task, self.weights, self.distill = task, weights, distill
+        self.name = getattr(task, "name", "metric")
+
+    def loss(self, outs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        teacher = F.softmax(outs[0].detach(), -1)
+        total = 0.0
+        for i, (w, out) in enumerate(zip(self.weights, outs)):
+            term = self.task.loss(out, targets)
+            if self.distill and i > 0:
+                term = 0.5 * term + 0.5 * F.kl_div(F.log_softmax(out, -1), teacher, reduction="batchmean")
+            total = total + float(w) * term
+        return total
+
+    def predictions(self, outs: torch.Tensor) -> torch.Tensor:
+        return self.task.predictions(outs[0])
+
+
 def train_double_rounding(mp: MultiPrecision, train_batches: Iterable, val_batches: Optional[Iterable], task: Any,
                           cfg: DoubleRoundingConfig) -> dict[str, Any]:
     """Multi-precision quantization-aware training in the one loop (module docstring); returns the history and
-    how often each precision was drawn."""
+    how many forward passes each precision had."""
     model, bits = mp.model, mp.bits
     probs = np.asarray(cfg.probabilities or [1.0] * len(bits), float)
     if len(probs) != len(bits) or (probs < 0).any() or probs.sum() <= 0:
@@ -199,35 +310,29 @@ def train_double_rounding(mp: MultiPrecision, train_batches: Iterable, val_batch
     probs = probs / probs.sum()
     rng = random.Random(cfg.seed)
     drawn: dict[int, int] = {b: 0 for b in bits}
-    current: dict[str, int] = {}
+    joint = cfg.joint and not cfg.mixed
 
     def before(step: int) -> None:
-        if cfg.mixed:
+        if joint:
+            for b in bits:
+                drawn[b] += 1
+        elif cfg.mixed:
             choice = {n: rng.choices(bits, probs)[0] for n in mp.layers}
             mp.set_bit_width(choice)
-            current.update(choice)
             for b in choice.values():
                 drawn[b] += 1
         else:
             b = rng.choices(bits, probs)[0]
             mp.set_bit_width(b)
-            current.update({n: b for n in mp.layers})
             drawn[b] += 1
-
-    def normalise(step: int) -> None:  # dL/dΔ from precision b: / 2^(T-b) and LSQ's g_b
-        for name, m in mp.layers.items():
-            g = m.weight_quant.step.grad
-            if g is not None:
-                b = current[name]
-                per_channel = m.weight[0].numel()
-                g.mul_(1.0 / (2 ** (mp.top - b) * (per_channel * (2 ** (b - 1) - 1)) ** 0.5))
 
     params = qat_parameters(model)
     steps = max(1, round(cfg.epochs * len(train_batches)))
     tc = TrainConfig(steps=steps, lr=cfg.lr, optimizer="sgd", weight_decay=cfg.weight_decay, schedule="cosine",
                      progress=cfg.progress, desc="double rounding")
     model.train()
-    result = train(model, params, train_batches, task, tc, hooks=StepHooks(before, normalise))
+    net, loss = (_EveryPrecision(mp), _JointLoss(task, probs, cfg.distill)) if joint else (model, task)
+    result = train(net, params, train_batches, loss, tc, hooks=StepHooks(before_step=before))
     model.eval()
     for p in params:
         p.requires_grad_(False)
