@@ -157,3 +157,16 @@ def test_a_saving_that_may_be_zero_is_marked_not_significant(tmp_path):
     run = _synthetic_run(tmp_path / "run", shift=1.0)
     write_savings([run], run)
     assert "not significant" in (run / "savings.md").read_text()
+
+
+def test_compared_runs_get_a_paired_saving_against_the_first_run(tmp_path):
+    base = _synthetic_run(tmp_path / "base", shift=1.0)  # its trained curve is no better than uniform
+    better = _synthetic_run(tmp_path / "better", shift=2.0)  # trained reaches any accuracy at half the energy
+    write_savings([base, better], tmp_path / "out", labels=["base", "better"])
+    table = pd.read_csv(tmp_path / "out" / "savings.csv")
+    trained = table[(table["run"] == "better") & (table["allocation_label"] == "trained per layer")].iloc[0]
+    assert trained["saving_vs_first"] == pytest.approx(0.5, abs=0.1) and trained["saving_vs_first_lo"] > 0
+    uniform = table[(table["run"] == "better") & (table["allocation_label"] == "uniform")].iloc[0]
+    assert uniform["saving_vs_first"] == pytest.approx(0, abs=1e-9)  # the same uniform curve in both runs
+    md = (tmp_path / "out" / "savings.md").read_text()
+    assert md.startswith("| run |") and "saving vs base" in md and "(reference)" in md

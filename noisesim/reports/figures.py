@@ -115,5 +115,5 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, target: Optional[dict]
     title = _title(df)
     paths = draw_results(df, out_dir, title)
     paths += write_card(df, out_dir, title, dict(zip(labels, fields)))
-    paths += write_savings(run_dirs, out_dir, target)
+    paths += write_savings(run_dirs, out_dir, target, labels)
     return paths

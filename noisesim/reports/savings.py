@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -124,7 +124,7 @@ def _group_rows(run_dir: Path, keys: dict, g: pd.DataFrame, settings: dict) -> l
                f"{'float' if ref_name == 'float' else 'quantized, no noise'} {ref_value:.2%} − {drop * 100:g} pt",
                "examples": int(ref[0].shape[1]), "draws": int(first.get("draws", 1)), "points": len(points),
                "fit": kind, "fit_rms": iso.curve.rms, "fit_params": _params(iso.curve), "E": iso.energy, "E_lo": iso.lo, "E_hi": iso.hi,
-               "E_min": min(p.energy for p in points), "E_max": max(p.energy for p in points)}
+               "E_min": min(p.energy for p in points), "E_max": max(p.energy for p in points), "iso": iso}
         rows.append(row)
     if "uniform" in found:
         for row in rows:
@@ -163,15 +163,34 @@ def _saving(row: dict) -> str:
     return text if (lo > 0 or hi < 0) else text + " not significant"
 
 
+def _versus_first(row: dict, first: str) -> str:
+    s, lo, hi = row.get("saving_vs_first"), row.get("saving_vs_first_lo"), row.get("saving_vs_first_hi")
+    if row["run"] == first:
+        return "(reference)"
+    if lo is None or lo != lo:
+        return "—"
+    text = f"{_percent(s)} [{_percent(lo)}, {_percent(hi)}]"
+    return text if (lo > 0 or hi < 0) else text + " not significant"
+
+
 def savings_markdown(table: pd.DataFrame) -> str:
-    lines = ["| model | data | noise | W/A bits | target | examples × draws | allocation | points (fit) | "
-             "E* photons/MAC [95% CI] | saving vs uniform [95% CI] |", "|---|---|---|---|---|---|---|---|---|---|"]
+    runs = "run" in table and table["run"].nunique() > 1
+    first = table["run"].iloc[0] if runs else None
+    versus = runs and "saving_vs_first" in table and table["saving_vs_first_lo"].notna().any()
+    head = ["model", "data", "noise", "W/A bits", "target", "examples × draws", "allocation", "points (fit)",
+            "E* photons/MAC [95% CI]", "saving vs uniform [95% CI]"]
+    if runs:
+        head = ["run"] + head + ([f"saving vs {first} [95% CI]"] if versus else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table.to_dict("records"):
         bits = f"{_bits(r['weight_bits'])}/{_bits(r['act_bits'])}"
         e = f"{_energy(r['E'], r)} [{_energy(r['E_lo'], r)}, {_energy(r['E_hi'], r)}]"
-        lines.append(f"| {r['model']} | {r['dataset']} | {r['noise_type']} | {bits} | {r['target_text']} "
-                     f"({r['target']:.2%}) | {r['examples']} × {r['draws']} | {r['allocation_label']} | "
-                     f"{r['points']} ({r['fit']}, rms {r['fit_rms'] * 100:.2f} pt) | {e} | {_saving(r)} |")
+        cells = [r["model"], r["dataset"], r["noise_type"], bits, f"{r['target_text']} ({r['target']:.2%})",
+                 f"{r['examples']} × {r['draws']}", r["allocation_label"],
+                 f"{r['points']} ({r['fit']}, rms {r['fit_rms'] * 100:.2f} pt)", e, _saving(r)]
+        if runs:
+            cells = [r["run"]] + cells + ([_versus_first(r, first)] if versus else [])
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines) + (
         "\n\nE*: the least average energy per MAC (photons; x 0.128 for aJ) at which the fitted accuracy curve "
         "reaches the target; '> E' not reached up to the highest energy evaluated, '< E' reached already at the "
@@ -230,14 +249,31 @@ def budget_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n\nIntervals: 95% bootstrap over test examples (paired between methods).\n"
 
 
-def write_savings(run_dirs: Iterable[Path], out_dir: Path, overrides: Optional[dict[str, Any]] = None) -> list[Path]:
+def _iso_rows_of_runs(run_dirs: list[Path], labels: Sequence[str], overrides: Optional[dict[str, Any]]
+                     ) -> list[dict[str, Any]]:
+    """Every run's iso rows, labelled with its run; with several runs, each curve's saving against the same
+    curve (model, data, noise, bits, allocation) of the first run, paired over the same test examples."""
+    rows = [{**r, "run": label} for d, label in zip(run_dirs, labels) for r in iso_rows(d, overrides)]
+    key = ("model", "dataset", "noise_type", "weight_bits", "act_bits", "allocation_label")
+    first = {tuple(str(r.get(k)) for k in key): r for r in rows if r["run"] == labels[0]}
+    for r in rows:
+        ref = first.get(tuple(str(r.get(k)) for k in key))
+        if len(run_dirs) > 1 and ref is not None and r["run"] != labels[0] and ref["examples"] == r["examples"]:
+            r["saving_vs_first"], r["saving_vs_first_lo"], r["saving_vs_first_hi"] = saving(r["iso"], ref["iso"])
+    return [{k: v for k, v in r.items() if k != "iso"} for r in rows]
+
+
+def write_savings(run_dirs: Iterable[Path], out_dir: Path, overrides: Optional[dict[str, Any]] = None,
+                  labels: Optional[Sequence[str]] = None) -> list[Path]:
     """``savings.csv`` / ``savings.md`` (iso-accuracy energies; runs that asked for a target, or ``overrides``
     such as {"acc_drop": 0.01, "curve_fit": "isotonic"}) and ``budgets.csv`` / ``budgets.md`` (bit-width
-    methods at equal budgets) in ``out_dir``."""
-    run_dirs = list(run_dirs)
+    methods at equal budgets) in ``out_dir``. ``labels`` name the runs (default: their folder names); with
+    several runs the savings table also gives each curve's saving against the first run's."""
+    run_dirs = [Path(d) for d in run_dirs]
+    labels = list(labels) if labels is not None else [d.name for d in run_dirs]
     out_dir = Path(out_dir)
     paths = []
-    for rows, name, render in (([r for d in run_dirs for r in iso_rows(d, overrides)], "savings", savings_markdown),
+    for rows, name, render in ((_iso_rows_of_runs(run_dirs, labels, overrides), "savings", savings_markdown),
                                ([r for d in run_dirs for r in budget_rows(d)], "budgets", budget_markdown)):
         if not rows:
             continue
