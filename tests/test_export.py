@@ -124,6 +124,24 @@ def test_overflow_is_detected_and_bits_that_do_not_fit_are_refused():
         to_bits(np.array([8]), 4, True)
 
 
+def test_float_psums_are_exact_where_the_bound_allows_and_chunking_changes_nothing(monkeypatch):
+    from noisesim.export import verify
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 8, 3, padding=1, groups=2)
+    sim = noisesim.prepare(conv, noisesim.SimConfig(weight_bits=8, act_bits=8, weight_per_channel=True))
+    x = torch.rand(6, 16, 7, 7)
+    noisesim.calibrate(sim, [x])
+    li = export_layer(sim)
+    assert verify._exact_dtype(li) == torch.float32  # 72 * 255 * 127 * 2 < 2^24
+    x_int = li.input_grid.quantize(x)
+    exact = integer_psum(li, x_int)  # int64
+    for dtype in (torch.float32, torch.float64):
+        assert torch.equal(integer_psum(li, x_int, dtype).to(torch.int64), exact)
+    monkeypatch.setattr(verify, "_PATCH_ELEMENTS", 1000)  # one sample per chunk
+    assert torch.equal(integer_psum(li, x_int), exact)
+
+
 def test_whole_network_integer_inference_matches_the_fake_quantized_network():
     torch.manual_seed(0)
     sim = noisesim.prepare(resnet20(10, 1).eval(), noisesim.SimConfig(weight_bits=4, act_bits=4,

@@ -7,9 +7,10 @@ output (noise off): the error is float rounding only. ``integer_inference(model)
 whole network with every exported layer computed this way; ``overflow_report`` counts the psums
 that a PSUM_BITS-wide two's-complement accumulator could not hold.
 
-For whole-network inference the products are formed in float64, which holds every integer
-below 2^53 exactly; each layer checks that bound (D · max|x_int| · max|w_int| < 2^53, true for
-any bit-width up to 16 with fan-ins below 2^21) and otherwise falls back to int64.
+For whole-network inference the products are formed in floating point where that is exact: every
+partial sum is an integer of magnitude at most B = D · max|x_int| · max|w_int|, so float32 holds
+them all exactly when B < 2^24 (any W4A4 layer with fan-in below 2^15) and float64 when B < 2^53;
+each layer checks its bound and otherwise falls back to int64.
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from noisesim.context import noise_disabled
 from noisesim.export.integers import ExportError, LayerIntegers, export_layer
 from noisesim.nn.prepare import sim_layers
 
-EXACT_FLOAT64 = 2 ** 53
+EXACT_FLOAT32, EXACT_FLOAT64 = 2 ** 24, 2 ** 53
+_PATCH_ELEMENTS = 2 ** 25  # unfolded patches per chunk of samples (bounds memory)
 
 
 def _as_2d(li: LayerIntegers, x: torch.Tensor, w: torch.Tensor):
@@ -39,7 +41,7 @@ def _as_2d(li: LayerIntegers, x: torch.Tensor, w: torch.Tensor):
 
 
 def integer_psum(li: LayerIntegers, x_int: torch.Tensor, dtype: torch.dtype = torch.int64) -> torch.Tensor:
-    """psum = Σ (x_int - z_x)(w_int - z_w), accumulated in int64 (``dtype=float64``: exact below 2^53)."""
+    """psum = Σ (x_int - z_x)(w_int - z_w), accumulated in int64 (``dtype`` float32 / float64: exact while every partial sum is below 2^24 / 2^53)."""
     x = x_int - li.input_grid.zero_point.reshape(())
     zw = li.weight_grid.zero_point.reshape(-1)
     w = li.weight - zw.reshape(-1, *([1] * (li.weight.dim() - 1)))
@@ -47,15 +49,19 @@ def integer_psum(li: LayerIntegers, x_int: torch.Tensor, dtype: torch.dtype = to
         return torch.matmul(x.to(dtype), w.t().to(dtype))
     x4, w4, stride, padding, dilation = _as_2d(li, x, w)
     n, c, h, wd = x4.shape
-    cols = F.unfold(x4.to(torch.float64), w4.shape[2:], dilation=dilation, padding=padding, stride=stride)
-    cols = cols.round().to(dtype)  # exact: the unfolded values are the integers themselves
-    g = li.groups
-    cols = cols.reshape(n, g, -1, cols.shape[-1])  # (N, groups, C/g*kh*kw, L)
-    wg = w4.reshape(g, w4.shape[0] // g, -1).to(dtype)  # (groups, O/g, C/g*kh*kw)
-    out = torch.matmul(wg.unsqueeze(0), cols).reshape(n, w4.shape[0], -1)  # (N, O, L)
     out_h = (h + 2 * padding[0] - dilation[0] * (w4.shape[2] - 1) - 1) // stride[0] + 1
     out_w = (wd + 2 * padding[1] - dilation[1] * (w4.shape[3] - 1) - 1) // stride[1] + 1
-    out = out.reshape(n, w4.shape[0], out_h, out_w)
+    g = li.groups
+    wg = w4.reshape(g, w4.shape[0] // g, -1).to(dtype)  # (groups, O/g, C/g*kh*kw)
+    unfold_dtype = torch.float64 if dtype == torch.int64 else dtype  # holds the input integers exactly
+    chunk = max(1, _PATCH_ELEMENTS // max(1, wg.shape[0] * wg.shape[2] * out_h * out_w))
+    outs = []
+    for x_part in x4.split(chunk):
+        cols = F.unfold(x_part.to(unfold_dtype), w4.shape[2:], dilation=dilation, padding=padding, stride=stride)
+        cols = cols.round().to(dtype)  # exact: the unfolded values are the integers themselves
+        cols = cols.reshape(len(x_part), g, -1, cols.shape[-1])  # (n, groups, C/g*kh*kw, L)
+        outs.append(torch.matmul(wg.unsqueeze(0), cols).reshape(len(x_part), w4.shape[0], out_h, out_w))
+    out = torch.cat(outs)
     return out.squeeze(2) if x_int.dim() == 3 else out
 
 
@@ -71,6 +77,8 @@ def dequantize(li: LayerIntegers, psum: torch.Tensor) -> torch.Tensor:
 def _exact_dtype(li: LayerIntegers) -> torch.dtype:
     fan_in = li.weight[0].numel()
     bound = fan_in * max(abs(li.input_grid.qmin), abs(li.input_grid.qmax)) * int(li.weight.abs().max()) * 2
+    if bound < EXACT_FLOAT32:
+        return torch.float32
     return torch.float64 if bound < EXACT_FLOAT64 else torch.int64
 
 
