@@ -176,6 +176,8 @@ def test_precision_command_writes_results_integers_and_plots(tmp_path, capsys):
                  "--val_samples", "64", "--out", str(out)]) == 0
     record = json.loads((out / "results.json").read_text())
     assert [r["bits"] for r in record["results"]] == [8, 4] and record["integers_bytes"] < record["float32_weight_bytes"]
+    for r in record["results"]:  # each accuracy with its interval over the 64 test examples
+        assert r["test_low"] < r["test_accuracy"] < r["test_high"] or r["test_accuracy"] in (0, 1)
     assert (out / "accuracy_by_precision.png").is_file() and (out / "integers.pt").is_file()
     assert main(["--method", "cpt", "--epochs", "0", "--out", str(tmp_path / "x")]) == 2
     assert "--epochs 0" in capsys.readouterr().err

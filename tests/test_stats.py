@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from noisesim.reports.savings import write_savings
-from noisesim.stats import (Evaluation, auroc_score, fit_curve, iso_energy, metric_interval, resamples,
+from noisesim.stats import (Evaluation, auroc_score, binomial_interval, fit_curve, iso_energy, metric_interval, resamples,
                             saving)
 
 A, B, M, S = 0.1, 0.94, math.log(10), 0.6  # the true curve: Gompertz in log E (or logistic where said)
@@ -170,3 +170,12 @@ def test_compared_runs_get_a_paired_saving_against_the_first_run(tmp_path):
     assert uniform["saving_vs_first"] == pytest.approx(0, abs=1e-9)  # the same uniform curve in both runs
     md = (tmp_path / "out" / "savings.md").read_text()
     assert md.startswith("| run |") and "saving vs base" in md and "(reference)" in md
+
+
+def test_binomial_interval_is_wilsons_and_matches_the_bootstrap_over_examples():
+    lo, hi = binomial_interval(0.5, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)  # Wilson, z = 1.96
+    outcomes = (np.random.default_rng(0).random((1, 2000)) < 0.9).astype(float)
+    boot = metric_interval(outcomes, np.zeros(2000), n_boot=2000)
+    wilson = binomial_interval(outcomes.mean(), 2000)
+    assert np.allclose(boot, wilson, atol=3e-3)

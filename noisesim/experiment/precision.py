@@ -35,7 +35,7 @@ from noisesim.data.tensors import hold_out
 from noisesim.io import atomic_write
 from noisesim.models.zoo import build_model
 from noisesim.registry import DATASETS, MODELS
-from noisesim.reports.precision import draw_precision
+from noisesim.reports.precision import draw_precision, with_intervals
 from noisesim.train.adaptive import AdaptiveDPC, CyclicPrecision, train_with_adaptive_dpc, validate
 from noisesim.allocate.subnets import search_subnets
 from noisesim.train.double_rounding import DoubleRoundingConfig, MultiPrecision, train_double_rounding
@@ -154,11 +154,12 @@ def _run(args, command: list[str]) -> int:
         rows.append({"average_bits": dpc.average_bits() if dpc else float(args.cpt_high),
                      "test_accuracy": test["accuracy"]})
     record["seconds"] = round(time.time() - start, 1)
-    record["results"] = rows
+    rows = with_intervals(pd.DataFrame(rows), record["test_examples"])
+    record["results"] = rows.to_dict("records")
     atomic_write(out / "results.json", lambda f: f.write(json.dumps(record, indent=1, default=str)))
-    atomic_write(out / "results.csv", lambda f: pd.DataFrame(rows).to_csv(f, index=False))
+    atomic_write(out / "results.csv", lambda f: rows.to_csv(f, index=False))
     draw_precision(out)
-    print(pd.DataFrame(rows).drop(columns=["bits"] if args.method == "supernet" else []).to_string(index=False))
+    print(rows.drop(columns=["bits"] if args.method == "supernet" else []).to_string(index=False))
     print(f"{args.method}: {record['seconds']:.0f} s; results in {out}")
     return 0
 

@@ -21,10 +21,27 @@ import pandas as pd
 
 from noisesim.reports.curves import save, style
 from noisesim.reports.layers import short_names
+from noisesim.stats import binomial_interval
 
 
 def _load(folder: Path) -> dict:
     return json.loads((Path(folder) / "results.json").read_text())
+
+
+def with_intervals(rows: pd.DataFrame, n: Optional[int]) -> pd.DataFrame:
+    """``rows`` with ``test_low`` / ``test_high``: the 95% Wilson interval of each test accuracy over its ``n``
+    test examples (kept where the rows already have them)."""
+    if rows.empty or not n or "test_low" in rows:
+        return rows
+    lo_hi = [binomial_interval(a, n) for a in rows["test_accuracy"]]
+    return rows.assign(test_low=[lo for lo, _ in lo_hi], test_high=[hi for _, hi in lo_hi])
+
+
+def _accuracy_line(ax, x: pd.Series, rows: pd.DataFrame, **kw) -> None:
+    """Test accuracy (%) against ``x``, with its interval as error bars when the rows carry one."""
+    y = rows["test_accuracy"] * 100
+    yerr = [y - rows["test_low"] * 100, rows["test_high"] * 100 - y] if "test_low" in rows else None
+    ax.errorbar(x, y, yerr=yerr, capsize=2, **kw)
 
 
 def bits_over_training(record: dict, stem: Path, title: str = "") -> list[Path]:
@@ -63,7 +80,7 @@ def accuracy_by_precision(rows: pd.DataFrame, stem: Path, separate: Optional[dic
         return []
     style()
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
-    ax.plot(rows["bits"], rows["test_accuracy"] * 100, marker="o", label="one Double-Rounding model, switched")
+    _accuracy_line(ax, rows["bits"], rows, marker="o", label="one Double-Rounding model, switched")
     if separate:
         b = sorted(separate)
         ax.plot(b, [separate[k] * 100 for k in b], marker="s", ls="--", label="separately trained (QAT), one per bits")
@@ -81,10 +98,9 @@ def pareto(rows: pd.DataFrame, stem: Path, uniform: Optional[pd.DataFrame] = Non
     style()
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     r = rows.sort_values("average_bits")
-    ax.plot(r["average_bits"], r["test_accuracy"] * 100, marker="o", label="searched sub-networks (Hessian + ILP)")
+    _accuracy_line(ax, r["average_bits"], r, marker="o", label="searched sub-networks (Hessian + ILP)")
     if uniform is not None and not uniform.empty:
-        ax.plot(uniform["average_bits"], uniform["test_accuracy"] * 100, marker="s", ls="--",
-                label="every layer at the same bits")
+        _accuracy_line(ax, uniform["average_bits"], uniform, marker="s", ls="--", label="every layer at the same bits")
     ax.set_xlabel("average weight bits (weight-count weighted)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=8)
@@ -105,7 +121,7 @@ def draw_precision(folder: str | Path, separate: Optional[dict[int, float]] = No
                    uniform: Optional[pd.DataFrame] = None) -> list[Path]:
     folder = Path(folder)
     record = _load(folder)
-    rows, title = pd.DataFrame(record.get("results", [])), _title(record)
+    rows, title = with_intervals(pd.DataFrame(record.get("results", [])), record.get("test_examples")), _title(record)
     return (bits_over_training(record, folder / "bits_over_training", title) +
             accuracy_by_precision(rows, folder / "accuracy_by_precision", separate, title) +
             pareto(rows, folder / "pareto", uniform, title))
@@ -119,11 +135,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     try:
         separate = {int(k): float(v) for k, v in (s.split("=") for s in args.separate)}
-        uniform = pd.DataFrame(_load(Path(args.uniform))["results"]) if args.uniform else None
+        if args.uniform:
+            other = _load(Path(args.uniform))
+            uniform = with_intervals(pd.DataFrame(other["results"]), other.get("test_examples"))
+        else:
+            uniform = None
         paths = draw_precision(args.folder, separate, uniform)
+        record = _load(Path(args.folder))
+        rows = with_intervals(pd.DataFrame(record.get("results", [])), record.get("test_examples"))
     except (OSError, ValueError, KeyError) as e:
         print(f"python -m noisesim.reports.precision: error: {e}", file=sys.stderr)
         return 2
+    print(rows.drop(columns=["bits"] if "budget" in rows else []).to_string(index=False))
     print("\n".join(map(str, paths)))
     return 0
 

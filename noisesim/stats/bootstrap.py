@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import binomtest, mannwhitneyu
 
 Score = Callable[[np.ndarray, np.ndarray], float]
 
@@ -88,6 +88,14 @@ def metric_interval(outcomes: np.ndarray, targets: np.ndarray, n_boot: int = 100
     reps = np.array([replicate_metric(outcomes, targets, r, 0, score)
                      for r in resamples(outcomes.shape[1], n_boot, seed)])
     return interval(reps, level)
+
+
+def binomial_interval(accuracy: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of an accuracy measured on ``n`` independent examples with one outcome each (no
+    noise draws): what the bootstrap over examples approximates, for results that kept only the count."""
+    k = int(round(accuracy * n))
+    ci = binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def significant(lo: Optional[float], hi: Optional[float]) -> bool:
