@@ -100,7 +100,8 @@ def pareto(rows: pd.DataFrame, stem: Path, uniform: Optional[pd.DataFrame] = Non
     r = rows.sort_values("average_bits")
     _accuracy_line(ax, r["average_bits"], r, marker="o", label="searched sub-networks (Hessian + ILP)")
     if uniform is not None and not uniform.empty:
-        _accuracy_line(ax, uniform["average_bits"], uniform, marker="s", ls="--", label="every layer at the same bits")
+        _accuracy_line(ax, uniform["average_bits"], uniform, marker="s", ls="--",
+                       label="Double-Rounding model, one bit-width for all (W and A)")
     ax.set_xlabel("average weight bits (weight-count weighted)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=8)
