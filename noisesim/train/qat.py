@@ -121,11 +121,9 @@ def quantization_aware_training(model: nn.Module, train_batches: Iterable, val_b
     tc = TrainConfig(steps=steps, lr=cfg.lr, optimizer=cfg.optimizer, momentum=cfg.momentum,
                      weight_decay=cfg.weight_decay, schedule=cfg.schedule, generated_labels=cfg.generated_labels,
                      eval_every=steps_per_epoch, progress=cfg.progress, desc="quantization-aware training")
-    penalty = None
-    if cfg.energies:
-        def penalty():
-            e = average_energy(model)
-            return energy_penalty(e, cfg.target_emac, cfg.lambd, True), {"avg_emac": e.item()}
+    def energy_term():
+        e = average_energy(model)
+        return energy_penalty(e, cfg.target_emac, cfg.lambd, True), {"avg_emac": e.item()}
 
     def score() -> float:
         refresh_weight_ranges(model)
@@ -143,8 +141,8 @@ def quantization_aware_training(model: nn.Module, train_batches: Iterable, val_b
 
     model.train()
     with (contextlib.nullcontext() if cfg.noise else noise_disabled(model)), _eval_bitwidths(model):
-        result = train(model, params, train_batches, task, tc, penalty, teacher=teacher,
-                       score_fn=score if val_batches is not None else None, feasible=feasible,
+        result = train(model, params, train_batches, task, tc, energy_term if cfg.energies else None,
+                       teacher=teacher, score_fn=score if val_batches is not None else None, feasible=feasible,
                        save_state=save_state, resume=resume)
     model.eval()
     for p in params:
