@@ -89,6 +89,21 @@ def test_noise_aware_training_lowers_the_accuracy_loss_under_noise():
     assert acc(aware) >= acc(plain) + 0.1  # measured: 33% -> 51%
 
 
+def test_weights_and_energies_train_together_toward_the_energy_target():
+    from noisesim.energy import average_energy
+
+    torch.manual_seed(0)
+    net, train, _ = _toy_task()
+    sim = noisesim.prepare(net, noisesim.SimConfig(weight_bits=8, act_bits=8, noise_type="thermal", e_mac=1.0,
+                                                   seed=0))
+    noisesim.calibrate(sim, train, max_batches=4)
+    weights = [m.weight.detach().clone() for m in noisesim.sim_layers(sim)]
+    quantization_aware_training(sim, train, None, Classification(), QATConfig(
+        epochs=6, lr=0.05, noise=True, energies=True, target_emac=0.25, lambd=5.0, progress=False))
+    assert 0.2 < float(average_energy(sim)) < 0.3  # from 1.0 to the 0.25 target (measured 0.237), not below
+    assert any(not torch.equal(w, m.weight) for w, m in zip(weights, noisesim.sim_layers(sim)))
+
+
 def test_interrupted_training_resumes_where_it_stopped(tmp_path, monkeypatch):
     import noisesim.train.qat as qat
 
