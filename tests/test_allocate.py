@@ -104,9 +104,9 @@ def test_fisher_sensitivity_ranks_layers_like_finite_differences(fmnist):
     sim = _thermal(model, data)
     held = list(itertools.islice(data.train, 8))  # the same training samples for both estimates
     fisher = fisher_sensitivity(sim, held, data.task, max_batches=8).per_layer()
-    fd = finite_difference_sensitivity(sim, held, data.task, energy=3.0, max_batches=8, draws=2).per_layer()
+    fd = finite_difference_sensitivity(sim, held, data.task, energy=3.0, max_batches=8, draws=1).per_layer()
     names = list(fisher)
-    assert spearmanr([fisher[n] for n in names], [fd[n] for n in names])[0] >= 0.8
+    assert spearmanr([fisher[n] for n in names], [fd[n] for n in names])[0] >= 0.8  # measured 0.94
 
 
 @pytest.mark.parametrize("method", ["closed_form", "hessian", "greedy"])
