@@ -41,7 +41,8 @@ def _as_2d(li: LayerIntegers, x: torch.Tensor, w: torch.Tensor):
 
 
 def integer_psum(li: LayerIntegers, x_int: torch.Tensor, dtype: torch.dtype = torch.int64) -> torch.Tensor:
-    """psum = Σ (x_int - z_x)(w_int - z_w), accumulated in int64 (``dtype`` float32 / float64: exact while every partial sum is below 2^24 / 2^53)."""
+    """psum = Σ (x_int - z_x)(w_int - z_w), accumulated in int64 (``dtype`` float32 / float64: exact while every
+    partial sum is below 2^24 / 2^53)."""
     x = x_int - li.input_grid.zero_point.reshape(())
     zw = li.weight_grid.zero_point.reshape(-1)
     w = li.weight - zw.reshape(-1, *([1] * (li.weight.dim() - 1)))
