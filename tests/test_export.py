@@ -179,3 +179,26 @@ def test_export_command(tmp_path, capsys):
     assert main([str(run), "--tolerance", "1e-15"]) == 1  # float rounding is above that
     assert main([str(run), "--layer", "nope"]) == 2 and "--layer nope" in capsys.readouterr().err
     assert main([str(tmp_path / "missing")]) == 2
+
+
+def test_cifar10_vgg16_chokepoint_qat_then_export_of_the_array_tile(tmp_path, capsys):
+    """The classic flow on generated CIFAR-10 files: VGG16 with conv 8 narrowed to 8 -> 8 channels, W4A4 QAT with
+    PACT, then the integers and the 8 x 8 tile's test-bench files of the chokepoint layer."""
+    from noisesim.experiment.main import main as run_main
+    from noisesim.export.__main__ import main
+    from tests.helpers import make_cifar10
+
+    data = make_cifar10(tmp_path / "c10", n=16)
+    flags = ["--config", "none", "--model", "vgg16", "--dataset", "cifar10", "--data_path", str(data),
+             "--model_options", '{"chokepoint": 8, "choke_channels": 8}', "--log_dir", str(tmp_path), "--run_name",
+             "v", "--weight_bits", "4", "--act_bits", "4", "--weight_per_channel", "--noise_type", "none", "--qat",
+             "--qat_epochs", "1", "--act_learning", "pact", "--train_batch_size", "16", "--val_batch_size", "16",
+             "--calibration_batches", "1", "--no_plot", "--no-progress"]
+    assert run_main(flags + ["--qat_val_samples", "80"]) == 2  # all 80 training samples: a one-line error
+    assert "--qat_val_samples 80: the training set holds only 80" in capsys.readouterr().err
+    assert run_main(flags + ["--qat_val_samples", "16"]) == 0
+    assert main([str(tmp_path / "v"), "--layer", "features.27", "--array", "8"]) == 0
+    assert "largest recovery error" in capsys.readouterr().out
+    hw = tmp_path / "v/export/hardware"
+    assert len(list(hw.glob("weight_itile0_otile0_kij*.txt"))) == 9 and (hw / "psum_relu.txt").is_file()
+    assert read_values(hw / "weight_itile0_otile0_kij4.txt", 8, 4, True).shape == (8, 8)
