@@ -105,12 +105,13 @@ class Experiment:
         self.val_batches = DeviceBatches(self.data.val, self.device)
         self.coverage = self._coverage()
         self.provenance = provenance(self.device)
-        if cfg.qat and cfg.qat_val_samples and not isinstance(self.data.train, TensorBatches):
-            raise ValueError(f"--qat_val_samples {cfg.qat_val_samples}: holding out validation samples needs an "
-                             f"in-memory training set, which --dataset {cfg.dataset} is not; pass 0")
-        if cfg.qat and cfg.qat_val_samples and not cfg.qat_val_samples < len(self.data.train.targets):
-            raise ValueError(f"--qat_val_samples {cfg.qat_val_samples}: the training set holds only "
-                             f"{len(self.data.train.targets)} samples; hold out fewer (0: keep the last epoch)")
+        if cfg.qat and cfg.qat_val_samples:
+            if not isinstance(self.data.train, TensorBatches):
+                raise ValueError(f"--qat_val_samples {cfg.qat_val_samples}: holding out validation samples needs "
+                                 f"an in-memory training set, which --dataset {cfg.dataset} is not; pass 0")
+            if cfg.qat_val_samples >= len(self.data.train.targets):
+                raise ValueError(f"--qat_val_samples {cfg.qat_val_samples}: the training set holds only "
+                                 f"{len(self.data.train.targets)} samples; hold out fewer (0: keep the last epoch)")
         self.folder: Optional[RunFolder] = None  # where trained networks are kept (set by run_points)
         self._qat: dict[str, dict[str, Any]] = {}
         self.last_allocation: Optional[Allocation] = None

@@ -28,6 +28,11 @@ def _load(folder: Path) -> dict:
     return json.loads((Path(folder) / "results.json").read_text())
 
 
+def _rows(record: dict) -> pd.DataFrame:
+    """A results.json record's result rows, with their intervals."""
+    return with_intervals(pd.DataFrame(record.get("results", [])), record.get("test_examples"))
+
+
 def with_intervals(rows: pd.DataFrame, n: Optional[int]) -> pd.DataFrame:
     """``rows`` with ``test_low`` / ``test_high``: the 95% Wilson interval of each test accuracy over its ``n``
     test examples (kept where the rows already have them)."""
@@ -122,7 +127,7 @@ def draw_precision(folder: str | Path, separate: Optional[dict[int, float]] = No
                    uniform: Optional[pd.DataFrame] = None) -> list[Path]:
     folder = Path(folder)
     record = _load(folder)
-    rows, title = with_intervals(pd.DataFrame(record.get("results", [])), record.get("test_examples")), _title(record)
+    rows, title = _rows(record), _title(record)
     return (bits_over_training(record, folder / "bits_over_training", title) +
             accuracy_by_precision(rows, folder / "accuracy_by_precision", separate, title) +
             pareto(rows, folder / "pareto", uniform, title))
@@ -136,14 +141,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     try:
         separate = {int(k): float(v) for k, v in (s.split("=") for s in args.separate)}
-        if args.uniform:
-            other = _load(Path(args.uniform))
-            uniform = with_intervals(pd.DataFrame(other["results"]), other.get("test_examples"))
-        else:
-            uniform = None
+        uniform = _rows(_load(Path(args.uniform))) if args.uniform else None
         paths = draw_precision(args.folder, separate, uniform)
-        record = _load(Path(args.folder))
-        rows = with_intervals(pd.DataFrame(record.get("results", [])), record.get("test_examples"))
+        rows = _rows(_load(Path(args.folder)))
     except (OSError, ValueError, KeyError) as e:
         print(f"python -m noisesim.reports.precision: error: {e}", file=sys.stderr)
         return 2

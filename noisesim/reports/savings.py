@@ -23,7 +23,7 @@ import pandas as pd
 from noisesim.io import atomic_write
 from noisesim.reports.curves import allocation_order
 from noisesim.stats import (SCORES, Evaluation, IsoEnergy, interval, iso_energy, metric, replicate_metric, resamples,
-                            saving)
+                            saving, significant)
 
 GROUP = ["model", "dataset", "noise_type", "clean_id"]
 MIN_SIGMOID_POINTS = 4  # a four-parameter curve; fewer points fall back to the isotonic fit
@@ -159,18 +159,20 @@ def _saving(row: dict) -> str:
         return "—"
     if s != s:
         return "— (a target outside the evaluated energies: widen the grid)"
-    text = f"{s:.0%} [{_percent(lo)}, {_percent(hi)}]"
-    return text if (lo > 0 or hi < 0) else text + " not significant"
+    return _saving_text(s, lo, hi)
+
+
+def _saving_text(s: float, lo: float, hi: float) -> str:
+    """'24% [7%, 43%]', marked 'not significant' when the interval holds 0."""
+    text = f"{_percent(s)} [{_percent(lo)}, {_percent(hi)}]"
+    return text if significant(lo, hi) else text + " not significant"
 
 
 def _versus_first(row: dict, first: str) -> str:
     s, lo, hi = row.get("saving_vs_first"), row.get("saving_vs_first_lo"), row.get("saving_vs_first_hi")
     if row["run"] == first:
         return "(reference)"
-    if lo is None or lo != lo:
-        return "—"
-    text = f"{_percent(s)} [{_percent(lo)}, {_percent(hi)}]"
-    return text if (lo > 0 or hi < 0) else text + " not significant"
+    return "—" if lo is None or lo != lo else _saving_text(s, lo, hi)
 
 
 def savings_markdown(table: pd.DataFrame) -> str:

@@ -87,11 +87,14 @@ class DoubleRoundingQuantizer(FakeQuantize):
     def _step(self, ndim: int) -> torch.Tensor:
         return self.step.reshape((-1,) + (1,) * (ndim - 1)).abs().clamp_min(1e-12)
 
+    def top_integers(self, w: torch.Tensor, step: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """q_T = clamp(round(w / Δ), ±(2^(T-1) - 1)) (integers as floats; straight-through gradient)."""
+        qmax = 2 ** (self.top - 1) - 1
+        return round_ste(w / (self._step(w.dim()) if step is None else step)).clamp(-qmax, qmax)
+
     def integers(self, w: torch.Tensor, bits: Optional[int] = None) -> torch.Tensor:
         """q_b of ``w`` (integers as floats), through the stored top-precision integers."""
-        qmax = 2 ** (self.top - 1) - 1
-        q_top = round_ste(w / self._step(w.dim())).clamp(-qmax, qmax)
-        return double_round(q_top, self.top, bits or self.current)
+        return double_round(self.top_integers(w), self.top, bits or self.current)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         """Δ_b · q_b, with the gradient reaching Δ scaled by g_b / 2^k (module docstring)."""
@@ -100,8 +103,7 @@ class DoubleRoundingQuantizer(FakeQuantize):
         k, qmax = self.top - self.current, 2 ** (self.current - 1) - 1
         g = 1.0 / (2 ** k * (w[0].numel() * qmax) ** 0.5)
         step = scale_gradient(self._step(w.dim()), g)
-        q_top = round_ste(w / step).clamp(-(2 ** (self.top - 1) - 1), 2 ** (self.top - 1) - 1)
-        return double_round(q_top, self.top, self.current) * (step * 2 ** k)
+        return double_round(self.top_integers(w, step), self.top, self.current) * (step * 2 ** k)
 
     def full_range(self) -> torch.Tensor:
         return 2 * (2 ** (self.current - 1) - 1) * self.step.detach().abs() * 2 ** (self.top - self.current)
@@ -206,8 +208,7 @@ class MultiPrecision:
         out = {}
         for name, m in self.layers.items():
             q = m.weight_quant
-            qmax = 2 ** (self.top - 1) - 1
-            ints = torch.round(m.weight / q._step(m.weight.dim())).clamp(-qmax, qmax).to(dtype)
+            ints = q.top_integers(m.weight).to(dtype)
             out[name] = {"weight_int": ints, "step": q.step.detach().abs().clone()}
             if m.bias is not None:
                 out[name]["bias"] = m.bias.detach().clone()
