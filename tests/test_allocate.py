@@ -12,9 +12,11 @@ import noisesim
 from noisesim.allocate import (AllocationProblem, ClosedFormAllocator, GreedyAllocator, HessianAllocator, choose,
                                closed_form_energies, finite_difference_sensitivity, fisher_sensitivity, greedy,
                                round_to_budget, waterfill_bits, weight_hessian_trace)
+from noisesim.allocate.trained import AllocationPenalty, TrainedAllocator, TrainedSettings, fill_bits
 from noisesim.data.registry import build_data
 from noisesim.data.tasks import Classification
 from noisesim.models.zoo import build_model
+from noisesim.train.loop import TrainConfig
 
 
 def test_greedy_reproduces_the_hand_computed_sequence():
@@ -123,3 +125,40 @@ def test_methods_spend_exactly_the_budget(fmnist, method):
     energies = [e for a in alloc.layers.values() for e in a.energy]
     assert max(energies) / min(energies) > 1.5  # not uniform
     assert alloc.info["alloc_forward"] > 0 and alloc.info["alloc_seconds"] > 0
+
+
+def _bits_mlp(bits):
+    """Three Linear layers (400, 1600, 160 weights) with learnable weight bits set to ``bits``."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU(), nn.Linear(40, 4))
+    sim = noisesim.prepare(model, noisesim.SimConfig(noise_type="none", weight_bits=8, act_bits=8,
+                                                     train_bitwidth=True, weight_bits_only=True, bit_rounding="round",
+                                                     seed=0))
+    noisesim.calibrate(sim, [(torch.randn(64, 10), torch.zeros(64, dtype=torch.long))], max_batches=1)
+    layers = noisesim.sim_layers(sim)
+    for layer, b in zip(layers, bits):
+        layer.weight_quant.bitwidth.set_bits(b)
+    return sim, layers
+
+
+def test_fill_bits_spends_the_rounded_budget_largest_remainder_first():
+    sim, layers = _bits_mlp([4.4, 4.3, 4.2])  # all round to 4: 4.00 average bits for a budget of 4.5
+    settings = TrainedSettings(TrainConfig(steps=1), energy=False, bits=True, target_weight_bits=4.5)
+    penalty = AllocationPenalty(sim, settings, None)
+    assert noisesim.average_weight_bits(sim).item() == pytest.approx(4.0)
+    # by hand, 1080 spare bit-weights: first pass +400 (remainder 0.4) fits, +1600 (0.3) does not, +160 (0.2)
+    # fits; second pass +1600 does not, +400 fits (40 left), +160 does not; a third raises nothing
+    assert fill_bits(sim, penalty) == 3
+    assert [layer.weight_quant.bits().item() for layer in layers] == [6, 4, 5]
+    assert noisesim.average_weight_bits(sim).item() == pytest.approx(9600 / 2160)
+
+
+def test_trained_bits_leave_less_than_one_layer_bit_of_the_budget():
+    sim, layers = _bits_mlp([8, 8, 8])
+    torch.manual_seed(1)
+    batches = [(torch.randn(32, 10), torch.randint(0, 4, (32,))) for _ in range(4)]
+    settings = TrainedSettings(TrainConfig(steps=20, lr=0.05), energy=False, bits=True, lambd=5.0,
+                               target_weight_bits=4.5)
+    TrainedAllocator(settings).allocate(AllocationProblem(sim, None, "layer", batches, Classification()))
+    w = noisesim.average_weight_bits(sim).item()
+    assert -1e-6 <= 4.5 - w < 160 / 2160  # within budget, and no layer could take one bit more

@@ -9,11 +9,15 @@ the network's weights stay frozen and in eval mode. The loss is
 
 (``constrained=False``: lambda * log E_avg). After training, an allocation still above its
 energy target is scaled down by one common factor (``projected``), and bit-widths above their
-targets are lowered by one common log2 shift, so every point spends at most its budget.
+targets are lowered by one common log2 shift, so every point spends at most its budget. Rounded
+bit-widths then fill what is left of the budget (``fill_bits``): the penalty sees the rounded
+average, and bits that learnt similar values cross a rounding threshold together, which would
+otherwise leave up to a whole bit of the budget unspent.
 """
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -22,6 +26,7 @@ from torch import nn
 
 from noisesim.allocate.allocation import Allocation
 from noisesim.allocate.base import AllocationProblem, Allocator, measure_cost
+from noisesim.config import MAX_BITS, MIN_BITS
 from noisesim.energy import (average_act_bits, average_energy, average_weight_bits, bits_penalty,
                              energy_penalty)
 from noisesim.noise.base import NoiseModel
@@ -137,6 +142,48 @@ def project_bits(model: nn.Module, penalty: AllocationPenalty, step: float = 0.0
     return moved
 
 
+def _levels(m: BitWidth) -> tuple[torch.Tensor, torch.Tensor]:
+    """(remainder, next level) of each element: with x = b (``round``, ``stochastic``) or log2 b
+    (``discrete``), remainder x - round(x) and the rounding level one above round(x)."""
+    bits = torch.exp2(m.log2_bits).clamp(MIN_BITS, MAX_BITS)
+    if m.rounding == "discrete":
+        x = torch.log2(bits)
+        nearest = torch.round(x).clamp(1, 3)
+        return x - nearest, torch.where(nearest < 3, torch.exp2(nearest + 1), torch.full_like(x, math.inf))
+    nearest = torch.round(bits)
+    return bits - nearest, torch.where(nearest < MAX_BITS, nearest + 1, torch.full_like(bits, math.inf))
+
+
+@torch.no_grad()
+def fill_bits(model: nn.Module, penalty: AllocationPenalty) -> int:
+    """Raise rounded bit-widths one level at a time while every bit target stays met.
+
+    Largest remainder first: each element (layer or channel) of a learnable bit-width has a
+    remainder x - round(x) of its continuous bits (x = b, or log2 b for ``discrete``); elements are
+    tried in descending remainder and set to the next rounding level (round(b) + 1, or twice it)
+    whenever the averages stay within their targets, else left as they were; passes repeat until
+    none fits, so no element can take one more level within the budget. Continuous bits
+    (``rounding="none"``) are left alone. Returns the number of raises.
+    """
+    widths = [m for m in model.modules() if isinstance(m, BitWidth) and m.rounding != "none"]
+    raised, before = 0, -1
+    while raised > before:  # passes until nothing more fits
+        before = raised
+        candidates = []
+        for m in widths:
+            remainder, level = _levels(m)
+            candidates += [(r, m, i, n) for i, (r, n) in enumerate(zip(remainder.tolist(), level.tolist()))
+                           if math.isfinite(n)]
+        for _, m, i, level in sorted(candidates, key=lambda c: -c[0]):
+            old = m.log2_bits[i].item()
+            m.log2_bits[i] = math.log2(level)
+            if penalty.feasible():
+                raised += 1
+            else:
+                m.log2_bits[i] = old
+    return raised
+
+
 @ALLOCATORS.register("trained")
 class TrainedAllocator(Allocator):
     name = "trained"
@@ -173,8 +220,9 @@ class TrainedAllocator(Allocator):
                 alloc.with_average_energy(problem.target_emac).apply(model)
                 projected = True
         projected = (s.bits and project_bits(model, penalty)) or projected
+        filled = fill_bits(model, penalty) if s.bits else 0
         alloc = Allocation.from_model(model, self.name if s.energy else "uniform", problem.granularity)
-        alloc.info.update(cost.as_info(), best_step=result.best_step, projected=bool(projected),
+        alloc.info.update(cost.as_info(), best_step=result.best_step, projected=bool(projected), filled=filled,
                           steps=len(result.history), converged=result.converged,
                           final_loss=result.history[-1]["loss"] if result.history else None,
                           history=result.history)
