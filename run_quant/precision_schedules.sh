@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Precision that moves during training, offline on the shipped Fashion-MNIST ResNet-20 (full 10,000-image test
 # set, 5000 training images held out for validation):
-#   1. Double Rounding: one model for 8, 6, 4 and 2 bits (weights and activations; the 2-bit loss weighs a quarter
-#      of the others') against a separately quantization-aware-trained model at each bit-width; the stored
-#      integers' size;
+#   1. Double Rounding: one model for 8, 6, 4 and 2 bits (weights and activations; the 4-bit loss weighs twice and
+#      the 2-bit loss a quarter of the others') against a separately quantization-aware-trained model at each
+#      bit-width; the stored integers' size;
 #   2. a one-shot supernet (random per-layer bits) and the sub-networks its Hessian traces and an integer program
 #      pick under average-bit budgets (Pareto front);
 #   3. AdaptiveDPC (8 -> at least 4 weight bits from gradient statistics), CPT (3..8 bits, 8 cycles) and both,
@@ -31,7 +31,7 @@ run() {  # run NAME ARGS...: one precision run (skipped when its results exist)
     shift
     [[ -f $LOG_DIR/$name/results.json ]] || "${PRECISION[@]}" --out "$LOG_DIR/$name" "$@"
 }
-run double_rounding --method double_rounding --bits 8 6 4 2 --probabilities 1 1 1 0.25  # 2 bits weighs a quarter
+run double_rounding --method double_rounding --bits 8 6 4 2 --probabilities 1 1 2 0.25  # 4 bits twice, 2 bits a quarter
 run supernet --method supernet --bits 8 6 4 2 --budgets 3 4 5 6 7
 run adaptive_dpc --method adaptive_dpc --initial_bits 8 --min_bits 4 --delta 0.5
 run cpt --method cpt --cpt_low 3 --cpt_high 8 --cpt_cycles 8
