@@ -26,7 +26,6 @@ from torch import nn
 
 from noisesim.allocate.allocation import Allocation
 from noisesim.allocate.base import AllocationProblem, Allocator, measure_cost
-from noisesim.config import MAX_BITS, MIN_BITS
 from noisesim.energy import (average_act_bits, average_energy, average_weight_bits, bits_penalty,
                              energy_penalty)
 from noisesim.noise.base import NoiseModel
@@ -142,36 +141,24 @@ def project_bits(model: nn.Module, penalty: AllocationPenalty, step: float = 0.0
     return moved
 
 
-def _levels(m: BitWidth) -> tuple[torch.Tensor, torch.Tensor]:
-    """(remainder, next level) of each element: with x = b (``round``, ``stochastic``) or log2 b
-    (``discrete``), remainder x - round(x) and the rounding level one above round(x)."""
-    bits = torch.exp2(m.log2_bits).clamp(MIN_BITS, MAX_BITS)
-    if m.rounding == "discrete":
-        x = torch.log2(bits)
-        nearest = torch.round(x).clamp(1, 3)
-        return x - nearest, torch.where(nearest < 3, torch.exp2(nearest + 1), torch.full_like(x, math.inf))
-    nearest = torch.round(bits)
-    return bits - nearest, torch.where(nearest < MAX_BITS, nearest + 1, torch.full_like(bits, math.inf))
-
-
 @torch.no_grad()
 def fill_bits(model: nn.Module, penalty: AllocationPenalty) -> int:
     """Raise rounded bit-widths one level at a time while every bit target stays met.
 
     Largest remainder first: each element (layer or channel) of a learnable bit-width has a
-    remainder x - round(x) of its continuous bits (x = b, or log2 b for ``discrete``); elements are
+    remainder (``BitWidth.remainders``: x - round(x), x = b, or log2 b for ``discrete``); elements are
     tried in descending remainder and set to the next rounding level (round(b) + 1, or twice it)
     whenever the averages stay within their targets, else left as they were; passes repeat until
     none fits, so no element can take one more level within the budget. Continuous bits
     (``rounding="none"``) are left alone. Returns the number of raises.
     """
-    widths = [m for m in model.modules() if isinstance(m, BitWidth) and m.rounding != "none"]
+    widths = [m for m in model.modules() if isinstance(m, BitWidth)]
     raised, before = 0, -1
     while raised > before:  # passes until nothing more fits
         before = raised
         candidates = []
         for m in widths:
-            remainder, level = _levels(m)
+            remainder, level = m.remainders()
             candidates += [(r, m, i, n) for i, (r, n) in enumerate(zip(remainder.tolist(), level.tolist()))
                            if math.isfinite(n)]
         for _, m, i, level in sorted(candidates, key=lambda c: -c[0]):

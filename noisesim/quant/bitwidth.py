@@ -31,18 +31,34 @@ class BitWidth(nn.Module):
         b = torch.as_tensor(bits, dtype=self.log2_bits.dtype).clamp(MIN_BITS, MAX_BITS)
         self.log2_bits.copy_(torch.log2(b).expand_as(self.log2_bits))
 
+    def _nearest(self, bits: torch.Tensor) -> torch.Tensor:
+        """The level ``bits`` rounds to outside training: nearest integer, or nearest of {2, 4, 8}."""
+        if self.rounding == "discrete":
+            return torch.exp2(torch.round(torch.log2(bits)).clamp(1, 3))
+        return torch.round(bits)
+
     def forward(self) -> torch.Tensor:
         bits = torch.exp2(self.log2_bits).clamp(MIN_BITS, MAX_BITS)
-        if self.rounding == "round":
-            return ste(bits, torch.round(bits))
-        if self.rounding == "discrete":
-            return ste(bits, torch.exp2(torch.round(torch.log2(bits)).clamp(1, 3)))
-        if self.rounding == "stochastic":
-            if self.training:
-                floor = torch.floor(bits)
-                return ste(bits, floor + (torch.rand_like(bits) < bits - floor).float())
-            return ste(bits, torch.round(bits))
-        return bits
+        if self.rounding == "stochastic" and self.training:
+            floor = torch.floor(bits)
+            return ste(bits, floor + (torch.rand_like(bits) < bits - floor).float())
+        if self.rounding == "none":
+            return bits
+        return ste(bits, self._nearest(bits))
+
+    @torch.no_grad()
+    def remainders(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(remainder, next level) of each element: with x = b (log2 b for ``discrete``), the remainder
+        x - x_nearest and the rounding level one above the nearest (inf at the top: 16, or 8 for
+        ``discrete``). Continuous bits (``none``) have no levels: remainder 0, next level inf."""
+        bits = torch.exp2(self.log2_bits).clamp(MIN_BITS, MAX_BITS)
+        if self.rounding == "none":
+            return torch.zeros_like(bits), torch.full_like(bits, math.inf)
+        nearest = self._nearest(bits)
+        top = 8 if self.rounding == "discrete" else MAX_BITS
+        step_up = nearest * 2 if self.rounding == "discrete" else nearest + 1
+        remainder = torch.log2(bits / nearest) if self.rounding == "discrete" else bits - nearest
+        return remainder, torch.where(nearest < top, step_up, torch.full_like(bits, math.inf))
 
     def extra_repr(self) -> str:
         with torch.no_grad():
