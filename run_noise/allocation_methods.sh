@@ -16,7 +16,7 @@ METHODS=(--allocation uniform trained greedy hessian closed_form --granularity l
          --lambd 5 --lr 0.05 --acc_drop "${ACC_DROP:-0.01}" --no-compare_uniform)
 declare -A DRAWS=([FMNIST]=2 [EFFNET]=3)
 declare -A PRESET_FLAGS=([FMNIST]="--train_batches 100"
-                         [EFFNET]="--train_batches 40 --sensitivity_batches 2 --hutchinson_iters 20")
+                         [EFFNET]="--train_batches 40 --converge_window 10 --sensitivity_batches 2 --hutchinson_iters 20")
 for noise in "${NOISES[@]}"; do
     if [[ -n $DATA ]]; then
         imagenet "-$noise" "${METHODS[@]}" --noise_type "$noise" --target_emac ${GRID_IMAGENET[$noise]} \
