@@ -12,6 +12,8 @@ import noisesim
 from noisesim.allocate import (AllocationProblem, ClosedFormAllocator, GreedyAllocator, HessianAllocator, choose,
                                closed_form_energies, finite_difference_sensitivity, fisher_sensitivity, greedy,
                                round_to_budget, waterfill_bits, weight_hessian_trace)
+from noisesim.allocate.integer_program import BIT_CANDIDATES, weight_bit_costs
+from noisesim.allocate.sensitivity import Sensitivity, cautious_traces
 from noisesim.allocate.trained import AllocationPenalty, TrainedAllocator, TrainedSettings, fill_bits
 from noisesim.data.registry import build_data
 from noisesim.data.tasks import Classification
@@ -60,6 +62,23 @@ def test_hutchinson_trace_matches_the_exact_hessian_trace():
     for i, name in enumerate(("0", "2")):
         exact = torch.diagonal(hess[i][i].reshape(params[i].numel(), -1)).sum().item()
         assert est.values[name].item() == pytest.approx(exact, rel=0.05)
+
+
+def test_a_non_positive_weight_trace_is_not_free_to_quantize():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    sim = noisesim.prepare(net, noisesim.SimConfig(weight_bits=8, act_bits=None))
+    sizes = {"0": 128, "2": 256, "4": 64}
+    est = Sensitivity({"0": torch.tensor([12.8]), "2": torch.tensor([-0.3]), "4": torch.tensor([3.2])}, "t")
+    safe, replaced = cautious_traces(est, sizes)
+    # per weight: 0.1 and 0.05 measured; layer "2" takes the larger, 0.1 * 256
+    assert replaced == ["2"] and safe == pytest.approx({"0": 12.8, "2": 25.6, "4": 3.2})
+    costs = weight_bit_costs(sim, safe)
+    n = np.array([sizes[k] for k in costs], float)
+    picks = choose(np.array([costs[k] for k in costs]), n[:, None] * np.array(BIT_CANDIDATES)[None, :], 6 * n.sum())
+    assert BIT_CANDIDATES[picks[list(costs).index("2")]] > min(BIT_CANDIDATES)  # clipped at 0 it would get 2 bits
+    with pytest.raises(ValueError, match="non-positive"):
+        cautious_traces(Sensitivity({k: torch.tensor([-1.0]) for k in sizes}, "t"), sizes)
 
 
 def test_closed_form_meets_the_budget_and_is_the_numerical_optimum():

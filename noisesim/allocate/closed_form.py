@@ -38,7 +38,8 @@ import torch
 
 from noisesim.allocate.allocation import Allocation
 from noisesim.allocate.base import AllocationProblem, Allocator, measure_cost, set_weight_bits, weight_layers
-from noisesim.allocate.sensitivity import fisher_sensitivity, hessian_sensitivity, weight_hessian_trace
+from noisesim.allocate.sensitivity import (cautious_traces, fisher_sensitivity, hessian_sensitivity,
+                                           weight_hessian_trace)
 from noisesim.registry import ALLOCATORS
 
 ESTIMATORS = {"fisher": fisher_sensitivity, "hessian": hessian_sensitivity}
@@ -143,12 +144,14 @@ class ClosedFormAllocator(Allocator):
             trace = weight_hessian_trace(model, problem.batches, problem.task, self.batches, problem.teacher)
         names = [n for n in layers if n in trace.values]
         ranges = {n: float((layers[n].weight.max() - layers[n].weight.min()).detach()) for n in names}
-        a = [max(float(trace.values[n].sum()), 1e-12) * ranges[n] ** 2 for n in names]
         sizes = [layers[n].weight.numel() for n in names]
+        safe, replaced = cautious_traces(trace, dict(zip(names, sizes)))
+        a = [safe[n] * ranges[n] ** 2 for n in names]
         bits = round_to_budget(waterfill_bits(a, sizes, problem.target_weight_bits), sizes,
                                problem.target_weight_bits)
         set_weight_bits(model, dict(zip(names, bits)))
         alloc = Allocation.from_model(model, self.name, problem.granularity)
         alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=trace.forward,
-                          alloc_backward=trace.backward, sensitivity="weight_hessian_trace")
+                          alloc_backward=trace.backward, sensitivity="weight_hessian_trace",
+                          replaced_traces=len(replaced))
         return alloc

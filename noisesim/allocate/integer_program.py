@@ -22,7 +22,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from noisesim.allocate.allocation import Allocation
 from noisesim.allocate.base import AllocationProblem, Allocator, measure_cost, set_weight_bits
-from noisesim.allocate.sensitivity import hessian_sensitivity, weight_hessian_trace
+from noisesim.allocate.sensitivity import cautious_traces, hessian_sensitivity, weight_hessian_trace
 from noisesim.nn.prepare import sim_layers
 from noisesim.quant.functional import fake_quant_ste, qparams
 from noisesim.registry import ALLOCATORS
@@ -57,13 +57,15 @@ class HessianAllocator(Allocator):
         model = problem.model
         if problem.quantity == "weight_bits":
             with measure_cost(model) as cost:
-                bits, trace = hessian_weight_bits(model, problem.batches, problem.task, problem.target_weight_bits,
+                bits, trace, replaced = hessian_weight_bits(model, problem.batches, problem.task,
+                                                            problem.target_weight_bits,
                                                   max_batches=self.batches, iters=self.iters, tol=self.tol,
                                                   teacher=problem.teacher)
             set_weight_bits(model, bits)
             alloc = Allocation.from_model(model, self.name, problem.granularity)
             alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=trace.forward,
-                              alloc_backward=trace.backward, sensitivity="weight_hessian_trace")
+                              alloc_backward=trace.backward, sensitivity="weight_hessian_trace",
+                              replaced_traces=len(replaced))
             return alloc
         if problem.target_emac is None:
             raise ValueError("the Hessian allocation spends an energy budget: it needs a target energy")
@@ -109,12 +111,14 @@ def weight_bit_costs(model, trace: dict[str, float], candidates: Sequence[int] =
 def hessian_weight_bits(model, batches, task, b_avg: float, candidates: Sequence[int] = BIT_CANDIDATES,
                         max_batches: int = 4, iters: int = 50, tol: float = 0.01, teacher=None):
     """Weight bits per layer under an average-bits (model size) budget: HAWQ-V3's integer program.
-    Returns (name -> bits, the weight Hessian traces)."""
+    Returns (name -> bits, the weight Hessian traces, the layers whose non-positive trace was replaced; see
+    ``cautious_traces``)."""
     trace = weight_hessian_trace(model, batches, task, max_batches, teacher, iters, tol)
-    costs = weight_bit_costs(model, {n: max(float(v.sum()), 0.0) for n, v in trace.values.items()}, candidates)
+    sizes = {m.name: m.weight.numel() for m in sim_layers(model) if m.name in trace.values}
+    safe, replaced = cautious_traces(trace, sizes)
+    costs = weight_bit_costs(model, safe, candidates)
     names = list(costs)
-    sizes = {m.name: m.weight.numel() for m in sim_layers(model) if m.name in costs}
     n = np.array([sizes[k] for k in names], float)
     picks = choose(np.array([costs[k] for k in names]), n[:, None] * np.array(candidates)[None, :], b_avg * n.sum())
-    return {k: int(candidates[i]) for k, i in zip(names, picks)}, trace
+    return {k: int(candidates[i]) for k, i in zip(names, picks)}, trace, replaced
 

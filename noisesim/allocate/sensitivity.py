@@ -235,6 +235,24 @@ def finite_difference_sensitivity(model: nn.Module, batches: Iterable, task: Any
     return Sensitivity(values, "finite_difference", forward, 0)
 
 
+def cautious_traces(trace: Sensitivity, sizes: dict[str, int]) -> tuple[dict[str, float], list[str]]:
+    """Per-layer weight Hessian traces safe to allocate bits with.
+
+    HAWQ's cost tr(H_l)/n_l * ||Q_b(W_l) - W_l||^2 assumes a positive trace. A Hutchinson estimate that is not
+    positive (negative curvature, or a small trace lost in the estimator's own noise) would make every bit-width of
+    that layer free, and an integer program would give it the fewest bits. Such a layer is instead treated as being
+    as sensitive per weight as the most sensitive measured layer: tr_l = n_l * max_j (tr_j / n_j).
+    Returns (name -> trace for every layer in ``sizes``, the names whose estimate was replaced)."""
+    est = {n: float(trace.values[n].sum()) for n in sizes if n in trace.values}
+    positive = [t / sizes[n] for n, t in est.items() if t > 0]
+    if not positive:
+        raise ValueError("every layer's Hessian trace estimate is non-positive; use more --sensitivity_batches "
+                         "or --hutchinson_iters")
+    worst = max(positive)
+    replaced = [n for n in sizes if est.get(n, 0.0) <= 0]
+    return {n: est[n] if n not in replaced else worst * sizes[n] for n in sizes}, replaced
+
+
 def weight_hessian_trace(model: nn.Module, batches: Iterable, task: Any, max_batches: int = 4,
                          teacher: Optional[nn.Module] = None, iters: int = 50, tol: float = 0.01,
                          seed: int = 0) -> Sensitivity:

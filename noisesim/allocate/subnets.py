@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from noisesim.allocate.integer_program import choose
-from noisesim.allocate.sensitivity import weight_hessian_trace
+from noisesim.allocate.sensitivity import cautious_traces, weight_hessian_trace
 from noisesim.train.double_rounding import MultiPrecision, accuracy_at
 
 
@@ -27,13 +27,14 @@ def search_subnets(mp: MultiPrecision, train_batches: Iterable, val_batches: Ite
     mp.set_bit_width(mp.top)
     trace = weight_hessian_trace(mp.model, train_batches, task, max_batches)
     names = list(mp.layers)
+    safe, _ = cautious_traces(trace, {n: mp.layers[n].weight.numel() for n in names})
     costs, sizes = [], []
     with torch.no_grad():
         for name in names:
             m = mp.layers[name]
             w, q = m.weight.detach(), m.weight_quant
             n = w.numel()
-            t = max(float(trace.values[name].sum()), 0.0) if name in trace.values else 0.0
+            t = safe[name]
             row = []
             for b in mp.bits:
                 wq = q.integers(w, b) * (q._step(w.dim()) * 2 ** (mp.top - b))
