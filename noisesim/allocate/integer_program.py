@@ -57,10 +57,9 @@ class HessianAllocator(Allocator):
         model = problem.model
         if problem.quantity == "weight_bits":
             with measure_cost(model) as cost:
-                bits, trace, replaced = hessian_weight_bits(model, problem.batches, problem.task,
-                                                            problem.target_weight_bits,
-                                                  max_batches=self.batches, iters=self.iters, tol=self.tol,
-                                                  teacher=problem.teacher)
+                bits, trace, replaced = hessian_weight_bits(
+                    model, problem.batches, problem.task, problem.target_weight_bits, max_batches=self.batches,
+                    iters=self.iters, tol=self.tol, teacher=problem.teacher)
             set_weight_bits(model, bits)
             alloc = Allocation.from_model(model, self.name, problem.granularity)
             alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=trace.forward,
