@@ -244,13 +244,12 @@ def cautious_traces(trace: Sensitivity, sizes: dict[str, int]) -> tuple[dict[str
     as sensitive per weight as the most sensitive measured layer: tr_l = n_l * max_j (tr_j / n_j).
     Returns (name -> trace for every layer in ``sizes``, the names whose estimate was replaced)."""
     est = {n: float(trace.values[n].sum()) for n in sizes if n in trace.values}
-    positive = [t / sizes[n] for n, t in est.items() if t > 0]
-    if not positive:
+    worst = max((t / sizes[n] for n, t in est.items() if t > 0), default=None)
+    if worst is None:
         raise ValueError("every layer's Hessian trace estimate is non-positive; use more --sensitivity_batches "
                          "or --hutchinson_iters")
-    worst = max(positive)
     replaced = [n for n in sizes if est.get(n, 0.0) <= 0]
-    return {n: est[n] if n not in replaced else worst * sizes[n] for n in sizes}, replaced
+    return {n: worst * sizes[n] if n in replaced else est[n] for n in sizes}, replaced
 
 
 def weight_hessian_trace(model: nn.Module, batches: Iterable, task: Any, max_batches: int = 4,
