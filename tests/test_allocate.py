@@ -81,6 +81,21 @@ def test_a_non_positive_weight_trace_is_not_free_to_quantize():
         cautious_traces(Sensitivity({k: torch.tensor([-1.0]) for k in sizes}, "t"), sizes)
 
 
+def test_a_non_positive_energy_sensitivity_does_not_get_the_least_energy(monkeypatch):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 64))
+    sim = noisesim.prepare(net, noisesim.SimConfig(noise_type="thermal", e_mac=10.0, seed=0))
+    batches = [(torch.randn(32, 8), torch.randint(0, 64, (32,)))]
+    noisesim.calibrate(sim, batches, max_batches=1)
+    # per MAC (128, 256, 1024 MACs per example): 0.1 and 0.001 measured; "2" would be free if clipped at 0
+    sens = Sensitivity({"0": torch.tensor([12.8]), "2": torch.tensor([-0.3]), "4": torch.tensor([1.024])}, "t", 1, 1)
+    monkeypatch.setattr("noisesim.allocate.integer_program.hessian_sensitivity", lambda *a, **k: sens)
+    alloc = HessianAllocator().allocate(AllocationProblem(sim, 10.0, "layer", batches, Classification()))
+    energy = {n: a.energy[0] for n, a in alloc.layers.items()}
+    assert alloc.info["replaced_traces"] == 1 and alloc.average_energy() == pytest.approx(10.0, rel=1e-6)
+    assert min(energy["0"], energy["2"]) > 4 * energy["4"]
+
+
 def test_closed_form_meets_the_budget_and_is_the_numerical_optimum():
     rng = np.random.default_rng(0)
     c, m, e_avg = rng.random(6) * 5 + 0.1, rng.integers(1, 100, 6).astype(float), 7.0

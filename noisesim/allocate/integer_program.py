@@ -11,7 +11,9 @@ perturbation costs Omega_l(k) and spends w_l(k) of a budget:
     minimise sum_l sum_k Omega_l(k) x_lk   s.t.  sum_k x_lk = 1,  sum_l sum_k w_l(k) x_lk <= budget,  x binary,
 
 solved exactly by SciPy's ``milp`` (HiGHS branch and bound). For energies the chosen levels are
-then rescaled by one common factor to spend the budget exactly (the candidates are a grid).
+then rescaled by one common factor to spend the budget exactly (the candidates are a grid). A layer
+whose c_l or tr(H_l) estimate is not positive is costed as the most sensitive measured layer per MAC
+or per weight (``cautious_traces``), not as free.
 """
 from __future__ import annotations
 
@@ -74,7 +76,8 @@ class HessianAllocator(Allocator):
                                        self.iters, self.tol)
         alloc = Allocation.from_model(model, self.name, problem.granularity)
         names = list(sens.values)
-        c = np.array([max(float(sens.values[n].sum()), 0.0) for n in names])
+        safe, replaced = cautious_traces(sens, {n: alloc.layers[n].macs for n in names})
+        c = np.array([safe[n] for n in names])
         macs = np.array([alloc.layers[n].macs for n in names], float)
         levels = e_avg * np.array(self.steps)
         picks = choose(0.5 * c[:, None] / levels[None, :], macs[:, None] * levels[None, :], e_avg * macs.sum())
@@ -83,7 +86,7 @@ class HessianAllocator(Allocator):
         alloc = alloc.with_average_energy(e_avg)
         alloc.apply(model)
         alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=sens.forward,
-                          alloc_backward=sens.backward, sensitivity="hessian")
+                          alloc_backward=sens.backward, sensitivity="hessian", replaced_traces=len(replaced))
         return alloc
 
 

@@ -236,12 +236,14 @@ def finite_difference_sensitivity(model: nn.Module, batches: Iterable, task: Any
 
 
 def cautious_traces(trace: Sensitivity, sizes: dict[str, int]) -> tuple[dict[str, float], list[str]]:
-    """Per-layer weight Hessian traces safe to allocate bits with.
+    """Per-layer Hessian traces safe to allocate with; ``sizes`` is what each trace is spread over
+    (weights n_l for bits, MACs M_l for energies).
 
-    HAWQ's cost tr(H_l)/n_l * ||Q_b(W_l) - W_l||^2 assumes a positive trace. A Hutchinson estimate that is not
-    positive (negative curvature, or a small trace lost in the estimator's own noise) would make every bit-width of
-    that layer free, and an integer program would give it the fewest bits. Such a layer is instead treated as being
-    as sensitive per weight as the most sensitive measured layer: tr_l = n_l * max_j (tr_j / n_j).
+    HAWQ's cost tr(H_l)/n_l * ||Q_b(W_l) - W_l||^2, like the energy cost c_l / (2 E_l), assumes a positive trace.
+    A Hutchinson estimate that is not positive (negative curvature, or a small trace lost in the estimator's own
+    noise) would make that layer's perturbation free, and an integer program would give it the fewest bits or the
+    least energy. Such a layer is instead treated as being as sensitive per unit of size as the most sensitive
+    measured layer: tr_l = n_l * max_j (tr_j / n_j).
     Returns (name -> trace for every layer in ``sizes``, the names whose estimate was replaced)."""
     est = {n: float(trace.values[n].sum()) for n in sizes if n in trace.values}
     worst = max((t / sizes[n] for n, t in est.items() if t > 0), default=None)
