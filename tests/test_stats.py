@@ -135,7 +135,11 @@ def _synthetic_run(path, shift):
                      metric=np.array("accuracy"))
             rows.append({"point_id": pid, "model": "m", "dataset": "d", "noise_type": "thermal", "clean_id": "c",
                          "allocation_label": label, "avg_emac": ev.energy, "weight_bits": 8, "act_bits": 8,
-                         "draws": 2, "accuracy": ev.outcomes.mean()})
+                         "draws": 2, "accuracy": ev.outcomes.mean(),
+                         # allocation cost: none for uniform; 5 s on average, 4 forward + 3 backward passes
+                         "alloc_seconds": 0 if label == "uniform" else i + 1,
+                         "alloc_forward": 0 if label == "uniform" else 4,
+                         "alloc_backward": 0 if label == "uniform" else 3})
     pd.DataFrame(rows).to_csv(path / "results.csv", index=False)
     fields = {"acc_drop": 0.1, "target_acc": None, "target_reference": "float", "curve_fit": "gompertz",
               "bootstrap": 200}
@@ -150,7 +154,7 @@ def test_savings_table_from_curves(tmp_path):
     trained = table[table["allocation_label"] == "trained per layer"].iloc[0]
     assert trained["saving"] == pytest.approx(0.5, abs=0.1) and trained["saving_lo"] > 0
     md = (run / "savings.md").read_text()
-    assert "2000 × 2" in md and "float 9" in md and "not significant" not in md
+    assert "2000 × 2" in md and "float 9" in md and "not significant" not in md and "| 5 s, 4 + 3 |" in md
 
 
 def test_a_saving_that_may_be_zero_is_marked_not_significant(tmp_path):

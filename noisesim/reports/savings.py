@@ -124,7 +124,8 @@ def _group_rows(run_dir: Path, keys: dict, g: pd.DataFrame, settings: dict) -> l
                f"{'float' if ref_name == 'float' else 'quantized, no noise'} {ref_value:.2%} − {drop * 100:g} pt",
                "examples": int(ref[0].shape[1]), "draws": int(first.get("draws", 1)), "points": len(points),
                "fit": kind, "fit_rms": iso.curve.rms, "fit_params": _params(iso.curve), "E": iso.energy, "E_lo": iso.lo, "E_hi": iso.hi,
-               "E_min": min(p.energy for p in points), "E_max": max(p.energy for p in points), "iso": iso}
+               "E_min": min(p.energy for p in points), "E_max": max(p.energy for p in points), "iso": iso,
+               **_compute(rows_c)}
         rows.append(row)
     if "uniform" in found:
         for row in rows:
@@ -132,6 +133,18 @@ def _group_rows(run_dir: Path, keys: dict, g: pd.DataFrame, settings: dict) -> l
                 row["saving"], row["saving_lo"], row["saving_hi"] = saving(found[row["allocation_label"]],
                                                                            found["uniform"])
     return rows
+
+
+def _compute(rows: pd.DataFrame) -> dict[str, float]:
+    """What the allocation cost per point, averaged over the curve: seconds and forward / backward passes."""
+    cols = ("alloc_seconds", "alloc_forward", "alloc_backward")
+    return {c: float(rows[c].mean()) if c in rows and rows[c].notna().any() else math.nan for c in cols}
+
+
+def _compute_text(row: dict) -> str:
+    if row.get("alloc_seconds", math.nan) != row.get("alloc_seconds", math.nan):
+        return "—"
+    return f"{row['alloc_seconds']:.0f} s, {row['alloc_forward']:.0f} + {row['alloc_backward']:.0f}"
 
 
 def _params(curve) -> str:
@@ -180,7 +193,7 @@ def savings_markdown(table: pd.DataFrame) -> str:
     first = table["run"].iloc[0] if runs else None
     versus = runs and "saving_vs_first" in table and table["saving_vs_first_lo"].notna().any()
     head = ["model", "data", "noise", "W/A bits", "target", "examples × draws", "allocation", "points (fit)",
-            "E* photons/MAC [95% CI]", "saving vs uniform [95% CI]"]
+            "E* photons/MAC [95% CI]", "saving vs uniform [95% CI]", "allocation cost per point (fwd + bwd)"]
     if runs:
         head = ["run"] + head + ([f"saving vs {first} [95% CI]"] if versus else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -189,14 +202,16 @@ def savings_markdown(table: pd.DataFrame) -> str:
         e = f"{_energy(r['E'], r)} [{_energy(r['E_lo'], r)}, {_energy(r['E_hi'], r)}]"
         cells = [r["model"], r["dataset"], r["noise_type"], bits, f"{r['target_text']} ({r['target']:.2%})",
                  f"{r['examples']} × {r['draws']}", r["allocation_label"],
-                 f"{r['points']} ({r['fit']}, rms {r['fit_rms'] * 100:.2f} pt)", e, _saving(r)]
+                 f"{r['points']} ({r['fit']}, rms {r['fit_rms'] * 100:.2f} pt)", e, _saving(r), _compute_text(r)]
         if runs:
             cells = [r["run"]] + cells + ([_versus_first(r, first)] if versus else [])
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines) + (
         "\n\nE*: the least average energy per MAC (photons; x 0.128 for aJ) at which the fitted accuracy curve "
         "reaches the target; '> E' not reached up to the highest energy evaluated, '< E' reached already at the "
-        "lowest. Intervals: 95% bootstrap over test examples and noise draws; saving = 1 - E*/E*_uniform.\n")
+        "lowest. Intervals: 95% bootstrap over test examples and noise draws; saving = 1 - E*/E*_uniform. "
+        "Allocation cost: the mean over the curve's points of the wall seconds and forward + backward passes "
+        "that computing one allocation took.\n")
 
 
 def _bits(b: Any) -> str:
