@@ -142,7 +142,7 @@ def _compute(rows: pd.DataFrame) -> dict[str, float]:
 
 
 def _compute_text(row: dict) -> str:
-    if row.get("alloc_seconds", math.nan) != row.get("alloc_seconds", math.nan):
+    if math.isnan(row.get("alloc_seconds", math.nan)):  # a run from before the costs were recorded
         return "—"
     return f"{row['alloc_seconds']:.0f} s, {row['alloc_forward']:.0f} + {row['alloc_backward']:.0f}"
 
