@@ -17,6 +17,8 @@ from noisesim.allocate.sensitivity import Sensitivity, cautious_traces
 from noisesim.allocate.trained import AllocationPenalty, TrainedAllocator, TrainedSettings, fill_bits
 from noisesim.data.registry import build_data
 from noisesim.data.tasks import Classification
+from noisesim.experiment.config import ExperimentConfig, Point
+from noisesim.experiment.runner import make_allocator
 from noisesim.models.zoo import build_model
 from noisesim.train.loop import TrainConfig
 
@@ -173,6 +175,16 @@ def _bits_mlp(bits):
     for layer, b in zip(layers, bits):
         layer.weight_quant.bitwidth.set_bits(b)
     return sim, layers
+
+
+def test_the_hutchinson_settings_reach_the_closed_form():
+    cfg = ExperimentConfig(hutchinson_iters=3, hutchinson_tol=0.0, sensitivity_batches=1)
+    allocator = make_allocator(cfg, Point("none", "closed_form", "layer", None, 8, 8, 4.0, None, None, None, None, 0))
+    sim, _ = _bits_mlp([8, 8, 8])
+    batches = [(torch.randn(32, 10), torch.randint(0, 4, (32,)))]
+    alloc = allocator.allocate(AllocationProblem(sim, None, "layer", batches, Classification(),
+                                                 quantity="weight_bits", target_weight_bits=4.0))
+    assert alloc.info["alloc_backward"] == 3 + 1  # one gradient, then three Hessian-vector products
 
 
 def test_fill_bits_spends_the_rounded_budget_largest_remainder_first():

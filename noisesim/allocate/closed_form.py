@@ -97,15 +97,17 @@ def round_to_budget(bits: Sequence[float], n: Sequence[float], b_avg: float) -> 
 
 @ALLOCATORS.register("closed_form")
 class ClosedFormAllocator(Allocator):
-    """Energies from the closed form above with Fisher (or Hessian) sensitivities of training batches."""
+    """Energies from the closed form above with Fisher (or Hessian) sensitivities of training batches; bits
+    by water-filling on Hutchinson weight traces (``iters`` Rademacher vectors per batch at most, ``tol``)."""
 
     name = "closed_form"
     granularities = ("layer", "channel")
 
-    def __init__(self, estimator: str = "fisher", batches: int = 8, floor: float = 0.05):
+    def __init__(self, estimator: str = "fisher", batches: int = 8, floor: float = 0.05, iters: int = 50,
+                 tol: float = 0.01):
         if estimator not in ESTIMATORS:
             raise ValueError(f"sensitivity estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
-        self.estimator, self.batches, self.floor = estimator, batches, floor
+        self.estimator, self.batches, self.floor, self.iters, self.tol = estimator, batches, floor, iters, tol
 
     def allocate(self, problem: AllocationProblem) -> Allocation:
         if problem.quantity == "weight_bits":
@@ -114,8 +116,9 @@ class ClosedFormAllocator(Allocator):
             raise ValueError("the closed form allocates an energy budget: it needs a target energy")
         model = problem.model
         with measure_cost(model) as cost:
+            hutchinson = {"iters": self.iters, "tol": self.tol} if self.estimator == "hessian" else {}
             sens = ESTIMATORS[self.estimator](model, problem.batches, problem.task, self.batches,
-                                               teacher=problem.teacher)
+                                               teacher=problem.teacher, **hutchinson)
         alloc = Allocation.from_model(model, self.name, problem.granularity)
         names, c, macs, sizes = [], [], [], []
         for name, values in sens.values.items():
@@ -141,7 +144,8 @@ class ClosedFormAllocator(Allocator):
         model = problem.model
         layers = weight_layers(model)
         with measure_cost(model) as cost:
-            trace = weight_hessian_trace(model, problem.batches, problem.task, self.batches, problem.teacher)
+            trace = weight_hessian_trace(model, problem.batches, problem.task, self.batches, problem.teacher,
+                                         self.iters, self.tol)
         names = [n for n in layers if n in trace.values]
         ranges = {n: float((layers[n].weight.max() - layers[n].weight.min()).detach()) for n in names}
         sizes = [layers[n].weight.numel() for n in names]

@@ -48,7 +48,8 @@ def make_allocator(cfg: ExperimentConfig, p: Point) -> Allocator:
     if p.allocation == "uniform" and not cfg.trains(p):
         return ALLOCATORS.get("uniform")()
     if p.allocation == "closed_form":
-        return ClosedFormAllocator(cfg.sensitivity, cfg.sensitivity_batches)
+        return ClosedFormAllocator(cfg.sensitivity, cfg.sensitivity_batches, iters=cfg.hutchinson_iters,
+                                   tol=cfg.hutchinson_tol)
     if p.allocation == "hessian":
         return HessianAllocator(cfg.sensitivity_batches, cfg.hutchinson_iters, cfg.hutchinson_tol)
     if p.allocation == "greedy":
