@@ -5,14 +5,16 @@
 # method's accuracy-vs-energy curve gives its iso-accuracy energy at float - ACC_DROP (savings.md, with intervals)
 # and every row carries the method's compute (alloc_seconds, alloc_forward, alloc_backward).
 #   run_noise/allocation_methods.sh [IMAGENET_DIR]     env: NOISES, PRESETS ("FMNIST EFFNET"), MC_REPEATS, MODELS,
+#                                                      ALLOCATIONS (a subset of the methods: rerun them in place),
 #                                                      LOG_DIR, PYTHON
 source "$(dirname "$0")/common.sh"
 read -r -a NOISES <<< "${NOISES:-thermal shot}"
 read -r -a PRESETS <<< "${PRESETS:-FMNIST EFFNET}"
 declare -A GRID_FMNIST=([thermal]="3 5 10 20 50" [shot]="10 30 100 300 1000")
-declare -A GRID_EFFNET=([thermal]="150 200 300 500 1000" [shot]="60 100 200 300 600")
+declare -A GRID_EFFNET=([thermal]="150 200 300 500 1000" [shot]="30 60 100 200 300 600")
 declare -A GRID_IMAGENET=([thermal]="20 50 100 200 500" [shot]="2 5 10 20 50")
-METHODS=(--allocation uniform trained greedy hessian closed_form --granularity layer channel --constrained_loss
+read -r -a ALLOCATIONS <<< "${ALLOCATIONS:-uniform trained greedy hessian closed_form}"
+METHODS=(--allocation "${ALLOCATIONS[@]}" --granularity layer channel --constrained_loss
          --lambd 5 --lr 0.05 --acc_drop "${ACC_DROP:-0.01}" --no-compare_uniform)
 declare -A DRAWS=([FMNIST]=2 [EFFNET]=3)
 declare -A PRESET_FLAGS=([FMNIST]="--train_batches 100"
