@@ -115,8 +115,8 @@ class ClosedFormAllocator(Allocator):
         if problem.target_emac is None:
             raise ValueError("the closed form allocates an energy budget: it needs a target energy")
         model = problem.model
+        hutchinson = {"iters": self.iters, "tol": self.tol} if self.estimator == "hessian" else {}
         with measure_cost(model) as cost:
-            hutchinson = {"iters": self.iters, "tol": self.tol} if self.estimator == "hessian" else {}
             sens = ESTIMATORS[self.estimator](model, problem.batches, problem.task, self.batches,
                                                teacher=problem.teacher, **hutchinson)
         alloc = Allocation.from_model(model, self.name, problem.granularity)

@@ -76,9 +76,10 @@ class HessianAllocator(Allocator):
                                        self.iters, self.tol)
         alloc = Allocation.from_model(model, self.name, problem.granularity)
         names = list(sens.values)
-        safe, replaced = cautious_traces(sens, {n: alloc.layers[n].macs for n in names})
+        layer_macs = {n: alloc.layers[n].macs for n in names}
+        safe, replaced = cautious_traces(sens, layer_macs)
         c = np.array([safe[n] for n in names])
-        macs = np.array([alloc.layers[n].macs for n in names], float)
+        macs = np.array([layer_macs[n] for n in names], float)
         levels = e_avg * np.array(self.steps)
         picks = choose(0.5 * c[:, None] / levels[None, :], macs[:, None] * levels[None, :], e_avg * macs.sum())
         for n, k in zip(names, picks):
