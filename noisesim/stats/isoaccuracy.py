@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -71,7 +72,12 @@ class Curve:
         xs, ys = self.params
         if len(xs) == 1:
             return np.full_like(np.asarray(x, float), ys[0])
-        return PchipInterpolator(xs, ys)(np.clip(x, xs[0], xs[-1]))
+        return self._pchip(np.clip(x, xs[0], xs[-1]))
+
+    @cached_property
+    def _pchip(self) -> PchipInterpolator:
+        """The isotonic fit's monotone cubic through its pooled points, built once per curve."""
+        return PchipInterpolator(*self.params)
 
     def solve(self, target: float) -> float:
         """log E* where the curve reaches ``target``; +inf if not by x_max, -inf if already at x_min."""
