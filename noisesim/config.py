@@ -105,8 +105,9 @@ class NoiseConfig:
     e_mac: energy per MAC in photons (> 0). per_channel: one energy per output channel.
     learnable: the log-energy trains. quantize_energy: round E to whole repeats/photons
     (straight-through). sigma: the model's noise constant (sigma_t for thermal, sigma_w for
-    weight noise); None takes the model's default. seed: seeds the layer's own generator
-    (None: drawn from the global torch RNG). record_snr: accumulate signal and noise power.
+    weight noise); None takes the model's default. seed, key: the layer draws the noise stream of
+    (seed, key), key being its name, so layers and seeds never share a stream (seed None: drawn from
+    the global torch RNG). record_snr: accumulate signal and noise power.
     replace_with_quantizer: use the equivalent uniform quantizer (noise bits) instead of noise.
     """
 
@@ -117,6 +118,7 @@ class NoiseConfig:
     quantize_energy: bool = False
     sigma: Optional[float] = None
     seed: Optional[int] = None
+    key: str = ""
     record_snr: bool = False
     replace_with_quantizer: bool = False
 
@@ -248,10 +250,11 @@ class SimConfig:
                            learning="ste" if self.act_learning == "none" else self.act_learning,
                            learnable_bits=learn_bits, bit_rounding=self.bit_rounding, dynamic=dynamic)
 
-    def noise(self, layer_index: int = 0) -> NoiseConfig:
+    def noise(self, key: str = "") -> NoiseConfig:
+        """The noise model of the layer named ``key`` (which names its noise stream)."""
         return NoiseConfig(kind=self.noise_type, e_mac=self.e_mac, per_channel=self.noise_per_channel,
                            learnable=self.train_noise, quantize_energy=self.quantize_energy,
-                           sigma=self.noise_sigma, seed=None if self.seed is None else self.seed + layer_index,
+                           sigma=self.noise_sigma, seed=self.seed, key=key,
                            record_snr=self.record_snr, replace_with_quantizer=self.override_with_noise_bits)
 
     # -- JSON -----------------------------------------------------------------

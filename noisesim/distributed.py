@@ -61,6 +61,11 @@ def is_main() -> bool:
 def device_for(requested: Optional[str]) -> torch.device:
     """The device of this process: ``requested`` (default cuda when available), cuda:LOCAL_RANK under torchrun."""
     device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {requested}: this machine has no CUDA device that PyTorch can use; use cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     if device.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return torch.device("cuda", local_rank())
     return device

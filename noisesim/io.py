@@ -43,6 +43,9 @@ def load_state_dict(path: str | os.PathLike, flag: str = "--checkpoint_path") ->
     A missing, empty, truncated or foreign file raises ``ValueError`` with one line naming ``flag`` and the
     file (never advice to unpickle it with ``weights_only=False``)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{flag} {path}: not a regular file ({'a folder' if path.is_dir() else 'a device or pipe'})"
+                         "; give the torch.save file")
     if not path.is_file():
         raise ValueError(f"{flag} {path}: no such file")
     if path.stat().st_size == 0:

@@ -161,3 +161,33 @@ def test_min_coverage_flag_stops_before_writing(tmp_path, capsys, monkeypatch):
                  "--no_plot", "--no-progress"])
     assert code == 2 and "--min_coverage 0.9" in capsys.readouterr().err
     assert not (tmp_path / "logs").exists()
+
+
+EINSUMS = [("bij,bjk->bik", (2, 3, 4), (2, 4, 5)), ("bhqd,bhkd->bhqk", (2, 2, 3, 4), (2, 2, 5, 4)),
+           ("ij,ij->i", (3, 4), (3, 4)), ("ij,jk->i", (3, 4), (4, 5)), ("ij,kj->", (3, 4), (5, 4)),
+           ("nd,de->ne", (6, 4), (4, 3))]
+
+
+@pytest.mark.parametrize("equation,a_shape,b_shape", EINSUMS, ids=[e for e, _, _ in EINSUMS])
+def test_einsum_fan_in_is_the_number_of_products_per_output(equation, a_shape, b_shape):
+    """D x outputs = the MACs FlopCounterMode counts when both operands span every index (torch sums an index that
+    only one operand carries before it multiplies, so the equation as written is counted on the broadcast form)."""
+    from noisesim.nn import Einsum
+
+    a, b = torch.randn(a_shape), torch.randn(b_shape)
+    sim = noisesim.prepare(Einsum(equation), FLOAT)
+    with torch.no_grad():
+        y = sim(a, b)
+    inputs, out = equation.split("->")
+    index = "".join(dict.fromkeys(inputs.replace(",", "")))  # every index, in order of appearance
+    sizes = {c: n for idx, t in zip(inputs.split(","), (a, b)) for c, n in zip(idx, t.shape)}
+
+    def spread(t, idx):  # t over every index: singleton where it has none, then expanded
+        return torch.einsum(f"{idx}->{''.join(c for c in index if c in idx)}", t).reshape(
+            [sizes[c] if c in idx else 1 for c in index]).expand([sizes[c] for c in index])
+
+    ia, ib = inputs.split(",")
+    with counting_macs() as counter:
+        torch.einsum(f"{index},{index}->{out}", spread(a, ia), spread(b, ib))
+    assert sim.fan_in * max(y.numel(), 1) == counter.get_total_flops() // 2
+    assert torch.allclose(y, torch.einsum(equation, a, b), atol=1e-5)

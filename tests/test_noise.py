@@ -226,6 +226,31 @@ def test_equivalent_quantizer_error_is_at_most_the_noise():
     assert 0.5 * sigma < err <= 1.02 * sigma
 
 
+@pytest.mark.parametrize("noise_type", ["thermal", "shot", "weight"])
+@pytest.mark.parametrize("per_channel", [False, True], ids=["layer", "channel"])
+def test_noise_bits_follow_the_measured_sigma_for_every_noise_model(noise_type, per_channel):
+    """Without --record_snr too: shot noise's sigma is per element, and its noise bits were once NaN."""
+    sim, _, x = _sim("conv", noise_type, per_channel)
+    if noise_type == "weight":  # the perturbed tensor is the weights: 400 draws of their noise
+        with torch.no_grad():
+            wq = sim.weight_stats()[0]
+            noise = torch.stack([sim.perturbed_weight()[0] - wq for _ in range(400)], 1)
+        rms = noise.pow(2).reshape(C_OUT, -1).mean(1).sqrt()
+    else:
+        noise = _output_noise(sim, x)
+        rms = noise.pow(2).movedim(1, 0).reshape(C_OUT, -1).mean(1).sqrt()
+    assert torch.allclose(sim.noise.last_std, rms, rtol=TOL)  # RMS sigma per output channel
+
+    def bits(sigma):
+        return torch.log2(torch.ceil(sim.noise.output_range() / (math.sqrt(12) * sigma)).clamp_min(1) + 1)
+
+    got = sim.noise.noise_bits()
+    assert torch.isfinite(got).all()
+    assert (bits(rms * (1 + TOL)) <= got).all() and (got <= bits(rms * (1 - TOL))).all()
+    report = noisesim.energy_report(sim)
+    assert math.isfinite(report.attrs["avg_noise_bits"]) and report["noise_bits"].notna().all()
+
+
 @pytest.mark.parametrize("noise_type", ["thermal", "shot"])
 def test_per_channel_snr_matches_empirical_ratio(noise_type):
     sim, _, x = _sim("conv", noise_type, True, record_snr=True)

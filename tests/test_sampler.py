@@ -55,3 +55,43 @@ def test_compiled_model_gives_the_same_outputs_and_noise():
     # both are draws of the same noise: equal standard deviation within sampling error, zero mean
     assert noise_compiled.std().item() == pytest.approx(noise.std().item(), rel=0.02)
     assert abs(noise_compiled.mean().item()) < 5 * noise.std().item() / math.sqrt(noise.numel())
+
+
+def _layer_noise(seed: int) -> list[np.ndarray]:
+    """The noise every layer of a four-layer network adds in one forward under ``seed``."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(*[torch.nn.Linear(64, 64) for _ in range(4)])
+    sim = noisesim.prepare(net, noisesim.SimConfig(noise_type="thermal", e_mac=5.0, seed=seed))
+    x = torch.randn(2048, 64)
+    noisesim.calibrate(sim, [x])
+    added, clean = [], []
+    noises = [m for m in sim.modules() if isinstance(m, noisesim.noise.NoiseModel)]
+    hooks = [m.register_forward_pre_hook(lambda m, i: clean.append(i[0].clone())) for m in noises] + [
+        m.register_forward_hook(lambda m, i, o: added.append((o - clean[-1]).flatten().numpy())) for m in noises]
+    with torch.no_grad():
+        sim(x)
+    for h in hooks:
+        h.remove()
+    return added
+
+
+def test_layers_of_neighbouring_seeds_draw_unrelated_noise():
+    """Layer l+1 under seed s and layer l under seed s+1 once drew the same stream (seeds were seed + layer)."""
+    s0, s1 = _layer_noise(3), _layer_noise(4)
+    n = s0[0].size
+    for a in s0:
+        for b in s1:
+            assert (a == b).mean() < 1e-3 and abs(np.corrcoef(a, b)[0, 1]) < 5 / math.sqrt(n)
+    again = _layer_noise(3)
+    assert all(np.array_equal(a, b) for a, b in zip(s0, again))
+
+
+def test_stream_seeds_differ_in_every_input_and_repeat():
+    from noisesim.noise.sampler import stream_seeds
+
+    base = stream_seeds(5, "layer1", None, CHUNKS)
+    assert base == stream_seeds(5, "layer1", None, CHUNKS) and len(set(base)) == CHUNKS
+    others = [stream_seeds(6, "layer1"), stream_seeds(5, "layer2"), stream_seeds(5, "layer1", 0),
+              stream_seeds(5, "layer1", 1), stream_seeds(-5, "layer1"), stream_seeds(5, "layer1", -1)]
+    firsts = [base[0]] + [o[0] for o in others]
+    assert len(set(firsts)) == len(firsts)

@@ -3,8 +3,9 @@ uniform, trained (constrained loss), greedy (sensitivity + epsilon), hessian (Hu
 program), closed_form (Lagrangian optimum of the second-order loss)."""
 from noisesim.allocate.allocation import Allocation, LayerAllocation
 from noisesim.allocate.base import AllocationProblem, Allocator, Cost, measure_cost
-from noisesim.allocate.closed_form import ClosedFormAllocator, closed_form_energies, round_to_budget, waterfill_bits
+from noisesim.allocate.closed_form import ClosedFormAllocator, closed_form_energies, waterfill_bits
 from noisesim.allocate.greedy import GreedyAllocator, greedy, greedy_bits
+from noisesim.allocate.rounding import round_to_budget
 from noisesim.allocate.integer_program import HessianAllocator, choose, hessian_weight_bits
 from noisesim.allocate.sensitivity import (Sensitivity, fisher_sensitivity, finite_difference_sensitivity,
                                            hessian_sensitivity, weight_hessian_trace)

@@ -5,7 +5,9 @@ in photons (one value, or one per output channel), its weight bit-width(s) and i
 bit-width, together with what the averages are weighted by (MACs, weight count, input
 elements). It reads itself from a prepared model (``from_model``), applies itself to one
 (``apply``), rescales to an average budget, and round-trips through JSON, so an allocation
-found by one method on one machine can be evaluated anywhere.
+found by one method on one machine can be evaluated anywhere. A layer that runs whole photons
+(``quantize_energy``) gets its energies rounded within the allocation's budget
+(:meth:`Allocation.in_whole_photons`), never each rounded on its own.
 
     average energy      E_avg = sum_l mean_c(E_l) MACs_l / sum_l MACs_l
     average weight bits       sum_l mean_c(b_l) weights_l / sum_l weights_l
@@ -24,6 +26,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from noisesim.allocate.rounding import round_to_budget
 from noisesim.energy import weighted_mean
 from noisesim.io import atomic_write
 from noisesim.nn.prepare import sim_layers
@@ -76,13 +79,16 @@ class Allocation:
 
     @torch.no_grad()
     def apply(self, model: nn.Module) -> nn.Module:
-        """Set every layer's energy and bits to this allocation's (layers are matched by name)."""
+        """Set every layer's energy and bits to this allocation's (layers are matched by name). The layers whose
+        noise runs whole photons (``quantize_energy``) get :meth:`in_whole_photons` energies."""
         layers = {m.name: m for m in sim_layers(model)}
         missing = sorted(set(self.layers) - set(layers))
         if missing:
             raise ValueError(f"allocation names layers the model does not have: {', '.join(missing[:5])}"
                              + (" ..." if len(missing) > 5 else ""))
-        for name, a in self.layers.items():
+        whole = [n for n in self.layers if layers[n].noise is not None and layers[n].noise.cfg.quantize_energy]
+        source = self.in_whole_photons(whole) if whole else self
+        for name, a in source.layers.items():
             m = layers[name]
             if a.energy is not None and m.noise is not None:
                 m.set_energy(_fit(a.energy, m.noise.log_energy.numel(), name))
@@ -101,12 +107,12 @@ class Allocation:
     def average_energy(self) -> float:
         """MAC-weighted average energy per MAC (photons); NaN without noisy layers."""
         noisy = self._noisy()
-        return float(weighted_mean([torch.tensor(a.energy) for a in noisy], [a.macs for a in noisy])) \
+        return float(weighted_mean([torch.tensor(a.energy, dtype=torch.float64) for a in noisy], [a.macs for a in noisy])) \
             if noisy else math.nan
 
     def average_weight_bits(self) -> float:
         q = [a for a in self.layers.values() if a.weight_bits is not None]
-        return float(weighted_mean([torch.tensor(a.weight_bits) for a in q], [a.weights for a in q])) if q else math.nan
+        return float(weighted_mean([torch.tensor(a.weight_bits, dtype=torch.float64) for a in q], [a.weights for a in q])) if q else math.nan
 
     def average_act_bits(self) -> float:
         q = [a for a in self.layers.values() if a.act_bits is not None]
@@ -116,16 +122,32 @@ class Allocation:
     def with_average_energy(self, target: float) -> "Allocation":
         """Every energy scaled by one factor so that the average is ``target``."""
         factor = target / self.average_energy()
-        return self._with_energies(lambda a: [e * factor for e in a.energy])
+        return self._with_energies(lambda n, a: [e * factor for e in a.energy])
+
+    def in_whole_photons(self, names: Optional[list[str]] = None) -> "Allocation":
+        """The energies of the layers ``names`` (default: all) as whole photons per MAC, at least 1, with their
+        MAC-weighted total within the one they have: floored, then raised by largest remainder while the budget
+        allows (``noisesim.allocate.rounding``). A channel weighs its layer's MACs / channels."""
+        chosen = [n for n in (self.layers if names is None else names) if self.layers[n].energy is not None]
+        values = [e for n in chosen for e in self.layers[n].energy]
+        if not values:
+            return self._with_energies(lambda n, a: list(a.energy))
+        weights = [self.layers[n].macs / len(self.layers[n].energy) for n in chosen for _ in self.layers[n].energy]
+        if not all(w > 0 for w in weights):
+            raise ValueError("whole photons need every layer's MACs (run a forward pass first)")
+        average = sum(v * w for v, w in zip(values, weights)) / sum(weights)
+        whole = iter(round_to_budget(values, weights, average, low=1))
+        rounded = {n: [float(next(whole)) for _ in self.layers[n].energy] for n in chosen}
+        return self._with_energies(lambda n, a: rounded.get(n, list(a.energy)))
 
     def uniform(self, e_mac: float) -> "Allocation":
         """Every noisy layer (and channel) at ``e_mac``: the uniform allocation of the same layers."""
-        out = self._with_energies(lambda a: [e_mac] * len(a.energy))
+        out = self._with_energies(lambda n, a: [e_mac] * len(a.energy))
         out.method, out.info = "uniform", {}
         return out
 
     def _with_energies(self, fn) -> "Allocation":
-        layers = {n: dataclasses.replace(a, energy=fn(a) if a.energy is not None else None)
+        layers = {n: dataclasses.replace(a, energy=fn(n, a) if a.energy is not None else None)
                   for n, a in self.layers.items()}
         return Allocation(layers, self.method, self.granularity, dict(self.info))
 

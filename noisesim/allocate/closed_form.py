@@ -31,13 +31,13 @@ A layer's weight-quantization noise, with step R_l / 2^b over its weights' range
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 
 from noisesim.allocate.allocation import Allocation
 from noisesim.allocate.base import AllocationProblem, Allocator, measure_cost, set_weight_bits, weight_layers
+from noisesim.allocate.rounding import round_to_budget
 from noisesim.allocate.sensitivity import (cautious_traces, fisher_sensitivity, hessian_sensitivity,
                                            weight_hessian_trace)
 from noisesim.registry import ALLOCATORS
@@ -47,7 +47,11 @@ ESTIMATORS = {"fisher": fisher_sensitivity, "hessian": hessian_sensitivity}
 
 def closed_form_energies(c: Sequence[float], macs: Sequence[float], e_avg: float,
                          floor: float = 0.05) -> list[float]:
-    """E_j = E_avg M sqrt(c_j / M_j) / sum_k sqrt(c_k M_k), every E_j >= floor * E_avg, budget met exactly."""
+    """E_j = max(floor * E_avg, kappa * sqrt(c_j / M_j)), kappa setting the budget sum_j M_j E_j = M E_avg
+    exactly (the KKT point of the problem with the floor as a constraint; kappa = E_avg M / sum_k sqrt(c_k M_k)
+    when no energy is floored)."""
+    if not 0 < floor < 1:
+        raise ValueError(f"floor must be in (0, 1) (a fraction of the average energy), got {floor}")
     c = torch.as_tensor(c, dtype=torch.float64).clamp_min(0)
     m = torch.as_tensor(macs, dtype=torch.float64)
     if not bool((m > 0).all()):
@@ -55,15 +59,15 @@ def closed_form_energies(c: Sequence[float], macs: Sequence[float], e_avg: float
     total = m.sum()
     if float(c.sum()) == 0:
         return [e_avg] * len(c)
-    e = e_avg * total * torch.sqrt(c / m) / torch.sqrt(c * m).sum()
-    low = floor * e_avg
-    for _ in range(len(c)):  # floor the insensitive, give the rest what remains, until nothing new falls below
-        fixed = e < low
-        if not bool(fixed.any()):
-            break
-        rest = (e_avg * total - low * m[fixed].sum()) / (e[~fixed] * m[~fixed]).sum()
-        e = torch.where(fixed, torch.full_like(e, low), e * rest)
-    return [float(v) for v in e]
+    shape, low = torch.sqrt(c / m), floor * e_avg
+    fixed = torch.zeros_like(c, dtype=torch.bool)
+    while True:  # floor the insensitive, give the rest what remains; kappa only falls, so a floored one stays
+        kappa = (e_avg * total - low * m[fixed].sum()) / (shape * m)[~fixed].sum()
+        e = torch.where(fixed, torch.full_like(c, low), kappa * shape)
+        newly = ~fixed & (e < low)
+        if not bool(newly.any()):
+            return [float(v) for v in e]
+        fixed |= newly
 
 
 def waterfill_bits(a: Sequence[float], n: Sequence[float], b_avg: float, b_min: float = 2,
@@ -81,18 +85,6 @@ def waterfill_bits(a: Sequence[float], n: Sequence[float], b_avg: float, b_min: 
         else:
             lo = level
     return [float(b) for b in (lo + shape).clamp(b_min, b_max)]
-
-
-def round_to_budget(bits: Sequence[float], n: Sequence[float], b_avg: float) -> list[int]:
-    """Integer bits: floor everything, then add a bit where rounding lost the most per weight, within the budget."""
-    bits = list(bits)
-    out = [math.floor(b) for b in bits]
-    budget = b_avg * sum(n) - sum(o * w for o, w in zip(out, n))
-    for j in sorted(range(len(bits)), key=lambda j: out[j] - bits[j]):
-        if bits[j] > out[j] and n[j] <= budget + 1e-9:
-            out[j] += 1
-            budget -= n[j]
-    return out
 
 
 @ALLOCATORS.register("closed_form")

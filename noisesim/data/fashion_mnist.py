@@ -1,9 +1,9 @@
 """Fashion-MNIST (Xiao et al. 2017) from IDX files.
 
-Looked for, in order, under ``data_path``, ``data_path/FashionMNIST/raw`` (torchvision's
-layout) and the Debian package ``dataset-fashion-mnist`` (/usr/share/datasets/fashion-mnist).
-With ``download=True`` and nothing found, torchvision's downloader fetches it into
-``data_path``.
+With ``data_path``, looked for under ``data_path``, ``data_path/FashionMNIST/raw`` (torchvision's
+layout) and ``data_path/fashion-mnist``, and, when missing there, downloaded into ``data_path`` by
+torchvision's downloader (a folder without the data is never silently replaced by another copy).
+Without it, read from the Debian package ``dataset-fashion-mnist`` (/usr/share/datasets/fashion-mnist).
 """
 from __future__ import annotations
 
@@ -46,30 +46,48 @@ def _find(name: str, dirs: list[Path]) -> Optional[Path]:
 
 
 def search_dirs(data_path: Optional[str]) -> list[Path]:
-    dirs = []
-    if data_path:
-        root = Path(data_path).expanduser()
-        dirs += [root, root / "FashionMNIST" / "raw", root / "fashion-mnist"]
-    return dirs + [DEBIAN_DIR]
+    """Where the files are looked for: under ``data_path`` when given, else the Debian package's folder."""
+    if not data_path:
+        return [DEBIAN_DIR]
+    root = Path(data_path).expanduser()
+    return [root, root / "FashionMNIST" / "raw", root / "fashion-mnist"]
+
+
+def _download(data_path: str) -> str:
+    """Fetch the official files into ``data_path`` with torchvision; what went wrong, or '' on success."""
+    from torchvision.datasets import FashionMNIST
+
+    made = [d for d in (Path(data_path) / "FashionMNIST", Path(data_path) / "FashionMNIST" / "raw") if not d.exists()]
+    try:
+        for train in (True, False):
+            FashionMNIST(data_path, train=train, download=True)
+    except (OSError, RuntimeError, ValueError) as e:  # no network, or a partial / corrupt download
+        for d in reversed(made):  # leave the folder as it was
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+    return ""
 
 
 def load_fashion_mnist(split: str, data_path: Optional[str] = None,
-                       download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                       download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(images, labels)``: float images (N, 1, 28, 28) normalised by MEAN/STD, int64 labels."""
     if split not in _FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     dirs = search_dirs(data_path)
     img_name, lbl_name = _FILES[split]
     img, lbl = _find(img_name, dirs), _find(lbl_name, dirs)
+    failure = ""
     if (img is None or lbl is None) and download and data_path:
-        from torchvision.datasets import FashionMNIST
-        FashionMNIST(data_path, train=split == "train", download=True)
+        failure = _download(data_path)
         img, lbl = _find(img_name, dirs), _find(lbl_name, dirs)
     if img is None or lbl is None:
-        raise DataNotFoundError(
-            f"Fashion-MNIST {split} files ({img_name}[.gz]) not found in "
-            f"{', '.join(map(str, dirs))}; install the Debian package dataset-fashion-mnist "
-            "or pass --data_path DIR with internet access to download it")
+        where = ", ".join(map(str, dirs))
+        if data_path:
+            raise DataNotFoundError(f"--data_path {data_path}: no Fashion-MNIST {split} files ({img_name}[.gz]) in "
+                                    f"{where}, and the download failed ({failure or 'incomplete'})")
+        raise DataNotFoundError(f"Fashion-MNIST {split} files ({img_name}[.gz]) not found in {where}; install the "
+                                "Debian package dataset-fashion-mnist or pass --data_path DIR (downloaded there)")
     x = torch.from_numpy(read_idx(img).copy()).float().div_(255).unsqueeze(1)
     y = torch.from_numpy(read_idx(lbl).astype(np.int64))
     return (x - MEAN) / STD, y

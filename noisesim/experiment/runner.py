@@ -242,7 +242,9 @@ class Experiment:
             start.with_average_energy(target).apply(sim)
         problem = AllocationProblem(sim, target, p.granularity, self.train_batches, self.task, teacher=self.model,
                                     quantity=self.cfg.allocate, target_weight_bits=p.target_weight_bits)
-        return make_allocator(self.cfg, p).allocate(problem)
+        alloc = make_allocator(self.cfg, p).allocate(problem)
+        # what the model runs: ``apply`` rounded whole photons within the budget
+        return alloc.in_whole_photons() if self.cfg.quantize_energy and target is not None else alloc
 
     def run_point(self, p: Point, folder: RunFolder, writer=None, compare_uniform: bool = True,
                   start: Optional[Allocation] = None) -> dict[str, Any]:

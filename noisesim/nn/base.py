@@ -38,7 +38,7 @@ class SimLayer(nn.Module):
         if weight is not None:
             self.weight_quant = FakeQuantize(cfg.weight_quant(), channels=out_channels, ch_axis=0)
             self.calibrate_weight_quant(weight)
-        self.noise: Optional[NoiseModel] = make_noise(cfg.noise(layer_index), fan_in, out_channels,
+        self.noise: Optional[NoiseModel] = make_noise(cfg.noise(name or f"#{layer_index}"), fan_in, out_channels,
                                                       out_channel_dim, has_weights=weight is not None)
         self._cache_key: Optional[tuple] = None
         self._cache: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None

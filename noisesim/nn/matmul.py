@@ -3,7 +3,11 @@
 ``Matmul`` and ``Einsum`` are float modules a model uses in place of ``torch.matmul`` /
 ``torch.einsum`` so that ``prepare`` can instrument them; ``SimMatmul`` / ``SimEinsum``
 quantize both operands with activation quantizers and add output noise with fan-in D =
-the contracted size (read at every forward, since it may be the sequence length).
+the number of products summed into each output (read at every forward, since it may be the sequence
+length): for a matmul the contracted size; for an einsum the product of the sizes of every index
+absent from the output, whether both operands carry it or one does (``ij,jk->i`` sums J*K products
+per output; torch sums b over k before multiplying, so FlopCounterMode counts I*J MACs there: the
+simulation follows the equation, rewrite it as ``ij,j->i`` for hardware that sums first).
 Thermal scale: R_a * R_b. Shot scale: (||a_row||, ||b_col||); for an einsum they are computed
 as sqrt(einsum(a^2, 1)) and sqrt(einsum(1, b^2)), which sums the squares over exactly the
 contracted indices. A weight-acting noise model has no weights here and leaves the product exact.
@@ -45,10 +49,13 @@ class Einsum(nn.Module):
         return repr(self.equation)
 
 
-def _contracted_size(equation: str, a: torch.Tensor) -> int:
+def _products_per_output(equation: str, a: torch.Tensor, b: torch.Tensor) -> int:
+    """The product of the sizes of every index of ``equation`` that is absent from its output."""
     inputs, out = equation.split("->")
-    a_idx, b_idx = inputs.split(",")
-    return math.prod(a.shape[i] for i, c in enumerate(a_idx) if c in b_idx and c not in out)
+    sizes = {}
+    for idx, t in zip(inputs.split(","), (a, b)):
+        sizes.update((c, n) for c, n in zip(idx, t.shape))
+    return math.prod(n for c, n in sizes.items() if c not in out)
 
 
 class _SimProduct(SimLayer, abc.ABC):
@@ -66,8 +73,8 @@ class _SimProduct(SimLayer, abc.ABC):
         """The float product of the (quantized) operands."""
 
     @abc.abstractmethod
-    def fan_in_of(self, a: torch.Tensor) -> int:
-        """The contracted size D."""
+    def fan_in_of(self, a: torch.Tensor, b: torch.Tensor) -> int:
+        """D: the number of products summed into each output."""
 
     @abc.abstractmethod
     def norms(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,7 +82,7 @@ class _SimProduct(SimLayer, abc.ABC):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         aq, bq = self.quantize_input(a), self.act_quant_b(b)
-        self.fan_in = self.fan_in_of(aq)
+        self.fan_in = self.fan_in_of(aq, bq)
         ops = Operands(self.fan_in, lambda: (self.act_quant.full_range(), self.act_quant_b.full_range()),
                        lambda: self.norms(aq, bq))
         return self.finish(self.product(aq, bq), ops)
@@ -94,7 +101,7 @@ class SimMatmul(_SimProduct):
     def product(self, a, b):
         return torch.matmul(a, b)
 
-    def fan_in_of(self, a):
+    def fan_in_of(self, a, b):
         return a.shape[-1]
 
     def norms(self, a, b):
@@ -122,8 +129,8 @@ class SimEinsum(_SimProduct):
     def product(self, a, b):
         return torch.einsum(self.equation, a, b)
 
-    def fan_in_of(self, a):
-        return _contracted_size(self.equation, a)
+    def fan_in_of(self, a, b):
+        return _products_per_output(self.equation, a, b)
 
     def norms(self, a, b):
         a2 = torch.einsum(self.equation, a.pow(2), torch.ones_like(b))

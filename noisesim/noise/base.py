@@ -71,7 +71,7 @@ class NoiseModel(nn.Module, abc.ABC):
         self.register_buffer("signal_power", torch.zeros(channels, dtype=torch.float64))
         self.register_buffer("noise_power", torch.zeros(channels, dtype=torch.float64))
         self.register_buffer("last_std", torch.full((channels,), float("nan")))  # RMS sigma per channel
-        self.sampler = GaussianSampler(cfg.seed)
+        self.sampler = GaussianSampler(cfg.seed, cfg.key)
         self.probe: Optional[Callable[["NoiseModel", torch.Tensor, torch.Tensor], torch.Tensor]] = None
 
     @property
@@ -147,8 +147,7 @@ class NoiseModel(nn.Module, abc.ABC):
         if self.probe is not None:
             return self.probe(self, t, self.unit_variance(ops, t.dim()))
         std = self.std(ops, t.dim())
-        if self.cfg.record_snr or self.as_quantizer or std.numel() <= self.channels:
-            self._record(t, std)
+        self._record(t, std)
         if self.as_quantizer:
             return self.equivalent_quantizer(t)
         noise = self.sampler.sample(t.shape, t.device, t.dtype)
@@ -177,13 +176,19 @@ class NoiseModel(nn.Module, abc.ABC):
 
     @torch.no_grad()
     def _record(self, t: torch.Tensor, std: torch.Tensor) -> None:
-        var = std.detach().float().pow(2)
-        var = self._per_channel(var, t.shape) if var.numel() > self.channels else var.reshape(-1).expand(
-            self.channels)  # data-dependent sigma (shot noise): averaged over all but channels
-        self.last_std.copy_(var.sqrt())
+        """Keep the RMS sigma per channel (``last_std``, for the noise bits) and, with ``record_snr``, add up the
+        signal and noise powers. A data-dependent sigma (shot noise) is reduced in one pass, without a copy."""
+        std = std.detach().float()
+        if std.numel() > self.channels:
+            dims = [d for d in range(t.dim()) if self.channels == 1 or d != self.channel_dim % t.dim()]
+            count = t.numel() // self.channels
+            rms = torch.linalg.vector_norm(std.expand(t.shape), dim=dims) / count ** 0.5
+        else:
+            rms = std.reshape(-1).expand(self.channels)
+        self.last_std.copy_(rms.reshape(-1).expand(self.channels))
         if self.cfg.record_snr:
             self.signal_power += self._per_channel(t.detach().double().pow(2), t.shape)
-            self.noise_power += var.double()
+            self.noise_power += rms.double().pow(2).reshape(-1).expand(self.channels)
 
     def snr(self) -> float:
         """Recorded signal power over noise power of the whole layer (linear), NaN when nothing was recorded."""
