@@ -17,7 +17,8 @@ from typing import Any, Optional
 
 from noisesim.registry import NOISE_MODELS, OBSERVERS
 
-BIT_ROUNDING = ("none", "round", "discrete", "stochastic")
+BIT_ROUNDING = ("none", "round", "discrete", "discrete_linear", "stochastic")
+NOISE_BITS_RANGES = ("span", "relu")  # the R_out of the noise bits (docs/physics.md, "Conventions")
 RANGE_LEARNING = ("ste", "lsq", "pact")  # how a learnable range learns (noisesim.quant.functional)
 MIN_BITS, MAX_BITS = 2, 16
 PHOTON_ENERGY_AJ = 0.128  # photon energy at 1550 nm, attojoules (h c / 1550 nm)
@@ -121,9 +122,11 @@ class NoiseConfig:
     key: str = ""
     record_snr: bool = False
     replace_with_quantizer: bool = False
+    bits_range: str = "span"
 
     def __post_init__(self):
         _check_choice("noise_type", self.kind, noise_types())
+        _check_choice("noise_bits_range", self.bits_range, NOISE_BITS_RANGES)
         if not self.e_mac > 0:
             raise ConfigError(f"e_mac must be > 0 photons/MAC, got {self.e_mac}", "e_mac")
         if self.sigma is not None and not self.sigma > 0:
@@ -146,7 +149,9 @@ class SimConfig:
     per_channel_bitwidth. Structure: fold_bn, quantize_residual (fake-quantize residual adds
     and concatenations), ignore (layer-name regexes, or ``first``/``last``, left in float),
     overrides (regex or ``first``/``last`` -> dict of these fields), seed, record_snr,
-    override_with_noise_bits, photon_energy_aj.
+    override_with_noise_bits, photon_energy_aj. Conventions (docs/physics.md): fan_in_groups (a grouped conv's
+    noise fan-in is k_h k_w C_in / groups; False: k_h k_w C_in, the reference implementation's),
+    noise_bits_range (``span`` or ``relu``, see NoiseConfig.bits_range).
     """
 
     weight_bits: Optional[float] = 8
@@ -177,6 +182,8 @@ class SimConfig:
     override_with_noise_bits: bool = False
     seed: Optional[int] = None
     photon_energy_aj: float = PHOTON_ENERGY_AJ
+    fan_in_groups: bool = True
+    noise_bits_range: str = "span"
     ignore: tuple[str, ...] = ()
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -255,7 +262,8 @@ class SimConfig:
         return NoiseConfig(kind=self.noise_type, e_mac=self.e_mac, per_channel=self.noise_per_channel,
                            learnable=self.train_noise, quantize_energy=self.quantize_energy,
                            sigma=self.noise_sigma, seed=self.seed, key=key,
-                           record_snr=self.record_snr, replace_with_quantizer=self.override_with_noise_bits)
+                           record_snr=self.record_snr, replace_with_quantizer=self.override_with_noise_bits,
+                           bits_range=self.noise_bits_range)
 
     # -- JSON -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

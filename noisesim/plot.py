@@ -16,11 +16,11 @@ from typing import Optional, Sequence
 
 from noisesim.reports.figures import compare_runs, draw_run
 from noisesim.stats import FITS
+from noisesim.usage import Parser, UsageError, fail
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m noisesim.plot") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folder(s) holding results.csv")
     p.add_argument("--out", help="folder for the comparison of several runs (needed with more than one RUN_DIR)")
     p.add_argument("--acc_drop", type=float, help="iso-accuracy target: the reference accuracy minus this "
@@ -29,24 +29,30 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m noisesim.p
     p.add_argument("--target_reference", choices=("float", "quantized"), help="what --acc_drop is taken from")
     p.add_argument("--curve_fit", choices=FITS, help="the monotone fit of accuracy against log energy")
     p.add_argument("--bootstrap", type=int, help="bootstrap replicates of the intervals")
-    args = p.parse_args(argv)
+    try:
+        args = p.parse_args(argv)
+    except UsageError as e:
+        return fail(prog, e)
     target = {k: getattr(args, k) for k in ("acc_drop", "target_acc", "target_reference", "curve_fit", "bootstrap")}
     for k, v in (("acc_drop", args.acc_drop), ("target_acc", args.target_acc)):
         if v is not None and not 0 < v <= 1:
-            print(f"noisesim.plot: error: --{k} {v}: must be a fraction in (0, 1]", file=sys.stderr)
-            return 2
+            return fail(prog, f"--{k} {v}: must be a fraction in (0, 1]")
     for d in args.run_dirs:
         if not (Path(d) / "results.csv").is_file():
-            print(f"noisesim.plot: error: {Path(d) / 'results.csv'} not found", file=sys.stderr)
-            return 2
+            return fail(prog, f"{Path(d) / 'results.csv'} not found")
     if len(args.run_dirs) > 1 and not args.out:
-        print("noisesim.plot: error: --out DIR is needed to compare several runs", file=sys.stderr)
-        return 2
+        return fail(prog, "--out DIR is needed to compare several runs")
+    if args.bootstrap is not None and args.bootstrap < 1:
+        return fail(prog, f"--bootstrap {args.bootstrap}: must be >= 1")
     paths = []
-    for d in args.run_dirs:
-        paths += draw_run(Path(d), target=target)
-    if args.out:
-        paths += compare_runs([Path(d) for d in args.run_dirs], Path(args.out), target)
+    try:
+        for d in args.run_dirs:
+            paths += draw_run(Path(d), target=target)
+        if args.out:
+            paths += compare_runs([Path(d) for d in args.run_dirs], Path(args.out), target)
+    except (ValueError, OSError, KeyError) as e:  # a results file that is not one (pandas' errors are ValueErrors)
+        why = f"results.csv has no column {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+        return fail(prog, f"cannot draw from {' '.join(args.run_dirs)}: {why}")
     for path in paths:
         print(path)
     return 0

@@ -81,6 +81,21 @@ def test_regressions_named_in_the_issue(tmp_path, capsys, data):
     fails_cleanly(capsys, tmp_path, ["--data_path", str(data), "--log_dir", ""], "--log_dir")
 
 
+def test_devices_folders_and_files_that_are_not_what_the_flag_needs(tmp_path, capsys, data):
+    if not torch.cuda.is_available():
+        fails_cleanly(capsys, tmp_path, ["--data_path", str(data), "--device", "cuda"], "--device cuda", "use cpu")
+    fails_cleanly(capsys, tmp_path, ["--data_path", str(data), "--device", f"cuda:{torch.cuda.device_count() + 3}"],
+                  "--device cuda:")
+    empty = tmp_path / "no_data_here"
+    empty.mkdir()
+    fails_cleanly(capsys, tmp_path, ["--data_path", str(empty)], "--data_path", empty, "download failed")
+    assert not any(empty.iterdir())  # the failed download left the folder as it was
+    fails_cleanly(capsys, tmp_path, ["--data_path", str(data), "--checkpoint_path", "/dev/null"],
+                  "--checkpoint_path /dev/null", "not a regular file")
+    fails_cleanly(capsys, tmp_path, ["--data_path", str(data), "--checkpoint_path", str(tmp_path)],
+                  "--checkpoint_path", "a folder")
+
+
 def _checkpoints(root: Path) -> dict[str, Path]:
     real = Path(noisesim.models.zoo.embedded_checkpoint("resnet20", "fashion_mnist")).read_bytes()
     files = {"garbage": b"not a checkpoint at all", "empty": b"", "truncated": real[: len(real) // 2]}

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import noisesim
-from noisesim.export import (checks_frame, export_layer, export_model, integer_inference, integer_psum,
-                             overflow_report, verify_layers)
+from noisesim.export import (ExportError, checks_frame, export_layer, export_model, integer_inference, integer_psum,
+                             load_export, overflow_report, save_export, verify_layers)
 from noisesim.export.hardware import read_values, tile_integers, to_bits, write_tile
 from noisesim.models.cifar_resnet import resnet20
 
@@ -122,6 +122,54 @@ def test_overflow_is_detected_and_bits_that_do_not_fit_are_refused():
     assert overflow_report(sim, [x], psum_bits=32).iloc[0]["overflows"] == 0
     with pytest.raises(ValueError, match="do not fit 4 signed bits"):
         to_bits(np.array([8]), 4, True)
+
+
+def _overflowing_tile():
+    """A ReLU + conv whose 8 x 8 tile psums reach 8 * 9 * 255 * 127 (21 bits)."""
+    conv = nn.Sequential(nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, bias=False))
+    with torch.no_grad():
+        conv[1].weight.fill_(1.0)
+    sim = noisesim.prepare(conv, noisesim.SimConfig(weight_bits=8, act_bits=8))
+    x = torch.rand(1, 8, 4, 4) + 1.0
+    noisesim.calibrate(sim, [x])
+    li = export_layer(noisesim.sim_layers(sim)[0])
+    return li, x, tile_integers(li, li.input_grid.quantize(x[0]), 8, 0, 0)
+
+
+@pytest.mark.parametrize("policy", ["error", "wrap", "saturate"])
+def test_psums_that_do_not_fit_stop_the_export_or_are_written_wrapped_or_saturated(tmp_path, policy):
+    li, x, t = _overflowing_tile()
+    psum, outside = t["psum"], lambda p: int((p > 2 ** 15 - 1).sum())
+    assert psum.max() > 2 ** 15
+    if policy == "error":
+        with pytest.raises(ExportError, match="do not fit 16 signed bits"):
+            write_tile(li, x, tmp_path / "hw", psum_bits=16, overflow=policy)
+        assert not (tmp_path / "hw").exists()
+        return
+    write_tile(li, x, tmp_path / "hw", psum_bits=16, overflow=policy)
+    got = read_values(tmp_path / "hw" / "psum.txt", 8, 16, True)
+    expected = (psum + 2 ** 15) % 2 ** 16 - 2 ** 15 if policy == "wrap" else np.clip(psum, -2 ** 15, 2 ** 15 - 1)
+    assert np.array_equal(got, expected) and not np.array_equal(got, psum)
+    header = (tmp_path / "hw" / "psum.txt").read_text().splitlines()[2]
+    counted = 2 * outside(psum) + sum(outside(p) for p in t["psum_taps"])  # psum, psum_relu and the taps
+    assert f"psums that do not fit: {policy} ({counted} in this tile's files)" in header
+
+
+def test_an_export_reads_back_exactly_and_a_corrupt_one_is_named(tmp_path):
+    sim, x = _prepared("conv", "W4A4 per-channel")
+    layers, _ = export_model(sim)
+    save_export(layers, tmp_path)
+    back = load_export(tmp_path)
+    for name, li in layers.items():
+        b = back[name]
+        assert torch.equal(b.weight, li.weight) and torch.equal(integer_psum(b, b.input_grid.quantize(x)),
+                                                                integer_psum(li, li.input_grid.quantize(x)))
+        assert torch.allclose(b.weight_scale, li.weight_scale) and (b.stride, b.groups) == (li.stride, li.groups)
+    (tmp_path / "integers.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ExportError, match="not a readable export"):
+        load_export(tmp_path)
+    with pytest.raises(ExportError, match="not a readable export"):
+        load_export(tmp_path / "missing")
 
 
 def test_float_psums_are_exact_where_the_bound_allows_and_chunking_changes_nothing(monkeypatch):

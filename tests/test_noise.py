@@ -149,6 +149,34 @@ def test_thermal_std_scales_as_sqrt_fan_in():
     assert stds[1] / stds[0] == pytest.approx(4.0, rel=TOL)
 
 
+@pytest.mark.parametrize("noise_type,factor", [("thermal", 4.0), ("shot", 0.25)])
+def test_the_reference_fan_in_of_a_depthwise_conv_changes_the_noise_by_root_groups(noise_type, factor):
+    """--no-fan_in_groups takes D = k*k*C_in (16 groups here): thermal sigma x4, shot sigma /4; MACs stay."""
+    stds, macs = [], []
+    for groups in (True, False):
+        sim, _, x = _sim("depthwise", noise_type, False, fan_in_groups=groups)
+        stds.append(_output_noise(sim, x).std().item())
+        macs.append(sim.macs)
+        assert sim.noise_fan_in == 9 * (1 if groups else C_OUT) and sim.fan_in == 9
+    assert stds[1] / stds[0] == pytest.approx(factor, rel=TOL) and macs[0] == macs[1]
+
+
+def test_noise_bits_over_the_positive_part_follow_the_reference():
+    """noise_bits_range relu: R_out is the positive part of the calibrated span (a post-ReLU output quantizer)."""
+    span, _, x = _sim("conv", "thermal", False)
+    relu, _, _ = _sim("conv", "thermal", False, noise_bits_range="relu")
+    for sim in (span, relu):
+        _output_noise(sim, x)  # records sigma
+    lo, hi = span.noise.out_lo.item(), span.noise.out_hi.item()
+    assert lo < 0 < hi and relu.noise.output_range() == pytest.approx(hi) and span.noise.output_range() == \
+        pytest.approx(hi - lo)
+    steps = lambda r, s: torch.log2(torch.ceil(r / (math.sqrt(12) * s)).clamp_min(1) + 1)  # noqa: E731
+    assert torch.allclose(relu.noise.noise_bits(), steps(hi, relu.noise.last_std))
+    assert (relu.noise.noise_bits() < span.noise.noise_bits()).all()
+    with torch.no_grad(), noisesim.noise_as_quantizer(relu):
+        assert relu(x).min().item() >= 0  # the equivalent quantizer holds the positive part only
+
+
 @pytest.mark.parametrize("noise_type", ["thermal", "shot"])
 @pytest.mark.parametrize("module", [Matmul(), Einsum("bij,bjk->bik")], ids=["matmul", "einsum"])
 def test_matmul_noise_matches_formula(noise_type, module):

@@ -128,12 +128,19 @@ def test_mse_observer_beats_minmax_on_heavy_tails(bits):
     assert mse(MSEObserver(bits=bits)) < 0.5 * mse(MinMaxObserver())
 
 
-@pytest.mark.parametrize("rounding,expected", [("round", [2, 3, 5, 8]), ("discrete", [2, 4, 4, 8])])
+@pytest.mark.parametrize("rounding,expected", [("round", [2, 3, 3, 5, 6, 8]), ("discrete", [2, 4, 4, 4, 8, 8]),
+                                               ("discrete_linear", [2, 2, 4, 4, 4, 8])])
 def test_bitwidth_rounding(rounding, expected):
-    bw = BitWidth(4, channels=4, rounding=rounding)
+    """{2, 4, 8} in log2 switches at 2.83 and 5.66 bits, linearly (the reference implementation) at 3 and 6."""
+    bw = BitWidth(4, channels=6, rounding=rounding)
     with torch.no_grad():
-        bw.log2_bits.copy_(torch.log2(torch.tensor([2.2, 3.4, 5.3, 7.6])))
+        bw.log2_bits.copy_(torch.log2(torch.tensor([2.2, 2.9, 3.4, 5.3, 5.8, 7.6])))
     assert bw().tolist() == expected
+    remainder, level = bw.remainders()
+    assert ((remainder >= -0.5) & (remainder < 0.5)).all()
+    raised = torch.tensor([b + 1 if rounding == "round" else 2 * b for b in expected], dtype=level.dtype)
+    assert torch.equal(level, torch.where(torch.tensor(expected) < (16 if rounding == "round" else 8), raised,
+                                          torch.tensor(math.inf)))
     bw().sum().backward()
     assert torch.all(bw.log2_bits.grad > 0)  # straight-through
 

@@ -22,18 +22,10 @@ import yaml
 
 from noisesim.config import ConfigError
 from noisesim.experiment.config import GROUPS, ExperimentConfig, coerce
+from noisesim.usage import Parser, UsageError
 
 DEFAULT_STUDY = Path(__file__).resolve().parents[1] / "configs" / "default_study.yaml"
 OLD_ALLOCATIONS = ("layer", "channel")
-
-
-class UsageError(Exception):
-    """Bad command-line input: a one-line message naming the flag and what is allowed."""
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2, no usage dump
-        raise UsageError(message)
 
 
 class _Deprecated(argparse.Action):

@@ -25,7 +25,7 @@ import noisesim.allocate  # noqa: F401  (registers the allocation methods)
 import noisesim.data.registry  # noqa: F401  (registers the data sets)
 import noisesim.models.zoo  # noqa: F401  (registers the models)
 from noisesim.allocate.base import QUANTITIES
-from noisesim.config import BIT_ROUNDING, ConfigError, SimConfig, bits_problem, noise_types
+from noisesim.config import BIT_ROUNDING, NOISE_BITS_RANGES, ConfigError, SimConfig, bits_problem, noise_types
 from noisesim.experiment.settings import (at_least_one, check_field, coerce, fraction, in_range, non_negative,
                                           parse_bits, parse_mapping, percentile_range, positive, registered, setting)
 from noisesim.registry import ALLOCATORS, DATASETS, MODELS, OBSERVERS
@@ -128,7 +128,8 @@ class ExperimentConfig:
     quantize_residual: bool = setting(False, "also fake-quantize residual adds and concatenations", Q)
     fold_bn: bool = setting(True, "fold batch norm into the preceding conv", Q)
     bit_rounding: str = setting("none", "how trained bit-widths are rounded: none (continuous), round, discrete "
-                                "({2,4,8}) or stochastic", Q, choices=lambda: BIT_ROUNDING)
+                                "({2,4,8}, nearest in log2), discrete_linear ({2,4,8}, nearest linearly: the "
+                                "reference implementation's) or stochastic", Q, choices=lambda: BIT_ROUNDING)
 
     # quantization-aware training
     qat: bool = setting(False, "train the network's weights with its quantizers on (and its noise, with "
@@ -169,6 +170,12 @@ class ExperimentConfig:
     override_with_noise_bits: bool = setting(False, "also evaluate every point with its noise replaced by the "
                                              "equivalent quantizer (the noise bits)", N)
     photon_energy: float = setting(0.128, "photon energy (1550 nm: 0.128)", N, unit="aJ", check=positive)
+    fan_in_groups: bool = setting(True, "a grouped or depthwise conv's noise fan-in D is k*k*C_in/groups "
+                                  "(--no-fan_in_groups: k*k*C_in, the reference implementation's; docs/physics.md)",
+                                  N, keyed_when_set=True)
+    noise_bits_range: str = setting("span", "R_out of the noise bits: span (the calibrated pre-activation span) or "
+                                    "relu (its positive part, the reference implementation's post-ReLU range)", N,
+                                    choices=lambda: NOISE_BITS_RANGES, keyed_when_set=True)
 
     # allocation
     allocate: str = setting("energy", "what the allocation methods distribute: energy per MAC (toward --target_emac) "
@@ -367,7 +374,8 @@ class ExperimentConfig:
             bit_rounding="round" if self.allocate == "weight_bits" and self.bit_rounding == "none" else self.bit_rounding,
             per_channel_bitwidth=self.per_channel_bitwidth, fold_bn=self.fold_bn,
             quantize_residual=self.quantize_residual, record_snr=self.record_snr, seed=p.seed,
-            photon_energy_aj=self.photon_energy, ignore=tuple(self.ignore), overrides=overrides)
+            photon_energy_aj=self.photon_energy, fan_in_groups=self.fan_in_groups,
+            noise_bits_range=self.noise_bits_range, ignore=tuple(self.ignore), overrides=overrides)
 
     # -- records --------------------------------------------------------------------
     def recorded(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 import noisesim
+from noisesim.config import bits_problem
 from noisesim.data.registry import build_data
 from noisesim.data.tensors import hold_out
 from noisesim.io import atomic_write
@@ -41,6 +42,7 @@ from noisesim.allocate.subnets import search_subnets
 from noisesim.train.double_rounding import DoubleRoundingConfig, MultiPrecision, train_double_rounding
 from noisesim.train.loop import evaluate
 from noisesim.train.qat import qat_parameters
+from noisesim.usage import Parser, UsageError, fail
 
 METHODS = ("adaptive_dpc", "cpt", "adaptive_dpc+cpt", "double_rounding", "supernet")
 
@@ -48,8 +50,8 @@ METHODS = ("adaptive_dpc", "cpt", "adaptive_dpc+cpt", "double_rounding", "supern
 PROG = "python -m noisesim.experiment.precision"
 
 
-def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+def build_parser(prog: str = PROG) -> Parser:
+    p = Parser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--arch", "--model", dest="model", default="resnet20", choices=MODELS.names(),
                    help="network (default: resnet20, the shipped Fashion-MNIST weights)")
     p.add_argument("--dataset", default="fashion_mnist", choices=DATASETS.names(), help="(default: fashion_mnist)")
@@ -86,30 +88,62 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
-    args = build_parser(prog).parse_args(argv)
+def _problems(args) -> list[str]:
+    """What is wrong with the flags (checked before anything is loaded or written)."""
     problems = [f"--{k} {getattr(args, k)}: must be > 0" for k in ("epochs", "lr") if not getattr(args, k) > 0]
+    problems += [f"--{k} {getattr(args, k)}: must be >= 1" for k in ("batch_size", "cpt_cycles")
+                 if getattr(args, k) < 1]
+    for k in ("act_bits", "initial_bits", "min_bits", "cpt_low", "cpt_high"):
+        problems += [f"--{k} {getattr(args, k)}: {why}" for why in [bits_problem(getattr(args, k))] if why]
+    problems += [f"--bits {b}: {why}" for b in args.bits for why in [bits_problem(b)] if why]
+    if args.min_bits > args.initial_bits:
+        problems.append(f"--min_bits {args.min_bits} is above --initial_bits {args.initial_bits}")
+    if args.cpt_low > args.cpt_high:
+        problems.append(f"--cpt_low {args.cpt_low} is above --cpt_high {args.cpt_high}")
+    if len(set(args.bits)) != len(args.bits):
+        problems.append(f"--bits {' '.join(map(str, args.bits))}: each precision once")
     if args.probabilities is not None and len(args.probabilities) != len(args.bits):
         problems.append(f"--probabilities: give one per --bits value ({len(args.bits)})")
+    if args.probabilities is not None and (min(args.probabilities) < 0 or sum(args.probabilities) <= 0):
+        problems.append("--probabilities: weights must be >= 0 and not all 0")
+    if not args.budgets or min(args.budgets) <= 0:
+        problems.append("--budgets: average bit budgets must be > 0")
+    if args.val_samples < 1:
+        problems.append(f"--val_samples {args.val_samples}: must be >= 1 (the held-out images that pick epochs)")
+    return problems
+
+
+def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG):
+    """The command's flags, checked; a UsageError says what is wrong (nothing is loaded or written)."""
+    args = build_parser(prog).parse_args(argv)
+    problems = _problems(args)
     if problems:
-        print(f"{prog}: error: {problems[0]}", file=sys.stderr)
-        return 2
+        raise UsageError(problems[0])
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
+    try:
+        args = parse(argv, prog)
+    except UsageError as e:
+        return fail(prog, e)
     try:
         return _run(args, [*prog.split(), *(sys.argv[1:] if argv is None else argv)])
     except (ValueError, FileNotFoundError) as e:
-        print(f"{prog}: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return fail(prog, e)
 
 
 def _run(args, command: list[str]) -> int:
     torch.manual_seed(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)  # created by its first file, once training is done
     spec = MODELS.get(args.model)
     data = build_data(args.dataset, args.data_path, args.batch_size, 1000, seed=args.seed, input_size=spec.input_size,
                       normalization=spec.normalization)
     model = build_model(args.model, args.dataset, data.num_classes, data.in_channels)
-    train_batches, val = hold_out(data.train, args.val_samples, args.seed)
+    try:
+        train_batches, val = hold_out(data.train, args.val_samples, args.seed)
+    except ValueError as e:
+        raise ValueError(f"--val_samples {args.val_samples}: {e}") from None
     multi = args.method in ("double_rounding", "supernet")
     cfg = noisesim.SimConfig(weight_bits=max(args.bits) if multi else args.initial_bits,
                              act_bits=max(args.bits) if multi else args.act_bits, weight_per_channel=True,

@@ -4,15 +4,17 @@ hardware test-bench files for one convolution tile.
     python -m noisesim.export logs/<run> --out export/                     # integers.npz, manifest.json, checks
     python -m noisesim.export logs/<run> --layer layer1.0.conv1 --array 8 --itile 0 --otile 0 --psum_bits 16
     python -m noisesim.export logs/<run> --integer_accuracy                # whole network in integers
+    python -m noisesim.export logs/<run> --psum_bits 24 --psum_overflow saturate
 
 The network is the run's point ``--point`` (default: its first), prepared and calibrated as the run did
 (with --qat runs, the trained network kept in the run folder). Every exported layer's output is recovered
 from its integers on one evaluation batch; the command prints the per-layer recovery error and exits 1
-when one exceeds ``--tolerance`` (relative to the layer's output range), 2 on bad input.
+when one exceeds ``--tolerance`` (relative to the layer's output range), 2 on bad input (nothing written).
+A psum that does not fit ``--psum_bits`` stops the export (``--psum_overflow error``, the default) or is
+written wrapped (two's complement) or saturated; either way ``checks.csv`` counts them per layer.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -26,18 +28,19 @@ from noisesim.data.tensors import peek
 from noisesim.experiment.config import ExperimentConfig
 from noisesim.experiment.folder import RunFolder
 from noisesim.experiment.runner import Experiment
-from noisesim.export.hardware import write_tile
+from noisesim.export.hardware import OVERFLOW, write_tile
 from noisesim.export.integers import ExportError, export_model, save_export
 from noisesim.export.verify import captured_inputs, checks_frame, integer_inference, overflow_report, verify_layers
 from noisesim.io import atomic_write
 from noisesim.train.loop import evaluate
+from noisesim.usage import Parser, UsageError, fail
 
 
 PROG = "python -m noisesim.export"
 
 
-def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+def build_parser(prog: str = PROG) -> Parser:
+    p = Parser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("run", help="a run folder written by main.py (its config.json names model, data and quantization)")
     p.add_argument("--point", help="point_id of the point to export (default: the run's first point)")
     p.add_argument("--out", help="output folder (default: RUN/export)")
@@ -45,6 +48,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="largest recovery error allowed, relative to a layer's output range (default: 1e-5)")
     p.add_argument("--psum_bits", type=int, default=16, help="accumulator width for overflow checks and psum files "
                    "[bits] (default: 16)")
+    p.add_argument("--psum_overflow", choices=OVERFLOW, default="error",
+                   help="a psum that does not fit --psum_bits: error (stop, write nothing), wrap (two's complement, "
+                   "an adder without saturation) or saturate (clamp to the range); counted in checks.csv "
+                   "(default: error)")
     p.add_argument("--integer_accuracy", action="store_true",
                    help="also run the whole evaluation set with every layer in integers and compare accuracies")
     p.add_argument("--layer", help="write the test-bench files of this convolution (a layer name)")
@@ -71,18 +78,19 @@ def _experiment(run: Path) -> tuple[Experiment, ExperimentConfig]:
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
-    args = build_parser(prog).parse_args(argv)
     try:
-        return _run(args)
-    except (_Error, ExportError, ValueError) as e:
-        print(f"{prog}: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return _run(build_parser(prog).parse_args(argv))
+    except (UsageError, _Error, ExportError, ValueError, FileNotFoundError) as e:
+        return fail(prog, e)
 
 
 def _run(args) -> int:
     for flag in ("psum_bits", "array"):
         if getattr(args, flag) < 2:
             raise _Error(f"--{flag} {getattr(args, flag)}: must be >= 2")
+    for flag in ("itile", "otile", "sample"):
+        if getattr(args, flag) < 0:
+            raise _Error(f"--{flag} {getattr(args, flag)}: must be >= 0")
     if not args.tolerance > 0:
         raise _Error(f"--tolerance {args.tolerance}: must be > 0")
     run = Path(args.run)
@@ -95,13 +103,28 @@ def _run(args) -> int:
     layers, skipped = export_model(sim)
     if not layers:
         raise _Error(f"{run}: no layer of point {pid} has quantized weights and inputs to export")
+    if args.layer and args.layer not in layers:
+        raise _Error(f"--layer {args.layer}: not an exported layer ({', '.join(list(layers)[:6])}, ...)")
     out = Path(args.out) if args.out else run / "export"
     batch, _ = split_batch(peek(exp.val_batches))
     checks = checks_frame(verify_layers(sim, batch, layers))
     overflow = overflow_report(sim, [batch], args.psum_bits, layers)
     report = checks.merge(overflow[["layer", "bits_needed", "overflows"]].rename(columns={"layer": "name"}), on="name")
+    overflows = int(report["overflows"].sum())
+    if overflows and args.psum_overflow == "error":
+        worst = report.loc[report["bits_needed"].idxmax()]
+        raise _Error(f"--psum_bits {args.psum_bits}: {overflows:,} psums of {int((report['overflows'] > 0).sum())} "
+                     f"layers do not fit (layer {worst['name']} needs {worst['bits_needed']} bits); raise --psum_bits "
+                     "or pass --psum_overflow wrap or saturate")
+    if args.layer:  # first: a tile outside the layer, or psums that stop the export, leave nothing written
+        x = captured_inputs(sim, batch)[args.layer][0]
+        if not args.sample < len(x):
+            raise _Error(f"--sample {args.sample}: the batch holds {len(x)} samples")
+        paths = write_tile(layers[args.layer], x, out / "hardware", args.array, args.itile, args.otile,
+                           args.psum_bits, args.sample, args.psum_overflow)
     atomic_write(out / "checks.csv", lambda f: report.to_csv(f, index=False))
-    save_export(layers, out, {"run": str(run), "point_id": pid, "skipped": skipped, "psum_bits": args.psum_bits})
+    save_export(layers, out, {"run": str(run), "point_id": pid, "skipped": skipped, "psum_bits": args.psum_bits,
+                              "psum_overflow": args.psum_overflow})
     print(report.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     for name, why in skipped.items():
         print(f"not exported: {why}")
@@ -112,18 +135,12 @@ def _run(args) -> int:
                 integer = evaluate(sim, exp.val_batches, exp.task)
         print(f"evaluation set: fake-quantized {exp.task.name} {fake:.4f}, integer-only {integer:.4f}")
     if args.layer:
-        if args.layer not in layers:
-            raise _Error(f"--layer {args.layer}: not an exported layer ({', '.join(list(layers)[:6])}, ...)")
-        x = captured_inputs(sim, batch)[args.layer][0]
-        if not 0 <= args.sample < len(x):
-            raise _Error(f"--sample {args.sample}: the batch holds {len(x)} samples")
-        paths = write_tile(layers[args.layer], x, out / "hardware", args.array, args.itile, args.otile,
-                           args.psum_bits, args.sample)
         print(f"test-bench files: {len(paths)} in {out / 'hardware'}")
     worst = report["relative_error"].max()
+    handled = {"error": "", "wrap": " (written wrapped)", "saturate": " (written saturated)"}[args.psum_overflow]
     print(f"integers: {out / 'integers.npz'} ({len(layers)} layers); largest recovery error {worst:.3g} of a "
-          f"layer's output range (tolerance {args.tolerance:g}); {int(report['overflows'].sum())} psums overflow "
-          f"{args.psum_bits} bits")
+          f"layer's output range (tolerance {args.tolerance:g}); {overflows} psums overflow {args.psum_bits} bits"
+          f"{handled if overflows else ''}")
     return 0 if worst <= args.tolerance else 1
 
 

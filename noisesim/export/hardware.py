@@ -14,8 +14,10 @@ columns A output channels (tile ``otile``). For a K x K kernel, tap k = kh · K 
 * ``psum_relu.txt``: max(psum, 0) of ``psum.txt``.
 
 Every file starts with ``#`` comment lines (layer, tile, shapes, bit widths, scales) that
-:func:`read_values` skips. Values that do not fit their bits raise an error; psums are reported by
-:func:`noisesim.export.verify.overflow_report` too. The layout needs unsigned inputs without a zero
+:func:`read_values` skips. Weights and activations always fit their bits. A psum that does not fit
+``psum_bits`` follows ``overflow``: ``error`` (nothing is written), ``wrap`` (two's complement, as an
+adder without saturation computes it) or ``saturate`` (clamped to the range); the header says which and
+how many. :func:`noisesim.export.verify.overflow_report` counts the psums of whole layers. The layout needs unsigned inputs without a zero
 point and symmetric weights (z_x = z_w = 0: post-ReLU activations, the default weight quantizer).
 """
 from __future__ import annotations
@@ -29,13 +31,35 @@ from noisesim.export.integers import ExportError, LayerIntegers
 from noisesim.io import atomic_write
 
 
-def to_bits(values: np.ndarray, bits: int, signed: bool) -> list[str]:
-    """Each integer as a ``bits``-wide string, MSB first (two's complement when ``signed``)."""
+OVERFLOW = ("error", "wrap", "saturate")
+
+
+def bit_range(bits: int, signed: bool) -> tuple[int, int]:
+    """The integers ``bits`` bits hold: [-2^(b-1), 2^(b-1) - 1] two's complement, or [0, 2^b - 1]."""
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def fit(values: np.ndarray, bits: int, signed: bool, overflow: str = "error") -> tuple[np.ndarray, int]:
+    """(``values`` as a ``bits``-bit register holds them, how many did not fit): ``wrap`` keeps the low bits (two's
+    complement), ``saturate`` clamps to the range, ``error`` raises ValueError when any does not fit."""
+    if overflow not in OVERFLOW:
+        raise ValueError(f"overflow must be one of {', '.join(OVERFLOW)}, got {overflow!r}")
     values = np.asarray(values, dtype=np.int64)
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-    if values.size and (values.min() < lo or values.max() > hi):
-        raise ValueError(f"values in [{values.min()}, {values.max()}] do not fit {bits} "
+    lo, hi = bit_range(bits, signed)
+    outside = int(((values < lo) | (values > hi)).sum())
+    if outside and overflow == "error":
+        raise ValueError(f"{outside} values in [{values.min()}, {values.max()}] do not fit {bits} "
                          f"{'signed' if signed else 'unsigned'} bits [{lo}, {hi}]")
+    if overflow == "saturate":
+        return np.clip(values, lo, hi), outside
+    wrapped = values & ((1 << bits) - 1)
+    return (np.where(wrapped > hi, wrapped - (1 << bits), wrapped) if signed else wrapped), outside
+
+
+def to_bits(values: np.ndarray, bits: int, signed: bool) -> list[str]:
+    """Each integer as a ``bits``-wide string, MSB first (two's complement when ``signed``); ValueError when one
+    does not fit."""
+    values, _ = fit(values, bits, signed)
     return [format(int(v) & ((1 << bits) - 1), f"0{bits}b") for v in values.reshape(-1)]
 
 
@@ -95,10 +119,21 @@ def tile_integers(li: LayerIntegers, x_int: torch.Tensor, array: int, itile: int
 
 
 def write_tile(li: LayerIntegers, x: torch.Tensor, out_dir: str | Path, array: int = 8, itile: int = 0,
-               otile: int = 0, psum_bits: int = 16, sample: int = 0) -> list[Path]:
-    """Write the tile's files for input ``x`` (the layer's float input, one batch; ``sample`` picks one)."""
+               otile: int = 0, psum_bits: int = 16, sample: int = 0, overflow: str = "error") -> list[Path]:
+    """Write the tile's files for input ``x`` (the layer's float input, one batch; ``sample`` picks one). Psums that
+    do not fit ``psum_bits`` follow ``overflow`` (see the module docstring); with ``error`` nothing is written."""
     x_int = li.input_grid.quantize(x[sample].detach().cpu())
     t = tile_integers(li, x_int, array, itile, otile)
+    psums = {"psum": t["psum"], "psum_relu": np.maximum(t["psum"], 0),
+             **{f"psum_{k}": p for k, p in enumerate(t["psum_taps"])}}
+    fitted, outside = {}, 0
+    for name, p in psums.items():
+        try:
+            fitted[name], n = fit(p, psum_bits, True, overflow)
+        except ValueError as e:
+            raise ExportError(f"{li.name}: {name}.txt: {e}; raise --psum_bits or pass --psum_overflow wrap or "
+                              "saturate") from None
+        outside += n
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     head = [f"layer {li.name}: {tuple(li.weight.shape)} weights, stride {tuple(li.stride)}, padding "
@@ -114,10 +149,8 @@ def write_tile(li: LayerIntegers, x: torch.Tensor, out_dir: str | Path, array: i
         f"{t['activations'].shape[0]} time steps (padded input positions, row-major); rows {array - 1}..0, "
         f"{xb}-bit unsigned"], t["activations"], xb, False))
     psum_head = head + [f"{t['psum'].shape[0]} output positions {t['out_shape']} (row-major); columns "
-                        f"{array - 1}..0, {psum_bits}-bit two's complement"]
-    paths.append(_write(out / "psum.txt", psum_head, t["psum"], psum_bits, True))
-    paths.append(_write(out / "psum_relu.txt", psum_head, np.maximum(t["psum"], 0), psum_bits, True))
-    paths += [_write(out / f"psum_{k}.txt", psum_head + [f"tap k={k} alone"], t["psum_taps"][k], psum_bits, True)
-              for k in range(kk)]
+                        f"{array - 1}..0, {psum_bits}-bit two's complement; psums that do not fit: {overflow} "
+                        f"({outside} in this tile's files)"]
+    paths += [_write(out / f"{name}.txt", psum_head + ([f"tap k={name[5:]} alone"] if name[5:].isdigit() else []),
+                     fitted[name], psum_bits, True) for name in psums]
     return paths
-

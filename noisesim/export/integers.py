@@ -15,12 +15,13 @@ error, at most Δx·Δw/2 per output, is reported separately).
 
 ``export_model`` collects every such layer; ``save_export`` writes one ``integers.npz`` (arrays
 named ``<layer>/<field>``) and a ``manifest.json`` (per layer: kind, shapes, bits, zero points,
-stride / padding / dilation / groups, and which arrays hold what).
+stride / padding / dilation / groups, and which arrays hold what); ``load_export`` reads them back.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -170,3 +171,39 @@ def save_export(layers: dict[str, LayerIntegers], out_dir: str | Path, extra: Op
                 **(extra or {})}
     atomic_write(out / "manifest.json", lambda f: f.write(json.dumps(manifest, indent=1, default=str)))
     return [out / "integers.npz", out / "manifest.json"]
+
+
+def load_export(out_dir: str | Path) -> dict[str, LayerIntegers]:
+    """The layers ``save_export`` wrote to ``out_dir``; a missing, corrupt or inconsistent file is an ExportError
+    naming it."""
+    out = Path(out_dir)
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())["layers"]
+        with np.load(out / "integers.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ExportError(f"{out}: not a readable export (manifest.json and integers.npz; {type(e).__name__})") \
+            from None
+    layers = {}
+    for name, m in manifest.items():
+        try:
+            a = {k.split("/", 1)[1]: arrays[k] for k in m["arrays"]}
+
+            def grid(kind: str, scale: np.ndarray, zero: np.ndarray) -> Grid:
+                g = m[kind]
+                return Grid(torch.from_numpy(scale).float(), torch.from_numpy(zero).to(torch.int64), g["qmin"],
+                            g["qmax"], g["bits"], g["signed"])
+
+            weight = torch.from_numpy(a["weight_int"]).to(torch.int64)
+            if list(weight.shape) != m["weight_shape"]:
+                raise ValueError(f"weight_int of shape {list(weight.shape)}, the manifest says {m['weight_shape']}")
+            conv = dict(stride=tuple(m["stride"]), padding=tuple(m["padding"]), dilation=tuple(m["dilation"]),
+                        groups=m["groups"]) if m["kind"] == "conv" else {}
+            layers[name] = LayerIntegers(
+                name, m["kind"], weight, grid("weight", a["weight_scale"], a["weight_zero_point"]),
+                grid("input", a["input_scale"], a["input_zero_point"]),
+                torch.from_numpy(a["bias"]).float() if m["bias"] else None, **conv)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ExportError(f"{out}: layer {name}: the manifest and integers.npz disagree ({type(e).__name__}: "
+                              f"{e})") from None
+    return layers

@@ -9,8 +9,9 @@ products, softmax(Q K^T / sqrt(d)) and P V, go through ``noisesim.nn.Matmul`` mo
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -18,6 +19,7 @@ from torch import nn
 from noisesim.data.sentences import load_rotten_tomatoes, minilm_dir, minilm_tokenizer, tokenize
 from noisesim.io import apply_state_dict, load_state_dict, save_checkpoint
 from noisesim.nn.matmul import Matmul
+from noisesim.usage import DefaultsHelp, Parser, UsageError, fail
 
 HEAD_FILE = Path(__file__).parent / "weights" / "minilm_rotten_tomatoes_head.pt"
 
@@ -99,10 +101,11 @@ def _embeddings(model: MiniLMSentiment, inputs: dict[str, torch.Tensor], batch: 
     return torch.cat([model.embed(**{k: v[i:i + batch] for k, v in inputs.items()}) for i in range(0, n, batch)])
 
 
-def train_head(n_train: int = 6000, steps: int = 500, seed: int = 0) -> float:
-    """Fit the linear head on frozen-encoder embeddings of ``n_train`` training snippets; save it.
+def train_head(out: str | Path, n_train: int = 6000, steps: int = 500, seed: int = 0) -> float:
+    """Fit the linear head on frozen-encoder embeddings of ``n_train`` training snippets; save it to ``out``.
 
-    ``python -m noisesim.models.minilm`` (how the shipped head was made). Returns held-out accuracy.
+    ``python -m noisesim.models.minilm --out noisesim/models/weights/minilm_rotten_tomatoes_head.pt`` in a source
+    checkout is how the shipped head was made. Returns held-out accuracy.
     """
     torch.manual_seed(seed)
     model, tok = load_minilm_sentiment(head=False), minilm_tokenizer()
@@ -114,13 +117,33 @@ def train_head(n_train: int = 6000, steps: int = 500, seed: int = 0) -> float:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    save_checkpoint(HEAD_FILE, model.head.state_dict())
+    save_checkpoint(out, model.head.state_dict())
     texts, y = load_rotten_tomatoes("test", limit=2000, seed=seed)
     with torch.no_grad():
         acc = (model.head(_embeddings(model, tokenize(texts, tok))).argmax(1) == y).float().mean().item()
-    print(f"held-out accuracy {acc:.4f} -> {HEAD_FILE}")
+    print(f"held-out accuracy {acc:.4f} -> {out}")
     return acc
 
 
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m noisesim.models.minilm") -> int:
+    """Train the sentiment head (the encoder stays frozen) and write it to ``--out``."""
+    p = Parser(prog=prog, description=main.__doc__, formatter_class=DefaultsHelp)
+    p.add_argument("--out", required=True, help="where to write the head's state_dict (.pt)")
+    p.add_argument("--n_train", type=int, default=6000, help="training snippets embedded")
+    p.add_argument("--steps", type=int, default=500, help="Adam steps on the embeddings")
+    p.add_argument("--seed", type=int, default=0, help="seeds the head and the snippets drawn")
+    try:
+        args = p.parse_args(argv)
+        for k in ("n_train", "steps"):
+            if getattr(args, k) < 1:
+                raise UsageError(f"--{k} {getattr(args, k)}: must be >= 1")
+        if Path(args.out).is_dir():
+            raise UsageError(f"--out {args.out}: a folder; give the file to write")
+        train_head(args.out, args.n_train, args.steps, args.seed)
+    except (UsageError, ValueError, ImportError, FileNotFoundError) as e:
+        return fail(prog, e)
+    return 0
+
+
 if __name__ == "__main__":
-    train_head()
+    sys.exit(main())

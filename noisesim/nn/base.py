@@ -27,8 +27,11 @@ class SimLayer(nn.Module):
     dynamic_inputs = True  # inputs may take per-token ranges (act_dynamic); conv inputs may not
 
     def _init_sim(self, cfg: SimConfig, name: str, fan_in: int, out_channels: int, out_channel_dim: int,
-                  layer_index: int, weight: Optional[torch.Tensor] = None) -> None:
+                  layer_index: int, weight: Optional[torch.Tensor] = None, noise_fan_in: Optional[int] = None) -> None:
+        """``fan_in``: the products summed into each output (MACs = fan_in x outputs); ``noise_fan_in``: the D the
+        noise formulas use, when a convention makes it differ (default: ``fan_in``)."""
         self.name, self.fan_in, self.out_channels = name, fan_in, out_channels
+        self.noise_fan_in = noise_fan_in or fan_in
         self.sim_config = cfg
         self.macs = 0  # per sample, counted at the last forward
         self.out_elems = 0
@@ -38,7 +41,7 @@ class SimLayer(nn.Module):
         if weight is not None:
             self.weight_quant = FakeQuantize(cfg.weight_quant(), channels=out_channels, ch_axis=0)
             self.calibrate_weight_quant(weight)
-        self.noise: Optional[NoiseModel] = make_noise(cfg.noise(name or f"#{layer_index}"), fan_in, out_channels,
+        self.noise: Optional[NoiseModel] = make_noise(cfg.noise(name or f"#{layer_index}"), self.noise_fan_in, out_channels,
                                                       out_channel_dim, has_weights=weight is not None)
         self._cache_key: Optional[tuple] = None
         self._cache: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
@@ -97,7 +100,7 @@ class SimLayer(nn.Module):
         """The weights the matmul uses (quantized, plus noise when the noise model acts on weights) and
         the :class:`Operands` of this forward; ``norms(||w_row||)`` gives the output-broadcastable norms."""
         wq, r_w, w_norm = self.weight_stats()
-        ops = Operands(self.fan_in, lambda: (self.act_quant.full_range(), r_w),
+        ops = Operands(self.noise_fan_in, lambda: (self.act_quant.full_range(), r_w),
                        lambda: norms(w_norm) if norms is not None else _no_norms(self.name))
         n = self.noise
         return (n(wq, ops) if n is not None and n.acts_on == "weight" else wq), ops

@@ -1,6 +1,7 @@
 """SimConv: an instrumented Conv1d / Conv2d (any stride, padding, dilation, groups).
 
-Fan-in D = k_h * k_w * C_in / groups. For shot noise, ||x_patch|| of every output is
+Fan-in D = k_h * k_w * C_in / groups (``fan_in_groups=False``: the noise takes k_h * k_w * C_in, the
+reference implementation's convention; MACs are counted with the true D either way). For shot noise, ||x_patch|| of every output is
 computed exactly: x^2 is summed over the input channels of each group and convolved with
 a ones kernel of the same geometry (stride, padding, dilation), then square-rooted.
 """
@@ -34,7 +35,8 @@ class SimConv(SimLayer):
         self.bias = (None if conv.bias is None else
                      nn.Parameter(conv.bias.detach().clone(), requires_grad=conv.bias.requires_grad))
         fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
-        self._init_sim(cfg, name, fan_in, self.out_channels, 1, layer_index, self.weight)
+        self._init_sim(cfg, name, fan_in, self.out_channels, 1, layer_index, self.weight,
+                       noise_fan_in=fan_in if cfg.fan_in_groups else fan_in * self.groups)
         ones = torch.ones((self.groups, 1) + tuple(self.kernel_size), dtype=self.weight.dtype,
                           device=self.weight.device)
         self.register_buffer("patch_kernel", ones, persistent=False)

@@ -205,9 +205,17 @@ class NoiseModel(nn.Module, abc.ABC):
         self.noise_power.zero_()
 
     # -- noise bits -----------------------------------------------------------
+    def _bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """[lo, hi] of the noise bits: the calibrated span of the perturbed tensor, or its positive part
+        (``bits_range`` relu: what a post-ReLU output quantizer holds)."""
+        if self.cfg.bits_range == "relu":
+            return self.out_lo.clamp_min(0), self.out_hi.clamp_min(0)
+        return self.out_lo, self.out_hi
+
     def output_range(self) -> float:
-        """R_out: the calibrated span of the perturbed tensor."""
-        return float(self.out_hi - self.out_lo)
+        """R_out: the calibrated span of the perturbed tensor (or of its positive part, see ``_bounds``)."""
+        lo, hi = self._bounds()
+        return float(hi - lo)
 
     def _steps(self) -> torch.Tensor:
         """Quantization steps over R_out whose uniform error step/sqrt(12) is at most sigma."""
@@ -218,12 +226,13 @@ class NoiseModel(nn.Module, abc.ABC):
         return torch.log2(self._steps() + 1)
 
     def equivalent_quantizer(self, t: torch.Tensor) -> torch.Tensor:
-        """Uniform quantization over [out_lo, out_hi] whose step/sqrt(12) equals sigma (the noise bits)."""
+        """Uniform quantization over [lo, hi] (``_bounds``) whose step/sqrt(12) equals sigma (the noise bits); with
+        ``bits_range`` relu, values below 0 become 0, as the ReLU after the layer would make them."""
         if not math.isfinite(self.output_range()):
             raise RuntimeError("noise bits need the calibrated output range: run noisesim.calibrate first")
-        lo = self.out_lo.to(t.dtype)
+        lo, hi = (b.to(t.dtype) for b in self._bounds())
         step = self.along_channels(self.output_range() / self._steps(), t.dim()).to(t.dtype)
-        return lo + round_ste((t.clamp(lo, self.out_hi.to(t.dtype)) - lo) / step) * step
+        return lo + round_ste((t.clamp(lo, hi) - lo) / step) * step
 
     def extra_repr(self) -> str:
         e = self.energy().detach()

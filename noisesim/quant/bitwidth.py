@@ -5,7 +5,10 @@ straight-through estimator according to ``rounding``:
 
 * ``none``       continuous bits (2^b - 1 levels need not be an integer: a relaxation);
 * ``round``      nearest integer;
-* ``discrete``   nearest of {2, 4, 8} in log2 space;
+* ``discrete``   nearest of {2, 4, 8} in log2 space (switching at 2.83 and 5.66 bits, the geometric midpoints:
+                 the parameter is log2 bits, and each level doubles the one below);
+* ``discrete_linear`` nearest of {2, 4, 8} by linear distance (switching at 3 and 6 bits: the reference
+                 implementation's rule, for reproducing its numbers);
 * ``stochastic`` floor(b) + Bernoulli(b - floor(b)) while training, nearest integer in eval.
 """
 from __future__ import annotations
@@ -35,6 +38,8 @@ class BitWidth(nn.Module):
         """The level ``bits`` rounds to outside training: nearest integer, or nearest of {2, 4, 8}."""
         if self.rounding == "discrete":
             return torch.exp2(torch.round(torch.log2(bits)).clamp(1, 3))
+        if self.rounding == "discrete_linear":
+            return torch.where(bits < 3, 2.0, torch.where(bits < 6, 4.0, 8.0)).to(bits.dtype)
         return torch.round(bits)
 
     def forward(self) -> torch.Tensor:
@@ -48,16 +53,23 @@ class BitWidth(nn.Module):
 
     @torch.no_grad()
     def remainders(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(remainder, next level) of each element: with x = b (log2 b for ``discrete``), the remainder
-        x - x_nearest and the rounding level one above the nearest (inf at the top: 16, or 8 for
-        ``discrete``). Continuous bits (``none``) have no levels: remainder 0, next level inf."""
+        """(remainder, next level) of each element: the remainder is b - b_nearest in units of the gap to the
+        neighbouring level (in log2 b for ``discrete``), within [-1/2, 1/2); the next level is the one above the
+        nearest (inf at the top: 16, or 8 for the discrete roundings). Continuous bits (``none``) have no levels:
+        remainder 0, next level inf."""
         bits = torch.exp2(self.log2_bits).clamp(MIN_BITS, MAX_BITS)
         if self.rounding == "none":
             return torch.zeros_like(bits), torch.full_like(bits, math.inf)
         nearest = self._nearest(bits)
-        top = 8 if self.rounding == "discrete" else MAX_BITS
-        step_up = nearest * 2 if self.rounding == "discrete" else nearest + 1
-        remainder = torch.log2(bits / nearest) if self.rounding == "discrete" else bits - nearest
+        discrete = self.rounding in ("discrete", "discrete_linear")
+        top = 8 if discrete else MAX_BITS
+        step_up = nearest * 2 if discrete else nearest + 1
+        if self.rounding == "discrete":
+            remainder = torch.log2(bits / nearest)
+        elif self.rounding == "discrete_linear":  # gaps: the level itself above it, half of it below
+            remainder = (bits - nearest) / torch.where(bits >= nearest, nearest, nearest / 2)
+        else:
+            remainder = bits - nearest
         return remainder, torch.where(nearest < top, step_up, torch.full_like(bits, math.inf))
 
     def extra_repr(self) -> str:
