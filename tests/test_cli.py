@@ -190,7 +190,10 @@ def test_missing_fashion_mnist_says_where_it_looked(tmp_path, capsys, monkeypatc
     empty.mkdir()
     code = main(["--config", "none", "--data_path", str(empty), "--log_dir", str(tmp_path / "logs")])
     err = capsys.readouterr().err
-    assert code == 2 and str(empty) in err and "dataset-fashion-mnist" in err
+    assert code == 2 and f"--data_path {empty}" in err and "download failed" in err  # never another copy
+    code = main(["--config", "none", "--log_dir", str(tmp_path / "logs")])
+    err = capsys.readouterr().err
+    assert code == 2 and str(tmp_path / "none") in err and "dataset-fashion-mnist" in err
     assert not (tmp_path / "logs").exists()
 
 

@@ -100,7 +100,9 @@ def test_weights_and_energies_train_together_toward_the_energy_target():
     weights = [m.weight.detach().clone() for m in noisesim.sim_layers(sim)]
     quantization_aware_training(sim, train, None, Classification(), QATConfig(
         epochs=6, lr=0.05, noise=True, energies=True, target_emac=0.25, lambd=5.0, progress=False))
-    assert 0.2 < float(average_energy(sim)) < 0.3  # from 1.0 to the 0.25 target (measured 0.237), not below
+    # from 1.0 into the budget (no final rescaling: the constrained loss did it), without collapsing below half of
+    # it (the task loss holds the energy up; momentum carries it 1-30% below the target, depending on the noise)
+    assert 0.125 < float(average_energy(sim)) <= 0.25 * 1.01
     assert any(not torch.equal(w, m.weight) for w, m in zip(weights, noisesim.sim_layers(sim)))
 
 
