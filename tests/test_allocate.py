@@ -187,6 +187,27 @@ def test_the_hutchinson_settings_reach_the_closed_form():
     assert alloc.info["alloc_backward"] == 3 + 1  # one gradient, then three Hessian-vector products
 
 
+@pytest.mark.parametrize("budget", [3.0, 3.5, 4.25, 5.0])
+def test_closed_form_bits_meet_the_budget_and_no_budget_preserving_change_lowers_their_cost(monkeypatch, budget):
+    """Against brute force over every whole-bit allocation: the closed form's bits are the cheapest within the budget
+    under its own model sum_l tr(H_l) R_l^2 4^(-b_l). At 5 bits, rounding the water-filled bits (8 / 3.95 / 8)
+    once stranded the budget at 8 / 3 / 8 (4.30 bits, 58% above the cost of 7 / 4 / 8)."""
+    sim, layers = _bits_mlp([8, 8, 8])
+    traces = {"0": 50.0, "2": 2.0, "4": 300.0}
+    monkeypatch.setattr("noisesim.allocate.closed_form.weight_hessian_trace",
+                        lambda *a, **k: Sensitivity({n: torch.tensor([t]) for n, t in traces.items()}, "t", 1, 1))
+    alloc = ClosedFormAllocator(batches=1).allocate(AllocationProblem(
+        sim, None, "layer", [], Classification(), quantity="weight_bits", target_weight_bits=budget))
+    bits = [alloc.layers[n].weight_bits[0] for n in traces]
+    n = np.array([layer.weight.numel() for layer in layers], float)
+    a = np.array([traces[k] for k in traces]) * np.array([float(m.weight.detach().max() - m.weight.detach().min())
+                                                           for m in layers]) ** 2
+    cost = lambda b: float((a * 4.0 ** -np.asarray(b, float)).sum())  # noqa: E731
+    fits = [b for b in itertools.product(range(2, 9), repeat=3) if np.dot(b, n) <= budget * n.sum()]
+    assert np.dot(bits, n) <= budget * n.sum() and cost(bits) == pytest.approx(min(map(cost, fits)), rel=1e-9)
+    assert alloc.average_weight_bits() == pytest.approx(np.dot(bits, n) / n.sum())
+
+
 def test_fill_bits_spends_the_rounded_budget_largest_remainder_first():
     sim, layers = _bits_mlp([4.4, 4.3, 4.2])  # all round to 4: 4.00 average bits for a budget of 4.5
     settings = TrainedSettings(TrainConfig(steps=1), energy=False, bits=True, target_weight_bits=4.5)

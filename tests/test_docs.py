@@ -196,6 +196,16 @@ def test_every_document_has_code_to_check():
     assert {Path(e.values[0].path).name for e in EXAMPLES} >= {"README.md", "api.md", "export.md", "precision.md"}
 
 
+GENERATED = re.compile(r"<!-- generated from (\S+) -->\n(.*?)\n<!-- end of generated table -->", re.S)
+
+
+@pytest.mark.parametrize("path", DOCS, ids=[p.name for p in DOCS])
+def test_generated_tables_are_their_files_verbatim(path):
+    """A table marked as generated is the file a run wrote, copied whole: numbers are never typed."""
+    for source, block in GENERATED.findall(path.read_text()):
+        assert block.strip() == (ROOT / source).read_text().strip(), f"{path.name}: the table from {source} differs"
+
+
 @pytest.mark.parametrize("document,example", EXAMPLES)
 def test_code_block(document, example, default_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # snippets that write files (alloc.json) write them here

@@ -161,7 +161,7 @@ def _energy(v: float, row: dict) -> str:
 
 
 def _percent(v: float) -> str:
-    return "−∞" if v == -math.inf else "?" if v != v else f"{v:.0%}"
+    return "−∞" if v == -math.inf else "?" if v != v else f"{round(v * 100) + 0:d}%"  # + 0: no "-0%"
 
 
 def _saving(row: dict) -> str:
