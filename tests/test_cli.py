@@ -82,7 +82,10 @@ def test_bitwidth_options(tmp_path, data):
     code, df = run(tmp_path, data, "--noise_type", "none", "--train_bitwidth", "--target_weight_bits", 3,
                    "--round_bitwidth", "--per_channel_bitwidth", "--weight_bits_only", "--max_act",
                    "--lambd", 20, "--lr", 0.3, "--train_batches", 10)
-    assert code == 0 and df["avg_weight_bits"].iloc[0] <= 3.0 and df["avg_act_bits"].iloc[0] == 8
+    layers = pd.read_csv(tmp_path / "logs/run/layers" / f"{df['point_id'][0]}.csv")
+    slack = layers["fan_in"].max() / layers["weights"].sum()  # one output channel's weights: its fan-in
+    assert code == 0 and 3.0 - slack < df["avg_weight_bits"].iloc[0] <= 3.0  # spent to within one channel's bit
+    assert df["avg_act_bits"].iloc[0] == 8  # --weight_bits_only
 
 
 def test_quantization_flags(tmp_path, data):
