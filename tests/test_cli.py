@@ -264,18 +264,6 @@ def test_help_gives_every_flag_its_help_and_default_once():
     assert "[photons/MAC] (default: 2 3 5 10 30)" in " ".join(text.split())  # the default study's grid
 
 
-@pytest.mark.parametrize("command", [["noisesim"], [sys.executable, "-m", "noisesim"]], ids=["script", "module"])
-def test_console_script_and_module_run(command):
-    if command[0] == "noisesim":
-        command = [str(Path(sys.executable).parent / "noisesim")]
-        if not Path(command[0]).exists():
-            pytest.skip("the package is not installed with its console script in this environment")
-    proc = subprocess.run([*command, "--help"], capture_output=True, text=True)
-    assert proc.returncode == 0 and "--target_emac" in proc.stdout
-    proc = subprocess.run([*command, "--lr", "nan"], capture_output=True, text=True)
-    assert proc.returncode == 2 and "--lr nan" in proc.stderr and "Traceback" not in proc.stderr
-
-
 @pytest.mark.parametrize("name, flag", [("precision", "--method"), ("export", "--psum_bits"), ("plot", "--curve_fit"),
                                         ("pretrain", "--model_options")])
 def test_main_dispatches_the_other_commands(name, flag, capsys):

@@ -95,3 +95,14 @@ def test_stream_seeds_differ_in_every_input_and_repeat():
               stream_seeds(5, "layer1", 1), stream_seeds(-5, "layer1"), stream_seeds(5, "layer1", -1)]
     firsts = [base[0]] + [o[0] for o in others]
     assert len(set(firsts)) == len(firsts)
+
+
+def test_a_forked_process_draws_noise_after_its_parent_did():
+    """The parent's thread pool has no threads in a forked child: the child must not wait on it forever."""
+    import multiprocessing
+
+    assert len(_draws(n=N)) == N  # the parent's pool is up
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        child = pool.apply_async(_draws, (3, N)).get(timeout=30)
+    assert np.array_equal(child, _draws(seed=3, n=N))

@@ -9,6 +9,7 @@ install among them) Python does not read.
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -65,6 +66,9 @@ def test_the_wheel_holds_every_package_and_data_file(built):
     assert not missing, f"folders of Python files that are not packages in the wheel: {missing}"
     for data in ("noisesim/configs/default_study.yaml", "noisesim/models/weights/resnet20_fashion_mnist.pt"):
         assert data in names
+    with tarfile.open(built[0]) as sdist:  # the sdist builds the same wheel: it carries the same files
+        inside = {n.split("/", 1)[1] for n in sdist.getnames() if "/" in n}
+    assert {f"{p}/__init__.py" for p in packages} | {"setup.cfg", "pyproject.toml", "README.md"} <= inside
 
 
 def test_the_installed_wheel_runs_every_command(venv, tmp_path):
@@ -74,9 +78,13 @@ def test_the_installed_wheel_runs_every_command(venv, tmp_path):
                               stderr=subprocess.PIPE, text=True) for cmd in COMMANDS]
     helps.append(subprocess.Popen([str(venv / "python"), "-m", "noisesim", "--help"], cwd=tmp_path,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    bad = subprocess.Popen([str(venv / "noisesim"), "--lr", "nan"], cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
     for cmd, p in zip(COMMANDS + [["-m noisesim"]], helps):
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0 and "usage:" in out, (cmd, err[-2000:])
+    _, err = bad.communicate(timeout=300)
+    assert bad.returncode == 2 and err.strip() == "noisesim: error: --lr nan: must be in (0, 100]", err
     data = make_fashion_mnist(tmp_path / "fmnist", n_train=64, n_test=32)
     _run(venv / "noisesim", "--config", "none", "--data_path", data, "--eval_batches", "1", "--val_batch_size", "16",
          "--calibration_batches", "1", "--noise_type", "thermal", "--e_mac", "5", "--no_plot", "--no-progress",

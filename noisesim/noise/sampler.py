@@ -36,6 +36,10 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=min(CHUNKS, os.cpu_count() or 1), thread_name_prefix="noisesim-rng")
 
 
+# a forked child inherits the pool but none of its threads (work handed to it would wait forever): it makes its own
+os.register_at_fork(after_in_child=_pool.cache_clear)
+
+
 def _word(n: int) -> list[int]:
     """A signed integer as non-negative SeedSequence words (its magnitude and its sign)."""
     return [abs(n) % _WORD, abs(n) // _WORD % _WORD, int(n < 0)]
