@@ -48,6 +48,17 @@ def test_rows_carry_noise_bits_comparison(runs):
     assert ch["snr_db"].notna().all()
 
 
+def test_points_table_gives_every_row_what_it_asked_for_and_got(runs):
+    df = pd.read_csv(runs / "tensor" / "results.csv")
+    lines = (runs / "tensor" / "points.md").read_text().splitlines()
+    rows = [line.split(" | ") for line in lines[2:] if line.startswith("| ")]
+    assert len(rows) == len(df) and rows[0][0] == "| uniform"  # uniform first
+    for r in df.to_dict("records"):
+        cells = f"| {r['allocation_label']} | {r['target_emac']:g} | {r['avg_emac']:.3g} | {r['accuracy']:.2%}"
+        assert any(line.startswith(cells) for line in lines), cells
+    assert lines[-1] == f"{df['examples'].iloc[0]} test examples, 1 noise draw(s) per point."
+
+
 def test_card_states_confounders_next_to_accuracy(runs):
     card = json.loads((runs / "tensor" / "card.json").read_text())
     conf = card["settings"]["this run"]

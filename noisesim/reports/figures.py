@@ -1,4 +1,4 @@
-"""Everything drawn or written from a run's files: plots, quantization card, savings table.
+"""Everything drawn or written from a run's files: plots, quantization card, points and savings tables.
 
 ``draw_run(run_dir)`` redraws one run (``main.py`` calls it at the end of every run,
 ``python -m noisesim.plot`` on demand); ``compare_runs(run_dirs, out_dir)`` puts runs that
@@ -18,6 +18,7 @@ from noisesim.reports.cards import write_card
 from noisesim.reports.curves import (accuracy_vs_bits, accuracy_vs_energy, iso_accuracy, noise_bits_accuracy,
                                      photon_energy)
 from noisesim.reports.layers import bits_by_layer, by_layer, load_layers, snr_plots
+from noisesim.reports.points import write_points
 from noisesim.reports.savings import write_savings
 
 
@@ -72,7 +73,7 @@ def draw_run(run_dir: Path, plots: bool = True, target: Optional[dict] = None) -
     if df.empty:
         return []
     title = _title(df)
-    paths = write_card(df, run_dir, title, {"this run": run_fields(run_dir)})
+    paths = write_card(df, run_dir, title, {"this run": run_fields(run_dir)}) + write_points(df, run_dir)
     savings = write_savings([run_dir], run_dir, target)
     paths += savings
     if not plots:

@@ -161,7 +161,12 @@ def _energy(v: float, row: dict) -> str:
 
 
 def _percent(v: float) -> str:
-    return "−∞" if v == -math.inf else "?" if v != v else f"{round(v * 100) + 0:d}%"  # + 0: no "-0%"
+    """A saving in whole percent; under half a percent with one decimal, so that its sign shows."""
+    if v == -math.inf:
+        return "−∞"
+    if v != v:
+        return "?"
+    return f"{v:.1%}" if 0 < abs(v) < 0.005 else f"{round(v * 100) + 0:d}%"  # + 0: no "-0%"
 
 
 def _saving(row: dict) -> str:
