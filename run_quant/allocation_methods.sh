@@ -6,15 +6,17 @@
 # traces), at average weight-bit budgets (per preset: ResNet-20 2.5-5 bits, EfficientNet-Lite0 4.5-7, whose uniform
 # 4-bit weights keep 10%; MiniLM and ImageNet models 3-6; BUDGETS overrides them all). Plots accuracy against average weight
 # bits for every method.
-#   run_quant/allocation_methods.sh [IMAGENET_DIR]     env: BUDGETS, PRESETS, MODELS, LOG_DIR, PYTHON
+#   run_quant/allocation_methods.sh [IMAGENET_DIR]     env: BUDGETS, PRESETS, MODELS, LOG_DIR, PYTHON,
+#                                                      ALLOCATIONS (a subset of the methods)
 PRESETS="${PRESETS:-FMNIST EFFNET}"
 source "$(dirname "$0")/settings.sh"
 declare -A BUDGETS_OF=([FMNIST]="2.5 3 3.5 4 5" [EFFNET]="4.5 5 5.5 6 7" [MINILM]="3 4 5 6" [IMAGENET]="3 4 5 6")
 declare -A PRESET_FLAGS=([FMNIST]="--sensitivity_batches 4"
                          [EFFNET]="--sensitivity_batches 2 --hutchinson_iters 20"
                          [MINILM]="--sensitivity_batches 4" [IMAGENET]="--sensitivity_batches 4")
+read -r -a ALLOCATIONS <<< "${ALLOCATIONS:-uniform trained greedy hessian closed_form}"
 STUDY_FLAGS=(--noise_type none --weight_bits 8 --act_bits 8 --weight_per_channel --allocate weight_bits
-             --allocation uniform trained greedy hessian closed_form --lambd 5 --lr 0.05
+             --allocation "${ALLOCATIONS[@]}" --lambd 5 --lr 0.05
              --train_batches "${TRAIN_BATCHES:-60}")
 # methods PRESET: the study with that preset's budgets and sensitivity settings
 methods() {
