@@ -112,6 +112,12 @@ def test_closed_form_meets_the_budget_and_is_the_numerical_optimum():
 def test_closed_form_floors_insensitive_layers_and_still_meets_the_budget():
     e = np.array(closed_form_energies([0.0, 1.0, 4.0], [10, 10, 10], 5.0, floor=0.01))
     assert e[0] == pytest.approx(0.05) and e.mean() == pytest.approx(5.0) and e[2] > e[1]
+    # a channel floored in one pass once fell below the floor when the next pass rescaled it
+    assert closed_form_energies([0, 0.072 ** 2, 1], [1, 1, 1], 1.0, floor=0.2) == pytest.approx([0.2, 0.2, 2.6])
+    assert closed_form_energies([0, 0], [1, 3], 2.5) == [2.5, 2.5]  # nothing measured: uniform
+    for bad in ({"macs": [1, 0]}, {"floor": 0.0}, {"floor": 1.0}):
+        with pytest.raises(ValueError, match="MAC count" if "macs" in bad else "floor"):
+            closed_form_energies([1.0, 1.0], bad.get("macs", [1, 1]), 1.0, bad.get("floor", 0.05))
 
 
 def test_water_filling_bits_meet_the_budget_and_follow_the_sensitivities():

@@ -309,6 +309,10 @@ def test_noise_as_quantizer_context_replaces_noise_and_restores_it():
     err = (q1 - clean).pow(2).mean().sqrt().item()
     assert err == pytest.approx(step / math.sqrt(12), rel=0.1)  # uniform rounding error
     assert not sim.noise.as_quantizer and not torch.equal(noisy, q1)  # noise is back after the block
+    lo, hi = sim.noise.out_lo.item(), sim.noise.out_hi.item()
+    values = torch.tensor([lo - 5 * (hi - lo), hi + 5 * (hi - lo), hi, lo])
+    beyond = sim.noise.equivalent_quantizer(values[:, None].expand(4, C_OUT))
+    assert torch.allclose(beyond, torch.tensor([lo, hi, hi, lo])[:, None].expand(4, C_OUT), atol=1e-5)  # clipped
 
 
 def test_thermal_noise_follows_per_token_input_ranges():

@@ -119,6 +119,10 @@ def test_auroc_is_the_rank_statistic():
     labels = np.array([0, 0, 1, 1, 0])
     pairs = [(s_pos > s_neg) + 0.5 * (s_pos == s_neg) for s_pos in scores[labels == 1] for s_neg in scores[labels == 0]]
     assert auroc_score(scores, labels) == pytest.approx(np.mean(pairs))
+    assert auroc_score(np.array([0.9, 0.2]), np.array([1, 0])) == 1.0  # one positive, one negative: defined
+    assert auroc_score(np.array([0.2, 0.9]), np.array([1, 0])) == 0.0
+    for one_class in (np.zeros(4), np.ones(4)):  # no pairs to rank: undefined, not 0.5
+        assert math.isnan(auroc_score(np.arange(4.0), one_class))
 
 
 def _synthetic_run(path, shift):
@@ -179,6 +183,8 @@ def test_compared_runs_get_a_paired_saving_against_the_first_run(tmp_path):
 def test_binomial_interval_is_wilsons_and_matches_the_bootstrap_over_examples():
     lo, hi = binomial_interval(0.5, 100)
     assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)  # Wilson, z = 1.96
+    lo90, hi90 = binomial_interval(0.5, 100, level=0.9)
+    assert lo90 == pytest.approx(0.4188, abs=1e-4) and hi90 == pytest.approx(0.5812, abs=1e-4)  # z = 1.645
     outcomes = (np.random.default_rng(0).random((1, 2000)) < 0.9).astype(float)
     boot = metric_interval(outcomes, np.zeros(2000), n_boot=2000)
     wilson = binomial_interval(outcomes.mean(), 2000)
