@@ -261,7 +261,7 @@ def test_help_gives_every_flag_its_help_and_default_once():
             assert "(default:" in action.help, action.dest
     text = subprocess.run([sys.executable, str(ROOT / "main.py"), "--help"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
-    assert "[photons/MAC] (default: 2 3 5 10 30)" in " ".join(text.split())  # the default study's grid
+    assert "[photons/MAC] (default: 2 3 5 10 30 100)" in " ".join(text.split())  # the default study's grid
 
 
 @pytest.mark.parametrize("name, flag", [("precision", "--method"), ("export", "--psum_bits"), ("plot", "--curve_fit"),

@@ -19,7 +19,7 @@ from noisesim.reports.curves import (accuracy_vs_bits, accuracy_vs_energy, iso_a
                                      photon_energy)
 from noisesim.reports.layers import bits_by_layer, by_layer, load_layers, snr_plots
 from noisesim.reports.points import write_points
-from noisesim.reports.savings import write_savings
+from noisesim.reports.savings import read_results, write_savings
 
 
 def _title(df: pd.DataFrame) -> str:
@@ -69,7 +69,7 @@ def draw_run(run_dir: Path, plots: bool = True, target: Optional[dict] = None) -
     """The card, the savings tables and, with ``plots``, all plots of one run folder (``target``: iso-accuracy
     settings overriding the run's own, e.g. {"acc_drop": 0.02, "curve_fit": "isotonic"})."""
     run_dir = Path(run_dir)
-    df = pd.read_csv(run_dir / "results.csv")
+    df = read_results(run_dir / "results.csv")
     if df.empty:
         return []
     title = _title(df)
@@ -107,7 +107,7 @@ def settings_labels(fields: Sequence[Optional[dict[str, dict]]], names: Sequence
 def compare_runs(run_dirs: Sequence[Path], out_dir: Path, target: Optional[dict] = None) -> list[Path]:
     """Comparison plots, a card with one confounder column per run, and a joint savings table."""
     run_dirs = [Path(d) for d in run_dirs]
-    frames = [pd.read_csv(d / "results.csv") for d in run_dirs]
+    frames = [read_results(d / "results.csv") for d in run_dirs]
     fields = [run_fields(d) for d in run_dirs]
     labels = settings_labels(fields, [d.name for d in run_dirs])
     df = pd.concat([f.assign(setting=label) for f, label in zip(frames, labels)], ignore_index=True)

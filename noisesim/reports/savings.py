@@ -68,6 +68,12 @@ def _curves(g: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return curves
 
 
+def read_results(path: Path) -> pd.DataFrame:
+    """A run's results.csv as one consolidated frame: pandas 3 reads each of its ~130 columns into a
+    block of its own, and every column a report adds would then warn of a fragmented frame."""
+    return pd.read_csv(path).copy()
+
+
 def iso_rows(run_dir: Path, overrides: Optional[dict[str, Any]] = None) -> list[dict[str, Any]]:
     """One row per curve of a run: E* with its interval and, against uniform, the saving with its interval."""
     run_dir = Path(run_dir)
@@ -75,7 +81,7 @@ def iso_rows(run_dir: Path, overrides: Optional[dict[str, Any]] = None) -> list[
     results_csv = run_dir / "results.csv"
     if settings is None or not results_csv.is_file():
         return []
-    df = pd.read_csv(results_csv)
+    df = read_results(results_csv)
     if "clean_id" not in df:
         return []
     df = df[(df["noise_type"] != "none") & df["avg_emac"].notna()]
@@ -229,7 +235,7 @@ def budget_rows(run_dir: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
     run_dir = Path(run_dir)
     if not (run_dir / "results.csv").is_file():
         return []
-    df = pd.read_csv(run_dir / "results.csv")
+    df = read_results(run_dir / "results.csv")
     if "allocate" not in df or not (df["allocate"] == "weight_bits").any():
         return []
     out = []
