@@ -34,12 +34,23 @@ BIT_CANDIDATES = (2, 3, 4, 5, 6, 8)
 
 
 def choose(costs: np.ndarray, weights: np.ndarray, budget: float) -> list[int]:
-    """The candidate per row minimising sum costs[l, k] subject to sum weights[l, k] <= budget (exact MILP)."""
+    """The candidate per row minimising sum costs[l, k] subject to sum weights[l, k] <= budget (exact MILP).
+
+    One row's candidates differ by a constant only through their row minimum, so each row is shifted
+    to start at 0 and all are scaled so that the smallest positive difference is 1 (or the largest is
+    1e6, whichever is smaller; larger costs make HiGHS unstable): HiGHS stops at an
+    absolute gap of 1e-6, which costs of 1e-8 (layers of small trace) would otherwise fall under, and
+    the relative gap is set to 0.
+    """
     costs, weights = np.asarray(costs, float), np.asarray(weights, float)
     layers, k = costs.shape
+    shifted = costs - costs.min(1, keepdims=True)
+    positive = shifted[shifted > 0]
+    scaled = shifted / max(positive.min(), positive.max() * 1e-6) if positive.size else shifted
     one_each = np.kron(np.eye(layers), np.ones(k))
     constraints = [LinearConstraint(one_each, 1, 1), LinearConstraint(weights.reshape(1, -1), -np.inf, budget)]
-    res = milp(costs.reshape(-1), constraints=constraints, integrality=np.ones(layers * k), bounds=Bounds(0, 1))
+    res = milp(scaled.reshape(-1), constraints=constraints, integrality=np.ones(layers * k), bounds=Bounds(0, 1),
+               options={"mip_rel_gap": 0.0})
     if res.x is None:
         raise ValueError(f"no allocation meets the budget ({res.message})")
     return [int(i) for i in res.x.reshape(layers, k).argmax(1)]
