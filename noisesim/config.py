@@ -57,6 +57,15 @@ def noise_types() -> tuple[str, ...]:
     return NOISE_MODELS.names() + ("none",)
 
 
+def _check_noise_type(kind: str) -> None:
+    """``none``, a registered noise model or an import path to one."""
+    problem = None if kind == "none" else NOISE_MODELS.problem(kind)
+    if problem is not None and problem.startswith("unknown"):
+        _check_choice("noise_type", kind, noise_types())
+    if problem is not None:
+        raise ConfigError(f"noise_type {kind}: {problem}", "noise_type")
+
+
 @dataclass(frozen=True)
 class QuantConfig:
     """One fake quantizer.
@@ -125,7 +134,7 @@ class NoiseConfig:
     bits_range: str = "span"
 
     def __post_init__(self):
-        _check_choice("noise_type", self.kind, noise_types())
+        _check_noise_type(self.kind)
         _check_choice("noise_bits_range", self.bits_range, NOISE_BITS_RANGES)
         if not self.e_mac > 0:
             raise ConfigError(f"e_mac must be > 0 photons/MAC, got {self.e_mac}", "e_mac")
@@ -190,7 +199,7 @@ class SimConfig:
     def __post_init__(self):
         _check_bits("weight_bits", self.weight_bits)
         _check_bits("act_bits", self.act_bits)
-        _check_choice("noise_type", self.noise_type, noise_types())
+        _check_noise_type(self.noise_type)
         _check_choice("bit_rounding", self.bit_rounding, BIT_ROUNDING)
         if not self.e_mac > 0:
             raise ConfigError(f"e_mac must be > 0 photons/MAC, got {self.e_mac}", "e_mac")

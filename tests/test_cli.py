@@ -45,7 +45,7 @@ def test_trained_energies_beat_uniform_ones_at_equal_energy_on_real_test_images(
                     "--val_batch_size", 500, "--eval_batches", 2, "--mc_repeats", 2)
     r = df.iloc[0]
     assert code == 0 and r["examples"] == 1000 and r["draws"] == 2
-    assert r["avg_emac"] == pytest.approx(3.0, rel=1e-3)
+    assert 2.9 < r["avg_emac"] <= 3.0 + 1e-9  # at most the budget (only an overspend is scaled back), nearly all of it
     assert r["accuracy_lo"] > r["uniform_accuracy_same_energy_hi"], r[["accuracy", "uniform_accuracy_same_energy"]]
     layers = pd.read_csv(tmp_path / "logs/real/layers" / f"{r['point_id']}.csv")
     assert len(layers) == 20 and {"name", "macs", "e_mac"} <= set(layers.columns)

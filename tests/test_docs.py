@@ -9,18 +9,25 @@ Shell blocks are checked command by command, the way each can be without startin
   every flag, value and combination checked by ``ExperimentConfig``; ``--help`` is printed.
 * ``export`` and ``plot``: run for real on a small run of the default study (``logs/<run>`` and the other
   run-folder placeholders point at it; ``--out`` into a temporary folder).
-* ``precision`` and ``pretrain``: parsed and validated (they train for minutes to hours).
+* ``precision`` and ``pretrain``: parsed and validated (they train for minutes to hours); an empty file stands in
+  for the weights ``pretrain --out`` would write.
 * ``VAR=... run_noise/x.sh``, ``bash FILE``: the script exists, ``bash -n`` accepts it, and every variable set
   before it is one the script (or the ``common.sh`` it sources) reads.
 * ``torchrun ... main.py FLAGS``: the flags are parsed (``...`` stands for any further flags).
+* ``PYTHONPATH=DIR command``: the command is checked with ``DIR`` importable (plugins named by import path).
+* ``pip install examples/plugin``: the plugin is installed into a temporary folder, and the block's later commands
+  are checked in a fresh interpreter that sees it (its entry points then name models, data sets, ...).
+* ``toml`` blocks: copied verbatim from the example plugin's ``pyproject.toml``.
 * ``python -m pytest``: this suite itself.
 
 A block that is a synopsis rather than a command is fenced as ``text``.
 """
 import glob
+import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,6 +94,7 @@ class Shell:
 
     def __init__(self, run: Path, out: Path):
         self.run, self.out = run, out
+        self.site = None  # where ``pip install`` put a plugin
 
     def __call__(self, example) -> None:
         text = example.parsed.replace("\\\n", " ")
@@ -101,6 +109,12 @@ class Shell:
         while words and "=" in words[0] and not words[0].startswith("-"):
             key, value = words.pop(0).split("=", 1)
             env[key] = value
+        if words[:2] == ["pip", "install"]:
+            return self.pip_install(words[2:])
+        if "PYTHONPATH" in env:
+            return self.with_path(ROOT / env.pop("PYTHONPATH"), words)
+        if self.site is not None:
+            return self.in_fresh_interpreter(words)
         if words[0] == "bash" or words[0].endswith(".sh"):
             return self.script(words[1] if words[0] == "bash" else words[0], env)
         if words[0] == "torchrun":
@@ -123,6 +137,29 @@ class Shell:
         if sub is None:
             return self.experiment(words)
         getattr(self, sub)(words[1:])
+
+    def pip_install(self, args: list[str]) -> None:
+        (path,) = args
+        assert (ROOT / path / "pyproject.toml").is_file(), f"{path}: not a package to install"
+        self.site = self.out / "site"
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+                        "-q", "--target", str(self.site), str(ROOT / path)], check=True, capture_output=True)
+
+    def with_path(self, folder: Path, words: list[str]) -> None:
+        assert folder.is_dir(), f"PYTHONPATH={folder}: no such folder"
+        sys.path.insert(0, str(folder))
+        try:
+            self.command(words)
+        finally:
+            sys.path.remove(str(folder))
+
+    def in_fresh_interpreter(self, words: list[str]) -> None:
+        """The command checked as here, in a new interpreter whose path holds the installed plugin."""
+        code = ("import sys; from tests.test_docs import Shell; from pathlib import Path; "
+                "Shell(Path(sys.argv[1]), Path(sys.argv[2])).command(sys.argv[3:])")
+        r = subprocess.run([sys.executable, "-c", code, str(self.run), str(self.out), *words], cwd=Path.cwd(),
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": f"{self.site}:{ROOT}"})
+        assert r.returncode == 0, r.stderr[-2000:]
 
     def script(self, path: str, env: dict) -> None:
         script = ROOT / path
@@ -177,11 +214,17 @@ class Shell:
     def pretrain(self, argv: list[str]) -> None:
         from noisesim.train import pretrain
 
-        pretrain.parse(argv)
+        args = pretrain.parse(argv)
+        Path(args.out).touch()  # stands in for the weights, for the block's later commands that load them
+
+
+def _in_plugin_pyproject(example) -> None:
+    assert example.parsed in (ROOT / "examples" / "plugin" / "pyproject.toml").read_text(), \
+        "the toml block is not in examples/plugin/pyproject.toml"
 
 
 def _examples():
-    sybil = Sybil(parsers=[PythonCodeBlockParser(), CodeBlockParser("bash"), SkipParser()])
+    sybil = Sybil(parsers=[PythonCodeBlockParser(), CodeBlockParser("bash"), CodeBlockParser("toml"), SkipParser()])
     out = []
     for path in DOCS:
         document = sybil.parse(path)
@@ -213,4 +256,6 @@ def test_code_block(document, example, default_run, tmp_path, monkeypatch):
         document.namespace.update(_namespace(), _ready=True)
     if example.region.lexemes.get("arguments") == "bash":
         example.region.evaluator = Shell(default_run, tmp_path)
+    if example.region.lexemes.get("arguments") == "toml":
+        example.region.evaluator = _in_plugin_pyproject
     example.evaluate()

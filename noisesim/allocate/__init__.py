@@ -12,6 +12,18 @@ from noisesim.allocate.sensitivity import (Sensitivity, fisher_sensitivity, fini
 from noisesim.allocate.trained import TrainedAllocator, TrainedSettings
 from noisesim.allocate.uniform import UniformAllocator
 
+from noisesim.registry import ALLOCATORS, PluginError
+
+
+def _allocator_class(obj, origin: str) -> type:
+    """What a plugin registers as an allocation method: an Allocator subclass."""
+    if not (isinstance(obj, type) and issubclass(obj, Allocator)):
+        raise PluginError(f"{obj!r} is not a subclass of noisesim.allocate.Allocator")
+    return obj
+
+
+ALLOCATORS.adapt = _allocator_class
+
 __all__ = ["Allocation", "LayerAllocation", "AllocationProblem", "Allocator", "Cost", "measure_cost",
            "ClosedFormAllocator", "closed_form_energies", "round_to_budget", "waterfill_bits", "GreedyAllocator",
            "greedy", "greedy_bits", "HessianAllocator", "choose", "hessian_weight_bits", "Sensitivity",

@@ -2,7 +2,8 @@
 
 Each data module registers its loaders in ``noisesim.registry.DATASETS``; importing this module
 imports them all. A new data set is a function ``DataOptions -> DataBundle`` decorated with
-``@DATASETS.register("name")`` in a module imported here.
+``@DATASETS.register("name")`` in a module imported here, or one from outside the package
+(an import path or an entry point, see ``noisesim.registry``).
 """
 from __future__ import annotations
 
@@ -12,7 +13,31 @@ from typing import Optional
 
 from noisesim.data import cifar, criteo, fashion_mnist, glue, imagenet, samples, sentences  # noqa: F401 (register)
 from noisesim.data.bundle import DataBundle, DataFileError, DataNotFoundError, DataOptions
-from noisesim.registry import DATASETS
+from noisesim.registry import DATASETS, PluginError, one_line
+
+
+def _loader(obj, origin: str):
+    """What a plugin registers as a data set: a function ``DataOptions -> DataBundle``, whose errors
+    (other than a missing data set) and wrong return values become one line naming it."""
+    if not callable(obj):
+        raise PluginError(f"{obj!r} is not a data loader (a function DataOptions -> DataBundle)")
+
+    def load(options: DataOptions) -> DataBundle:
+        try:
+            bundle = obj(options)
+        except DataNotFoundError:
+            raise
+        except Exception as e:
+            raise PluginError(f"--dataset {origin}: the loader raised {one_line(e)}") from None
+        if not isinstance(bundle, DataBundle):
+            raise PluginError(f"--dataset {origin}: the loader returned {type(bundle).__name__}, not a "
+                              "noisesim.data.bundle.DataBundle")
+        return bundle
+
+    return load
+
+
+DATASETS.adapt = _loader
 
 
 def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: int = 64,
@@ -26,7 +51,7 @@ def build_data(dataset: str, data_path: Optional[str] = None, train_batch_size: 
                           normalization, tokenizer_name, workers)
     try:
         return DATASETS.get(dataset)(options)
-    except DataNotFoundError:
+    except (DataNotFoundError, PluginError):
         raise
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, RuntimeError, pickle.UnpicklingError,
             zlib.error) as e:  # a file that exists but is empty, truncated, corrupt or of another format

@@ -25,10 +25,10 @@ import noisesim.allocate  # noqa: F401  (registers the allocation methods)
 import noisesim.data.registry  # noqa: F401  (registers the data sets)
 import noisesim.models.zoo  # noqa: F401  (registers the models)
 from noisesim.allocate.base import QUANTITIES
-from noisesim.config import BIT_ROUNDING, NOISE_BITS_RANGES, ConfigError, SimConfig, bits_problem, noise_types
+from noisesim.config import BIT_ROUNDING, NOISE_BITS_RANGES, ConfigError, SimConfig, bits_problem
 from noisesim.experiment.settings import (at_least_one, check_field, coerce, fraction, in_range, non_negative,
                                           parse_bits, parse_mapping, percentile_range, positive, registered, setting)
-from noisesim.registry import ALLOCATORS, DATASETS, MODELS, OBSERVERS
+from noisesim.registry import ALLOCATORS, DATASETS, MODELS, NOISE_MODELS, OBSERVERS
 from noisesim.stats import FITS
 
 GRANULARITIES = ("layer", "channel")
@@ -157,7 +157,8 @@ class ExperimentConfig:
                                 "pact (learned clipping)", T, choices=lambda: RANGE_LEARNINGS, keyed_when_set=True)
 
     # analog noise
-    noise_type: tuple = setting(("thermal",), "noise model(s)", N, sweep=True, choices=noise_types)
+    noise_type: tuple = setting(("thermal",), "noise model(s)", N, sweep=True,
+                                 choices=registered(NOISE_MODELS, "none"))
     e_mac: tuple = setting((10.0,), "energy per MAC of uniform allocations (used without --target_emac)", N,
                            sweep=True, unit="photons/MAC", check=positive)
     target_emac: Optional[tuple] = setting(None, "average energies per MAC to allocate toward", N, sweep=True,
@@ -282,7 +283,7 @@ class ExperimentConfig:
 
     def _check_combinations(self) -> None:
         spec = MODELS.get(self.model)
-        if self.dataset not in spec.datasets:
+        if spec.datasets and self.dataset not in spec.datasets:
             raise ConfigError(f"--model {self.model} runs on {', '.join(spec.datasets)}, not --dataset {self.dataset}",
                               "dataset")
         if self.data_path and not Path(self.data_path).is_dir():

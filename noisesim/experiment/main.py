@@ -20,6 +20,7 @@ from noisesim.experiment.config import Point
 from noisesim.experiment.folder import RunFolder, RunFolderError
 from noisesim.experiment.runner import Experiment
 from noisesim.experiment.search import run_search
+from noisesim.registry import PluginError
 from noisesim.reports.figures import draw_run
 
 
@@ -69,8 +70,8 @@ def _run(cfg, exp: Experiment, points: list[Point], argv, prog: str) -> int:
                                                                "saving_vs_uniform"]].to_string(index=False))
         else:
             run_sweep(exp, folder, points, writer)
-    except DataFileError as e:  # a corrupt file read lazily, mid-run: the finished points stay (--resume)
-        return _fail(error_line(e), prog)
+    except (DataFileError, PluginError) as e:  # a corrupt file read lazily, or a plugin failing, mid-run: the
+        return _fail(error_line(e), prog)       # finished points stay (--resume)
     if writer is not None:
         writer.close()
     distributed.barrier()

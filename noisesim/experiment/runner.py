@@ -35,7 +35,7 @@ from noisesim.io import load_partial, load_state_dict, save_checkpoint
 from noisesim.models.zoo import build_model
 from noisesim.provenance import provenance
 from noisesim.quant.fake_quant import FakeQuantize
-from noisesim.registry import ALLOCATORS, MODELS
+from noisesim.registry import ALLOCATORS, MODELS, PluginError, one_line
 from noisesim.stats import SCORES, metric_interval
 from noisesim.train.loop import TrainConfig, evaluate_outcomes
 from noisesim.train.qat import QATConfig, quantization_aware_training
@@ -65,7 +65,10 @@ def make_allocator(cfg: ExperimentConfig, p: Point) -> Allocator:
             lambd=p.lambd, constrained=cfg.constrained_loss, target_weight_bits=p.target_weight_bits,
             target_act_bits=p.target_act_bits, max_act=cfg.max_act, checkpoint=cfg.checkpoint,
             window=cfg.converge_window, tol=cfg.converge_tol))
-    return ALLOCATORS.get(p.allocation)()
+    try:  # a method without settings of its own (e.g. a plugin's)
+        return ALLOCATORS.get(p.allocation)()
+    except Exception as e:
+        raise PluginError(f"--allocation {p.allocation}: cannot be made without arguments ({one_line(e)})") from None
 
 
 @dataclasses.dataclass
@@ -243,6 +246,9 @@ class Experiment:
         problem = AllocationProblem(sim, target, p.granularity, self.train_batches, self.task, teacher=self.model,
                                     quantity=self.cfg.allocate, target_weight_bits=p.target_weight_bits)
         alloc = make_allocator(self.cfg, p).allocate(problem)
+        if not isinstance(alloc, Allocation):
+            raise PluginError(f"--allocation {p.allocation}: allocate() returned {type(alloc).__name__}, not an "
+                              "Allocation")
         # what the model runs: ``apply`` rounded whole photons within the budget
         return alloc.in_whole_photons() if self.cfg.quantize_energy and target is not None else alloc
 

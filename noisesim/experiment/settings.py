@@ -91,8 +91,24 @@ def parse_mapping(text: str) -> dict:
     return value
 
 
-def registered(registry) -> Callable[[], tuple]:
-    return lambda: registry.names()
+def registered(registry, *extra: str) -> Callable[[], tuple]:
+    """The choices of a registry (and ``extra`` names such as ``none``); import paths and plugins are
+    checked by the registry itself (``check_field``)."""
+    def names() -> tuple:
+        return registry.names() + extra
+
+    names.registry, names.extra = registry, extra
+    return names
+
+
+def choice_problem(choices: Callable[[], tuple], v: Any) -> Optional[str]:
+    """Why ``v`` is not one of ``choices`` (None when it is)."""
+    registry = getattr(choices, "registry", None)
+    if registry is not None and v not in choices.extra:
+        problem = registry.problem(str(v))
+        return problem if problem is None or not problem.startswith("unknown") else \
+            f"unknown; choose from {', '.join(map(str, choices()))}, or give an import path package.module:name"
+    return None if v in choices() else f"unknown; choose from {', '.join(map(str, choices()))}"
 
 
 
@@ -120,7 +136,7 @@ def check_field(f: dataclasses.Field, value: Any) -> None:
         raise ConfigError(f"--{f.name}: give at least one value", f.name)
     for v in values:
         problem = check(v) if check is not None and v is not None else None
-        if problem is None and choices is not None and v not in choices():
-            problem = f"unknown; choose from {', '.join(map(str, choices()))}"
+        if problem is None and choices is not None:
+            problem = choice_problem(choices, v)
         if problem:
             raise ConfigError(f"--{f.name} {v}: {problem}", f.name)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import warnings
 from dataclasses import dataclass
 from importlib import resources
@@ -25,14 +26,15 @@ from noisesim.models.cifar_vgg import CifarVGG16
 from noisesim.models.dlrm import DLRM
 from noisesim.models.efficientnet_lite import EfficientNetLite0, pretrained_path
 from noisesim.models.minilm import load_minilm_sentiment
-from noisesim.registry import MODELS
+from noisesim.registry import MODELS, PluginError, one_line
 
 EMBEDDED = {("resnet20", "fashion_mnist"): "resnet20_fashion_mnist.pt"}
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to build one model: ``build(num_classes, in_channels)``, its input size and datasets."""
+    """How to build one model: ``build(num_classes, in_channels)``, its input size and the data sets it
+    runs on (empty: any)."""
 
     build: Callable[..., nn.Module]
     input_size: int
@@ -101,6 +103,39 @@ for _name, _spec in {
     MODELS.register(_name, _spec)
 
 
+def _plugin_spec(obj, origin: str) -> ModelSpec:
+    """What a plugin registers as a model: a ModelSpec, or a factory ``f(num_classes=, in_channels=,
+    **options) -> nn.Module`` (each keyword passed only if ``f`` takes it; ``f.input_size``, default 224,
+    sizes ImageNet-style inputs; ``f.datasets`` limits the data sets, default any)."""
+    if isinstance(obj, ModelSpec):
+        return obj
+    if not callable(obj):
+        raise PluginError(f"{obj!r} is not a model factory (a callable returning a torch.nn.Module) or a ModelSpec")
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):  # a callable without a signature: pass what every model is told
+        params = {k: None for k in ("num_classes", "in_channels")}
+    told = ("num_classes", "in_channels")
+
+    def build(num_classes: int, in_channels: int, **options) -> nn.Module:
+        given = {k: v for k, v in zip(told, (num_classes, in_channels)) if k in params}
+        try:
+            model = obj(**given, **options)
+        except Exception as e:
+            raise PluginError(f"--model {origin}: the factory raised {one_line(e)}") from None
+        if not isinstance(model, nn.Module):
+            raise PluginError(f"--model {origin}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+        return model
+
+    options = tuple(k for k, p in params.items() if k not in told and p is not None and p.kind in (
+        p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    return ModelSpec(build, int(getattr(obj, "input_size", 224)), tuple(getattr(obj, "datasets", ())),
+                     options=options)
+
+
+MODELS.adapt = _plugin_spec
+
+
 def embedded_checkpoint(model: str, dataset: str) -> Optional[str]:
     name = EMBEDDED.get((model, dataset))
     if name is None:
@@ -139,6 +174,8 @@ def build_model(name: str, dataset: str, num_classes: int, in_channels: int = 3,
         return model
     try:
         model = spec.build(num_classes=num_classes, in_channels=in_channels, **options)
+    except PluginError:
+        raise
     except (TypeError, ValueError) as e:
         raise ValueError(f"--model_options {options}: {e}") from None
     path = checkpoint_path or (None if options else embedded_checkpoint(name, dataset))

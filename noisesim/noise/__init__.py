@@ -8,7 +8,7 @@ from noisesim.noise.base import NoiseModel, Operands
 from noisesim.noise.shot import ShotNoise
 from noisesim.noise.thermal import ThermalNoise
 from noisesim.noise.weight import WeightNoise
-from noisesim.registry import NOISE_MODELS
+from noisesim.registry import NOISE_MODELS, PluginError
 
 
 def make_noise(cfg: NoiseConfig, fan_in: int, channels: int, channel_dim: int,
@@ -26,5 +26,14 @@ def make_noise(cfg: NoiseConfig, fan_in: int, channels: int, channel_dim: int,
         channel_dim = 0
     return cls(cfg, fan_in, channels, channel_dim)
 
+
+def _noise_model_class(obj, origin: str) -> type:
+    """What a plugin registers as a noise model: a NoiseModel subclass."""
+    if not (isinstance(obj, type) and issubclass(obj, NoiseModel)):
+        raise PluginError(f"{obj!r} is not a subclass of noisesim.noise.NoiseModel")
+    return obj
+
+
+NOISE_MODELS.adapt = _noise_model_class
 
 __all__ = ["NoiseModel", "Operands", "ThermalNoise", "ShotNoise", "WeightNoise", "make_noise"]

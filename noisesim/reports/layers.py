@@ -32,7 +32,7 @@ def load_layers(run_dir: Path, results: pd.DataFrame, channels: bool = False) ->
         path = Path(run_dir) / "layers" / f"{row['point_id']}{suffix}"
         if not path.is_file():
             continue
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, dtype={"name": str})  # "0", "4": an nn.Sequential's layers, not numbers
         if df.empty:
             continue
         order = {n: i for i, n in enumerate(dict.fromkeys(df["name"]))}

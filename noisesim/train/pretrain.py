@@ -32,8 +32,10 @@ PROG = "python -m noisesim.train.pretrain"
 
 def build_parser(prog: str = PROG) -> Parser:
     p = Parser(prog=prog, description=__doc__, formatter_class=DefaultsHelp)
-    p.add_argument("--model", default="resnet20", choices=list(MODELS), help="network to train from scratch")
-    p.add_argument("--dataset", default="fashion_mnist", choices=list(DATASETS), help="training and test data")
+    p.add_argument("--model", default="resnet20", help=f"network to train from scratch: {', '.join(MODELS)}, or "
+                   "an import path package.module:factory (docs/plugins.md)")
+    p.add_argument("--dataset", default="fashion_mnist", help=f"training and test data: {', '.join(DATASETS)}, or "
+                   "an import path package.module:loader")
     p.add_argument("--data_path", default=None, help="data folder (none: the loader's default)")
     p.add_argument("--epochs", type=int, default=20, help="passes over the training set")
     p.add_argument("--batch_size", type=int, default=128, help="training batch size")
@@ -64,6 +66,10 @@ def parse(argv=None, prog: str = PROG):
     """The command's flags, checked (``model_options`` parsed into a dict); a UsageError says what is wrong."""
     args = build_parser(prog).parse_args(argv)
     args.options = _options(args.model_options)
+    for flag, registry in (("model", MODELS), ("dataset", DATASETS)):
+        problem = registry.problem(getattr(args, flag))
+        if problem:
+            raise UsageError(f"--{flag} {getattr(args, flag)}: {problem}")
     for k in ("epochs", "batch_size"):
         if getattr(args, k) < 1:
             raise UsageError(f"--{k} {getattr(args, k)}: must be >= 1")
