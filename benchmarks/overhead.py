@@ -160,7 +160,7 @@ def networks(device: torch.device, batch: int | None):
            lambda m, x: m(x), torch.randint(0, 1000, (b50,), device=device), ce)
     from transformers import BertConfig, BertModel
 
-    from noisesim.models.minilm import instrument_bert_attention
+    from noisesim.nn.bert_attention import instrument_bert_attention
 
     bert = instrument_bert_attention(BertModel(BertConfig(attn_implementation="eager")))
     ids = {"input_ids": torch.randint(0, 30522, (bb, 128), device=device),

@@ -13,10 +13,9 @@ from __future__ import annotations
 import sys
 from typing import Callable, Optional, Sequence
 
+from noisesim.experiment import export, precision
 from noisesim.experiment import main as experiment
-from noisesim.experiment import precision
-from noisesim.export import __main__ as export
-from noisesim import plot
+from noisesim.reports import __main__ as plot
 from noisesim.train import pretrain
 
 COMMANDS: dict[str, Callable[..., Optional[int]]] = {

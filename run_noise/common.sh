@@ -69,6 +69,6 @@ offline() {
 compare() {
     local out=$1
     shift
-    "$PYTHON" -m noisesim.plot --out "$LOG_DIR/$out" "${@/#/$LOG_DIR/}" > /dev/null
+    "$PYTHON" -m noisesim plot --out "$LOG_DIR/$out" "${@/#/$LOG_DIR/}" > /dev/null
     echo "comparison: $LOG_DIR/$out"
 }

@@ -47,7 +47,7 @@ study resnet20-thermal-noise-aware "${NOISY[@]}" --qat --qat_emac "${QAT_EMAC:-5
 compare resnet20-thermal-noise-aware-vs-plain resnet20-thermal-plain resnet20-thermal-noise-aware
 
 # 4. integers for the hardware
-"$PYTHON" -m noisesim.export "$LOG_DIR/resnet20-w4a4-qat" --layer layer2.0.conv2 --array 8 --itile 1 --otile 1 \
+"$PYTHON" -m noisesim export "$LOG_DIR/resnet20-w4a4-qat" --layer layer2.0.conv2 --array 8 --itile 1 --otile 1 \
     --integer_accuracy
-"$PYTHON" -m noisesim.export "$LOG_DIR/vgg16-choke8-w4a4-qat" --layer features.27 --array 8 --integer_accuracy
-"$PYTHON" -m noisesim.export "$LOG_DIR/vgg16-choke16-w4a2-qat" --layer features.27 --array 16 --integer_accuracy
+"$PYTHON" -m noisesim export "$LOG_DIR/vgg16-choke8-w4a4-qat" --layer features.27 --array 8 --integer_accuracy
+"$PYTHON" -m noisesim export "$LOG_DIR/vgg16-choke16-w4a2-qat" --layer features.27 --array 16 --integer_accuracy

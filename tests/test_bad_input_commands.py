@@ -144,12 +144,13 @@ def test_pretrain_needs_a_file_to_write_and_data_to_read(capsys, tmp_path, data)
 
 
 def test_the_minilm_head_trainer_reads_its_flags_and_never_writes_into_the_package(capsys):
-    from noisesim.models import minilm
+    from noisesim.models.minilm import HEAD_FILE
+    from noisesim.train import minilm_head as minilm
 
-    shipped = minilm.HEAD_FILE.read_bytes()
+    shipped = HEAD_FILE.read_bytes()
     assert minilm.main([]) == 2 and "--out" in capsys.readouterr().err
     assert minilm.main(["--out", "h.pt", "--steps", "0"]) == 2 and "--steps 0" in capsys.readouterr().err
     with pytest.raises(SystemExit) as done:
         minilm.main(["--help"])
     assert done.value.code == 0 and "--n_train" in capsys.readouterr().out
-    assert minilm.HEAD_FILE.read_bytes() == shipped
+    assert HEAD_FILE.read_bytes() == shipped

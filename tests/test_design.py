@@ -20,7 +20,16 @@ from noisesim.noise import NoiseModel
 from noisesim.registry import NOISE_MODELS
 
 ROOT = Path(__file__).resolve().parents[1] / "noisesim"
-CORE = {"config", "registry", "ops", "batches", "io", "version", "provenance", "quant", "noise", "nn", "context", "coverage", "energy", "distributed"}
+# the layers, bottom up: each part of the package (a subpackage or a top module) belongs to exactly one
+CORE = {"config", "registry", "ops", "batches", "io", "version", "provenance", "quant", "noise", "nn", "context",
+        "coverage", "energy", "distributed", "usage", "__init__"}
+LIBRARY = {"models", "data", "stats", "allocate", "train", "precision", "export"}
+REPORTS = {"reports"}
+DRIVER = {"experiment", "commands", "__main__"}
+MAY_IMPORT = {"core": CORE, "library": CORE | LIBRARY, "reports": CORE | {"stats"},
+              "driver": CORE | LIBRARY | REPORTS | DRIVER}
+LAYER_OF = {part: layer for layer, parts in (("core", CORE), ("library", LIBRARY), ("reports", REPORTS),
+                                              ("driver", DRIVER)) for part in parts}
 FIELDS = {f.name for f in dataclasses.fields(ExperimentConfig)}
 
 
@@ -95,17 +104,27 @@ def _imports() -> dict[str, set[str]]:
     return graph
 
 
-def test_core_imports_nothing_above_it():
-    graph = _imports()
-    for part in CORE:
-        assert graph[part] <= CORE, f"core module {part} imports {graph[part] - CORE}"
+def test_every_part_of_the_package_has_a_layer():
+    parts = {p.stem if p.is_file() else p.name for p in ROOT.iterdir()
+             if (p.suffix == ".py" or (p / "__init__.py").is_file())}
+    assert parts == set(LAYER_OF), f"undeclared: {parts - set(LAYER_OF)}, gone: {set(LAYER_OF) - parts}"
 
 
-def test_no_two_parts_import_each_other_and_reports_never_import_the_driver():
+def test_each_layer_imports_only_what_lies_below_it():
+    """Core imports only core; the library (models, data, methods, training, precision, export) never the driver or
+    the reports; the reports read run folders with core and statistics only; no two parts import each other."""
     graph = _imports()
+    for part, imported in graph.items():
+        allowed = MAY_IMPORT[LAYER_OF[part]]
+        assert imported <= allowed, f"{part} ({LAYER_OF[part]}) imports {imported - allowed}"
     pairs = {(a, b) for a in graph for b in graph[a] if a in graph.get(b, set())}
     assert not pairs
-    assert "experiment" not in graph["reports"]
+
+
+def test_models_and_data_stay_apart_and_export_needs_only_the_core():
+    graph = _imports()
+    assert "data" not in graph["models"] and "models" not in graph["data"]
+    assert graph["export"] <= CORE, f"the export library imports {graph['export'] - CORE}"
 
 
 def _prepared(**kw):

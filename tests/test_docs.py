@@ -126,7 +126,7 @@ class Shell:
             words = words[2:]
         elif words[0] in PYTHON and words[1] == "-m":
             module, words = words[2], words[3:]
-            words = {"noisesim": [], "noisesim.export": ["export"], "noisesim.plot": ["plot"],
+            words = {"noisesim": [], "noisesim.experiment.export": ["export"], "noisesim.reports": ["plot"],
                      "noisesim.experiment.precision": ["precision"], "noisesim.train.pretrain": ["pretrain"]
                      }[module] + words
         elif words[0] == "noisesim":
@@ -196,13 +196,13 @@ class Shell:
         return out
 
     def export(self, argv: list[str]) -> None:
-        from noisesim.export.__main__ import main
+        from noisesim.experiment.export import main
 
         argv = self._runs(argv)
         assert main(argv + ([] if "--out" in argv else ["--out", str(self.out / "export")])) == 0
 
     def plot(self, argv: list[str]) -> None:
-        from noisesim.plot import main
+        from noisesim.reports.__main__ import main
 
         assert main(self._runs(argv)) == 0
 

@@ -208,7 +208,7 @@ def test_export_command(tmp_path, capsys):
     import json
 
     from noisesim.experiment.main import main as run_main
-    from noisesim.export.__main__ import main
+    from noisesim.experiment.export import main
     from tests.helpers import make_fashion_mnist
 
     data = make_fashion_mnist(tmp_path / "fm", n_train=64, n_test=32)
@@ -233,7 +233,7 @@ def test_cifar10_vgg16_chokepoint_qat_then_export_of_the_array_tile(tmp_path, ca
     """The classic flow on generated CIFAR-10 files: VGG16 with conv 8 narrowed to 8 -> 8 channels, W4A4 QAT with
     PACT, then the integers and the 8 x 8 tile's test-bench files of the chokepoint layer."""
     from noisesim.experiment.main import main as run_main
-    from noisesim.export.__main__ import main
+    from noisesim.experiment.export import main
     from tests.helpers import make_cifar10
 
     data = make_cifar10(tmp_path / "c10", n=16)

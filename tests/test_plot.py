@@ -1,8 +1,8 @@
-"""python -m noisesim.plot redraws from the rows shipped in examples/."""
+"""python main.py plot redraws from the rows shipped in examples/."""
 import shutil
 from pathlib import Path
 
-from noisesim.plot import main
+from noisesim.reports.__main__ import main
 
 ROWS = Path(__file__).resolve().parents[1] / "examples" / "figures" / "thermal_fashion_mnist_resnet20.csv"
 

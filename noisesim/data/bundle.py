@@ -7,6 +7,8 @@ it looked and how to get the data.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
@@ -82,6 +84,17 @@ def subset(inputs: Any, y: torch.Tensor, n: Optional[int], seed: int):
         return inputs, y
     idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:n]
     return _index(inputs, idx), y[idx]
+
+
+def text_tokenizer(o: DataOptions, dataset: str):
+    """The tokenizer a text data set is read with: ``o.tokenizer_name``, a local folder or a hub id (main.py
+    takes it from the model, whose tokenizer it must be)."""
+    from transformers import AutoTokenizer
+
+    if o.tokenizer_name is None:
+        raise DataNotFoundError(f"{dataset} is text and needs the model's tokenizer: give tokenizer_name (main.py "
+                                "takes it from --model)")
+    return AutoTokenizer.from_pretrained(o.tokenizer_name, local_files_only=Path(o.tokenizer_name).is_dir())
 
 
 def tensor_bundle(train: tuple, test: tuple, o: DataOptions, classes: int, channels: int,

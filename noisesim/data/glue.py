@@ -15,12 +15,9 @@ from typing import Optional
 import pandas as pd
 import torch
 
-from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions, subset, tensor_bundle
+from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions, subset, tensor_bundle, text_tokenizer
 from noisesim.registry import DATASETS
 
-# fine-tuned classifiers used when --checkpoint_path names none (model and tokenizer alike)
-DEFAULT_CHECKPOINTS = {"mnli": "textattack/bert-base-uncased-MNLI", "mnli_mismatched": "textattack/bert-base-uncased-MNLI",
-                       "sst2": "textattack/bert-base-uncased-SST-2"}
 MNLI_LABELS = {"entailment": 0, "neutral": 1, "contradiction": 2}
 FILES = {("sst2", "train"): "SST-2/train.tsv", ("sst2", "dev"): "SST-2/dev.tsv",
          ("mnli", "train"): "MNLI/train.tsv", ("mnli", "dev"): "MNLI/dev_matched.tsv",
@@ -69,14 +66,8 @@ def tokenize_glue(texts: list, tok, max_length: int = 128) -> dict[str, torch.Te
     return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
 
 
-def checkpoint_for(dataset: str, checkpoint_path: Optional[str]) -> str:
-    return checkpoint_path or DEFAULT_CHECKPOINTS[dataset]
-
-
 def _glue(dataset: str, o: DataOptions) -> DataBundle:
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(checkpoint_for(dataset, o.tokenizer_name))
+    tok = text_tokenizer(o, dataset)
     train, test = (subset(*read_glue(dataset, split, o.data_path), n, s)
                    for split, n, s in (("train", o.train_subset, o.seed), ("dev", o.val_subset, o.seed + 1)))
     whole = dataclasses.replace(o, train_subset=None, val_subset=None)  # subsets taken above

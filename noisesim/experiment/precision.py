@@ -37,9 +37,9 @@ from noisesim.io import atomic_write
 from noisesim.models.zoo import build_model
 from noisesim.registry import DATASETS, MODELS
 from noisesim.reports.precision import draw_precision, with_intervals
-from noisesim.train.adaptive import AdaptiveDPC, CyclicPrecision, train_with_adaptive_dpc, validate
-from noisesim.allocate.subnets import search_subnets
-from noisesim.train.double_rounding import DoubleRoundingConfig, MultiPrecision, train_double_rounding
+from noisesim.precision.adaptive import AdaptiveDPC, CyclicPrecision, train_with_adaptive_dpc, validate
+from noisesim.precision.subnets import search_subnets
+from noisesim.precision.double_rounding import DoubleRoundingConfig, MultiPrecision, train_double_rounding
 from noisesim.train.loop import evaluate
 from noisesim.train.qat import qat_parameters
 from noisesim.usage import Parser, UsageError, fail

@@ -96,7 +96,8 @@ class Experiment:
         val_subset = cfg.eval_batches * cfg.val_batch_size if cfg.eval_batches else None
         self.data = build_data(cfg.dataset, cfg.data_path, cfg.train_batch_size, cfg.val_batch_size,
                                cfg.train_subset, cfg.seed[0], val_subset, spec.input_size,
-                               normalization=spec.normalization, tokenizer_name=cfg.checkpoint_path)
+                               normalization=spec.normalization,
+                               tokenizer_name=spec.tokenizer(cfg.dataset, cfg.checkpoint_path) if spec.tokenizer else None)
         if not self.data.train_labels and not cfg.generated_labels and any(cfg.trains(p) for p in cfg.points()):
             raise ValueError(f"--dataset {cfg.dataset}: its training images carry no labels; trained allocations "
                              "need --generated_labels")

@@ -1,6 +1,6 @@
 """Integer export of prepared models: exact integers, integer-only verification, hardware test-bench files.
 
-    python -m noisesim.export logs/<run> --out export/ [--layer NAME --array 8 --itile 0 --otile 0]
+The command that exports a run folder is ``noisesim export`` (``noisesim.experiment.export``).
 """
 from noisesim.export.integers import (ExportError, Grid, LayerIntegers, export_layer, export_model, load_export,
                                      save_export)

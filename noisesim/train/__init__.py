@@ -1,2 +1,2 @@
-"""Training: the one loop for every task (``loop``), quantization-aware training (``qat``), precision that moves
-during training (``adaptive``: AdaptiveDPC and CPT; ``double_rounding``) and float pretraining (``pretrain``)."""
+"""Training: the one loop for every task (``loop``), quantization-aware training (``qat``) and float
+pretraining (``pretrain``). Precision that moves during training lives in ``noisesim.precision``."""

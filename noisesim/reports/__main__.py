@@ -1,7 +1,8 @@
-"""Redraw runs' plots, quantization cards and savings tables from their results files.
+"""``noisesim plot`` (= ``python main.py plot`` = ``python -m noisesim.reports``): redraw runs' plots,
+quantization cards and savings tables from their results files.
 
-    python -m noisesim.plot logs/<run>                        # every plot of one run, card.md/json, savings.md
-    python -m noisesim.plot logs/<a> logs/<b> --out logs/a-vs-b   # also compare runs on the same axes
+    python main.py plot logs/<run>                        # every plot of one run, card.md/json, savings.md
+    python main.py plot logs/<a> logs/<b> --out logs/a-vs-b   # also compare runs on the same axes
 
 A run folder's plots: accuracy_vs_energy, accuracy_vs_bits, noise_bits_accuracy,
 energy_by_layer, noise_bits_by_layer, bits_by_layer, snr_histogram, snr_by_layer,
@@ -19,7 +20,7 @@ from noisesim.stats import FITS
 from noisesim.usage import Parser, UsageError, fail
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m noisesim.plot") -> int:
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m noisesim.reports") -> int:
     p = Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folder(s) holding results.csv")
     p.add_argument("--out", help="folder for the comparison of several runs (needed with more than one RUN_DIR)")

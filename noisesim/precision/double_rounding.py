@@ -24,7 +24,7 @@ steps are normalised: the gradient that reaches Δ from precision b is divided b
 would otherwise let the lowest precision dominate) and scaled by LSQ's g_b = 1 / sqrt(n · q_max,b), n the
 weights of the channel, so that each precision moves its grid Δ_b at a comparable rate. ``mixed=True``
 trains a one-shot supernet instead: every step draws a bit-width per layer;
-``noisesim.allocate.subnets.search_subnets`` then picks per-layer bits under average-bit budgets from the
+``noisesim.precision.subnets.search_subnets`` then picks per-layer bits under average-bit budgets from the
 Hessian traces of the layers' weights and an exact integer program.
 """
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""``python -m noisesim.export RUN_DIR``: export a run's quantized network as integers, verify them, and write
-hardware test-bench files for one convolution tile.
+"""``noisesim export RUN_DIR`` (= ``python main.py export``): export a run's quantized network as integers, verify
+them, and write hardware test-bench files for one convolution tile (the library: ``noisesim.export``).
 
-    python -m noisesim.export logs/<run> --out export/                     # integers.npz, manifest.json, checks
-    python -m noisesim.export logs/<run> --layer layer1.0.conv1 --array 8 --itile 0 --otile 0 --psum_bits 16
-    python -m noisesim.export logs/<run> --integer_accuracy                # whole network in integers
-    python -m noisesim.export logs/<run> --psum_bits 24 --psum_overflow saturate
+    python main.py export logs/<run> --out export/                     # integers.npz, manifest.json, checks
+    python main.py export logs/<run> --layer layer1.0.conv1 --array 8 --itile 0 --otile 0 --psum_bits 16
+    python main.py export logs/<run> --integer_accuracy                # whole network in integers
+    python main.py export logs/<run> --psum_bits 24 --psum_overflow saturate
 
 The network is the run's point ``--point`` (default: its first), prepared and calibrated as the run did
 (with --qat runs, the trained network kept in the run folder). Every exported layer's output is recovered
@@ -36,7 +36,7 @@ from noisesim.train.loop import evaluate
 from noisesim.usage import Parser, UsageError, fail
 
 
-PROG = "python -m noisesim.export"
+PROG = "noisesim export"
 
 
 def build_parser(prog: str = PROG) -> Parser:

@@ -1,6 +1,6 @@
 """Sub-networks of a one-shot multi-precision supernet under bit budgets (HAWQ-V3's integer program).
 
-For a ``MultiPrecision`` supernet (``noisesim.train.double_rounding``), layer l at bits b costs
+For a ``MultiPrecision`` supernet (``noisesim.precision.double_rounding``), layer l at bits b costs
 
     Omega_l(b) = tr(H_l) / n_l * ||Q_b(W_l) - W_l||^2,
 
@@ -17,7 +17,7 @@ import torch
 
 from noisesim.allocate.integer_program import choose
 from noisesim.allocate.sensitivity import cautious_traces, weight_hessian_trace
-from noisesim.train.double_rounding import MultiPrecision, accuracy_at
+from noisesim.precision.double_rounding import MultiPrecision, accuracy_at
 
 
 def search_subnets(mp: MultiPrecision, train_batches: Iterable, val_batches: Iterable, task: Any,
