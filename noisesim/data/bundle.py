@@ -7,9 +7,8 @@ it looked and how to get the data.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import torch

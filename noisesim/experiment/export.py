@@ -106,7 +106,7 @@ def _run(args) -> int:
     if args.layer and args.layer not in layers:
         raise _Error(f"--layer {args.layer}: not an exported layer ({', '.join(list(layers)[:6])}, ...)")
     out = Path(args.out) if args.out else run / "export"
-    batch, _ = split_batch(peek(exp.val_batches))
+    batch, _ = split_batch(peek(exp.val_data))
     checks = checks_frame(verify_layers(sim, batch, layers))
     overflow = overflow_report(sim, [batch], args.psum_bits, layers)
     report = checks.merge(overflow[["layer", "bits_needed", "overflows"]].rename(columns={"layer": "name"}), on="name")
@@ -130,9 +130,9 @@ def _run(args) -> int:
         print(f"not exported: {why}")
     if args.integer_accuracy:
         with torch.no_grad(), noise_disabled(sim):
-            fake = evaluate(sim, exp.val_batches, exp.task)
+            fake = evaluate(sim, exp.val_data, exp.task)
             with integer_inference(sim, layers):
-                integer = evaluate(sim, exp.val_batches, exp.task)
+                integer = evaluate(sim, exp.val_data, exp.task)
         print(f"evaluation set: fake-quantized {exp.task.name} {fake:.4f}, integer-only {integer:.4f}")
     if args.layer:
         print(f"test-bench files: {len(paths)} in {out / 'hardware'}")

@@ -106,8 +106,9 @@ class Experiment:
         self.baseline = getattr(self.model, "baseline", "")
         for prm in self.model.parameters():
             prm.requires_grad_(False)
-        self.train_batches = DeviceBatches(self.data.train, self.device)
-        self.val_batches = DeviceBatches(self.data.val, self.device)
+        # the data sets' batches on the device (cfg.train_batches is a number of training steps)
+        self.train_data = DeviceBatches(self.data.train, self.device)
+        self.val_data = DeviceBatches(self.data.val, self.device)
         self.coverage = self._coverage()
         self.provenance = provenance(self.device)
         if cfg.qat and cfg.qat_val_samples:
@@ -129,7 +130,7 @@ class Experiment:
         """How much of the model ``prepare`` instruments, on one training batch; below ``--min_coverage``
         a CoverageError (before anything is written)."""
         probe = noisesim.prepare(self.model, noisesim.SimConfig(weight_bits=None, act_bits=None))
-        inputs, _ = split_batch(peek(self.train_batches))
+        inputs, _ = split_batch(peek(self.train_data))
         cov = noisesim.measure_coverage(probe, inputs)
         if cov.fraction < self.cfg.min_coverage:
             raise noisesim.CoverageError(f"--min_coverage {self.cfg.min_coverage:g}: {cov.summary()}")
@@ -142,7 +143,7 @@ class Experiment:
     def evaluate(self, model: nn.Module, draws: int, desc: str = "eval") -> Scores:
         """``draws`` noise draws over the evaluation set; interval by bootstrap over examples and draws."""
         seeded = distributed.active()  # noise keyed by (draw, batch): the same whichever process evaluates a batch
-        runs = [evaluate_outcomes(model, self.val_batches, self.task, self.cfg.progress, f"{desc} {i + 1}/{draws}",
+        runs = [evaluate_outcomes(model, self.val_data, self.task, self.cfg.progress, f"{desc} {i + 1}/{draws}",
                                   batch_seed=i if seeded else None)
                 for i in range(draws)]
         self.targets = runs[0][1]
@@ -175,7 +176,7 @@ class Experiment:
         quantization-aware training found for the quantization setting of ``qat_from`` (default: ``p``)."""
         torch.manual_seed(p.seed)
         sim = noisesim.prepare(self.model, self.cfg.sim_config(p))
-        noisesim.calibrate(sim, self.train_batches, max_batches=self.cfg.calibration_batches)
+        noisesim.calibrate(sim, self.train_data, max_batches=self.cfg.calibration_batches)
         if self.cfg.qat:
             sim.load_state_dict(self.qat_network(qat_from or p)["state"], strict=False)
             for q in sim.modules():
@@ -209,7 +210,7 @@ class Experiment:
         cfg = self.cfg
         torch.manual_seed(qp.seed)
         sim = noisesim.prepare(self.model, cfg.sim_config(qp))
-        noisesim.calibrate(sim, self.train_batches, max_batches=cfg.calibration_batches)
+        noisesim.calibrate(sim, self.train_data, max_batches=cfg.calibration_batches)
         init = {}
         if cfg.qat_init:
             report = load_partial(sim, load_state_dict(cfg.qat_init, "--qat_init"))
@@ -244,7 +245,7 @@ class Experiment:
         target = p.target_emac if p.noise_type != "none" else None
         if start is not None and target is not None:
             start.with_average_energy(target).apply(sim)
-        problem = AllocationProblem(sim, target, p.granularity, self.train_batches, self.task, teacher=self.model,
+        problem = AllocationProblem(sim, target, p.granularity, self.train_data, self.task, teacher=self.model,
                                     quantity=self.cfg.allocate, target_weight_bits=p.target_weight_bits)
         alloc = make_allocator(self.cfg, p).allocate(problem)
         if not isinstance(alloc, Allocation):
