@@ -59,9 +59,10 @@ def noise_types() -> tuple[str, ...]:
 
 def _check_noise_type(kind: str) -> None:
     """``none``, a registered noise model or an import path to one."""
-    problem = None if kind == "none" else NOISE_MODELS.problem(kind)
-    if problem is not None and problem.startswith("unknown"):
+    if ":" not in kind:  # a name
         _check_choice("noise_type", kind, noise_types())
+        return
+    problem = NOISE_MODELS.problem(kind)
     if problem is not None:
         raise ConfigError(f"noise_type {kind}: {problem}", "noise_type")
 

@@ -92,7 +92,7 @@ class Registry:
             except Exception as e:  # a broken plugin disables only itself
                 warnings.warn(f"noisesim: {where} left out: {one_line(e)}", stacklevel=3)
 
-    def resolve(self, name: str) -> Any:
+    def get(self, name: str) -> Any:
         """The object registered as ``name``, or imported from the import path ``name`` (once).
 
         Raises KeyError for an unknown name and PluginError for an import path that gives nothing usable."""
@@ -105,15 +105,16 @@ class Registry:
             self._imported[name] = self.adapt(import_object(name), name)
         return self._imported[name]
 
-    def get(self, name: str) -> Any:
-        return self.resolve(name)
-
-    def problem(self, name: str) -> Optional[str]:
-        """Why ``name`` names no usable implementation (None when it does)."""
+    def problem(self, name: str, extra: tuple[str, ...] = ()) -> Optional[str]:
+        """Why ``name`` names no usable implementation (None when it does); ``extra``: other names accepted
+        (such as ``none``), listed among the choices."""
+        if name in extra:
+            return None
         try:
-            self.resolve(name)
+            self.get(name)
         except KeyError:
-            return f"unknown; choose from {', '.join(self._items)}, or give an import path package.module:name"
+            return (f"unknown; choose from {', '.join(self.names() + tuple(extra))}, or give an import path "
+                    "package.module:name")
         except PluginError as e:
             return str(e)
         return None

@@ -102,12 +102,10 @@ def registered(registry, *extra: str) -> Callable[[], tuple]:
 
 
 def choice_problem(choices: Callable[[], tuple], v: Any) -> Optional[str]:
-    """Why ``v`` is not one of ``choices`` (None when it is)."""
+    """Why ``v`` is not one of ``choices`` (None when it is); a registry's choices also take import paths."""
     registry = getattr(choices, "registry", None)
-    if registry is not None and v not in choices.extra:
-        problem = registry.problem(str(v))
-        return problem if problem is None or not problem.startswith("unknown") else \
-            f"unknown; choose from {', '.join(map(str, choices()))}, or give an import path package.module:name"
+    if registry is not None:
+        return registry.problem(str(v), choices.extra)
     return None if v in choices() else f"unknown; choose from {', '.join(map(str, choices()))}"
 
 

