@@ -5,6 +5,7 @@
     noisesim export RUN [FLAGS]       a run's network as integers, verified, with test-bench files
     noisesim plot RUN... [FLAGS]      plots, quantization cards and savings tables redrawn from run folders
     noisesim pretrain [FLAGS]         a float network trained with the project's training loop
+    noisesim migrate RUN              a run folder of an older noisesim brought to today's settings and ids
 
 ``noisesim COMMAND --help`` lists each command's flags.
 """
@@ -13,13 +14,14 @@ from __future__ import annotations
 import sys
 from typing import Callable, Optional, Sequence
 
-from noisesim.experiment import export, precision
+from noisesim.experiment import export, migrate, precision
 from noisesim.experiment import main as experiment
 from noisesim.reports import __main__ as plot
 from noisesim.train import pretrain
 
 COMMANDS: dict[str, Callable[..., Optional[int]]] = {
-    "precision": precision.main, "export": export.main, "plot": plot.main, "pretrain": pretrain.main}
+    "precision": precision.main, "export": export.main, "plot": plot.main, "pretrain": pretrain.main,
+    "migrate": migrate.main}
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> int:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from noisesim.registry import NOISE_MODELS, OBSERVERS
+from noisesim.settings import (ConfigError, in_range, parse_bits, parse_mapping, percentile_range, positive,
+                               registered, setting)
 
 BIT_ROUNDING = ("none", "round", "discrete", "discrete_linear", "stochastic")
 NOISE_BITS_RANGES = ("span", "relu")  # the R_out of the noise bits (docs/physics.md, "Conventions")
@@ -24,14 +26,17 @@ MIN_BITS, MAX_BITS = 2, 16
 PHOTON_ENERGY_AJ = 0.128  # photon energy at 1550 nm, attojoules (h c / 1550 nm)
 
 
-class ConfigError(ValueError):
-    """An invalid configuration value; the message names the field and what is allowed.
+# the groups of the simulation's settings in main.py's help (noisesim.experiment.config orders them)
+Q, T, N, A, R = "quantization", "quantization-aware training", "analog noise", "allocation", "run"
 
-    ``field`` is the offending field's name (the command line turns it into its flag)."""
 
-    def __init__(self, message: str, field: Optional[str] = None):
-        super().__init__(message)
-        self.field = field
+def pattern_problem(pattern: str) -> Optional[str]:
+    """Why ``pattern`` names no layers (None for first, last or a valid regex)."""
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        return f"is not first, last or a valid regex ({e})"
+    return None
 
 
 def bits_problem(bits: Optional[float]) -> Optional[str]:
@@ -119,7 +124,7 @@ class NoiseConfig:
     weight noise); None takes the model's default. seed, key: the layer draws the noise stream of
     (seed, key), key being its name, so layers and seeds never share a stream (seed None: drawn from
     the global torch RNG). record_snr: accumulate signal and noise power.
-    replace_with_quantizer: use the equivalent uniform quantizer (noise bits) instead of noise.
+    as_quantizer: the noise replaced by its equivalent uniform quantizer (the noise bits).
     """
 
     kind: str = "none"
@@ -131,7 +136,7 @@ class NoiseConfig:
     seed: Optional[int] = None
     key: str = ""
     record_snr: bool = False
-    replace_with_quantizer: bool = False
+    as_quantizer: bool = False
     bits_range: str = "span"
 
     def __post_init__(self):
@@ -159,43 +164,68 @@ class SimConfig:
     per_channel_bitwidth. Structure: fold_bn, quantize_residual (fake-quantize residual adds
     and concatenations), ignore (layer-name regexes, or ``first``/``last``, left in float),
     overrides (regex or ``first``/``last`` -> dict of these fields), seed, record_snr,
-    override_with_noise_bits, photon_energy_aj. Conventions (docs/physics.md): fan_in_groups (a grouped conv's
+    noise_as_quantizer, photon_energy (aJ). Conventions (docs/physics.md): fan_in_groups (a grouped conv's
     noise fan-in is k_h k_w C_in / groups; False: k_h k_w C_in, the reference implementation's),
     noise_bits_range (``span`` or ``relu``, see NoiseConfig.bits_range).
     """
 
-    weight_bits: Optional[float] = 8
-    act_bits: Optional[float] = 8
-    weight_symmetric: bool = True
-    act_symmetric: bool = False
-    weight_per_channel: bool = False
-    weight_observer: str = "minmax"
-    act_observer: str = "minmax"
-    percentile: float = 99.99
-    act_dynamic: bool = False
-    noise_type: str = "none"
-    e_mac: float = 10.0
-    noise_per_channel: bool = False
-    quantize_energy: bool = False
-    noise_sigma: Optional[float] = None
-    train_noise: bool = False
-    train_bitwidth: bool = False
-    weight_bits_only: bool = False
-    train_qminmax: bool = False
-    weight_learning: str = "none"
-    act_learning: str = "none"
-    bit_rounding: str = "none"
-    per_channel_bitwidth: bool = False
-    fold_bn: bool = True
-    quantize_residual: bool = False
-    record_snr: bool = False
-    override_with_noise_bits: bool = False
-    seed: Optional[int] = None
-    photon_energy_aj: float = PHOTON_ENERGY_AJ
-    fan_in_groups: bool = True
-    noise_bits_range: str = "span"
-    ignore: tuple[str, ...] = ()
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    weight_bits: Optional[float] = setting(8, "weight bits (none: float)", Q, sweep=True, unit="bits",
+                                           parse=parse_bits, check=bits_problem)
+    act_bits: Optional[float] = setting(8, "activation (input) bits (none: float)", Q, sweep=True, unit="bits",
+                                        parse=parse_bits, check=bits_problem)
+    weight_symmetric: bool = setting(True, "symmetric weight quantization (zero point 0)", Q)
+    act_symmetric: bool = setting(False, "symmetric activation quantization", Q)
+    weight_per_channel: bool = setting(False, "one weight range per output channel", Q)
+    weight_observer: str = setting("minmax", "how weight ranges are set", Q, choices=registered(OBSERVERS))
+    act_observer: str = setting("minmax", "how activation ranges are calibrated", Q, choices=registered(OBSERVERS))
+    percentile: float = setting(99.99, "percentile of the percentile observer", Q, sweep=True, unit="%",
+                                check=percentile_range, reaches="percentile")
+    act_dynamic: bool = setting(False, "per-token activation ranges taken at run time for Linear and matmul "
+                                "inputs (conv inputs keep calibrated ranges)", Q)
+    noise_type: str = setting("none", "noise model(s)", N, sweep=True, choices=registered(NOISE_MODELS, "none"))
+    e_mac: float = setting(10.0, "energy per MAC of uniform allocations (used without --target_emac)", N,
+                           sweep=True, unit="photons/MAC", check=positive, reaches="noisy")
+    noise_per_channel: bool = setting(False, "one energy per output channel", N, expose=False)
+    quantize_energy: bool = setting(False, "round energies to whole photons (straight-through)", N, reaches="noisy")
+    noise_sigma: Optional[float] = setting(None, "the noise model's constant (thermal sigma_t, weight sigma_w; "
+                                           "default: the model's own, 0.01 and 0.1)", N, parse=float,
+                                           check=positive, reaches="noisy")
+    train_noise: bool = setting(False, "learnable log-energies", A, expose=False)
+    train_bitwidth: bool = setting(False, "train log2 bit-widths toward --target_weight_bits/--target_act_bits", A)
+    weight_bits_only: bool = setting(False, "train weight bits only (activations stay fixed)", A, reaches="bits")
+    train_qminmax: bool = setting(False, "train activation ranges (qmin/qmax)", A)
+    weight_learning: str = setting("none", "how weight ranges learn in quantization-aware training: none (re-taken "
+                                   "from the weights at every step), ste or lsq (learned step size)", T,
+                                   choices=lambda: ("none",) + RANGE_LEARNING[:2])
+    act_learning: str = setting("none", "how activation ranges learn: none (calibrated, fixed), ste, lsq or "
+                                "pact (learned clipping)", T, choices=lambda: ("none",) + RANGE_LEARNING)
+    bit_rounding: str = setting("none", "how trained bit-widths are rounded: none (continuous), round, discrete "
+                                "({2,4,8}, nearest in log2), discrete_linear ({2,4,8}, nearest linearly: the "
+                                "reference implementation's) or stochastic", Q, choices=lambda: BIT_ROUNDING,
+                                reaches="bits")
+    per_channel_bitwidth: bool = setting(False, "one trained weight bit-width per output channel", A,
+                                         reaches="bits")
+    fold_bn: bool = setting(True, "fold batch norm into the preceding conv", Q)
+    quantize_residual: bool = setting(False, "also fake-quantize residual adds and concatenations", Q)
+    record_snr: bool = setting(False, "record signal-to-noise ratios per layer and output channel", N,
+                               reaches="noisy")
+    noise_as_quantizer: bool = setting(False, "every noise model replaced by its equivalent uniform quantizer "
+                                       "(the noise bits)", N, expose=False)
+    seed: Optional[int] = setting(None, "random seed(s): data order, noise draws", R, sweep=True, parse=int,
+                                  check=in_range(0, 2 ** 32 - 1))
+    photon_energy: float = setting(PHOTON_ENERGY_AJ, "photon energy (1550 nm: 0.128)", N, unit="aJ", check=positive,
+                                   reaches="noisy")
+    fan_in_groups: bool = setting(True, "a grouped or depthwise conv's noise fan-in D is k*k*C_in/groups "
+                                  "(--no-fan_in_groups: k*k*C_in, the reference implementation's; docs/physics.md)",
+                                  N, reaches="noisy")
+    noise_bits_range: str = setting("span", "R_out of the noise bits: span (the calibrated pre-activation span) or "
+                                    "relu (its positive part, the reference implementation's post-ReLU range)", N,
+                                    choices=lambda: NOISE_BITS_RANGES, reaches="noisy")
+    ignore: tuple[str, ...] = setting((), "layers left in float: first, last or layer-name regexes", Q, parse=str,
+                                      check=pattern_problem)
+    overrides: dict[str, dict[str, Any]] = setting({}, "per-layer exceptions: a mapping (JSON on the command line) "
+                                                   "from layer-name regex, first or last to settings, e.g. "
+                                                   "{\"first\": {\"act_bits\": 16}}", Q, parse=parse_mapping)
 
     def __post_init__(self):
         _check_bits("weight_bits", self.weight_bits)
@@ -215,8 +245,8 @@ class SimConfig:
         if self.train_qminmax and self.act_observer == "percentile":
             raise ConfigError("train_qminmax learns the ranges the percentile act_observer would set; use minmax, "
                               "ema, aciq or mse", "train_qminmax")
-        if self.photon_energy_aj <= 0:
-            raise ConfigError(f"photon_energy_aj must be > 0, got {self.photon_energy_aj}", "photon_energy_aj")
+        if self.photon_energy <= 0:
+            raise ConfigError(f"photon_energy must be > 0, got {self.photon_energy}", "photon_energy")
         object.__setattr__(self, "ignore", tuple(self.ignore))
         names = {f.name for f in dataclasses.fields(self)} - {"overrides", "ignore"}
         for pattern, values in self.overrides.items():
@@ -272,7 +302,7 @@ class SimConfig:
         return NoiseConfig(kind=self.noise_type, e_mac=self.e_mac, per_channel=self.noise_per_channel,
                            learnable=self.train_noise, quantize_energy=self.quantize_energy,
                            sigma=self.noise_sigma, seed=self.seed, key=key,
-                           record_snr=self.record_snr, replace_with_quantizer=self.override_with_noise_bits,
+                           record_snr=self.record_snr, as_quantizer=self.noise_as_quantizer,
                            bits_range=self.noise_bits_range)
 
     # -- JSON -----------------------------------------------------------------

@@ -52,7 +52,7 @@ def noise_disabled(model: nn.Module) -> Iterator[nn.Module]:
 def noise_as_quantizer(model: nn.Module) -> Iterator[nn.Module]:
     """Inside the block each noise model quantizes its output with step sqrt(12) * sigma over the
     calibrated output range instead of adding noise (same error variance, deterministic)."""
-    with _switched(_noise_models(model), lambda n: n.as_quantizer, NoiseModel.use_equivalent_quantizer, True):
+    with _switched(_noise_models(model), lambda n: n.as_quantizer, NoiseModel.set_as_quantizer, True):
         yield model
 
 

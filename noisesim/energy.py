@@ -59,9 +59,9 @@ def bits_penalty(w_avg: torch.Tensor, a_avg: Optional[torch.Tensor], w_target: O
     return lambd * pen
 
 
-def photons_to_aj(photons: float | torch.Tensor, photon_energy_aj: float = PHOTON_ENERGY_AJ):
+def photons_to_aj(photons: float | torch.Tensor, photon_energy: float = PHOTON_ENERGY_AJ):
     """Energy per MAC in attojoules."""
-    return photons * photon_energy_aj
+    return photons * photon_energy
 
 
 # -- model-level quantities ------------------------------------------------------
@@ -145,7 +145,7 @@ def _value(fn: Callable[[], Optional[torch.Tensor]]) -> float:
     return float("nan") if v is None else float(v.detach())
 
 
-def energy_report(model: nn.Module, example_input=None, photon_energy_aj: float = PHOTON_ENERGY_AJ) -> pd.DataFrame:
+def energy_report(model: nn.Module, example_input=None, photon_energy: float = PHOTON_ENERGY_AJ) -> pd.DataFrame:
     """One row per instrumented layer.
 
     Columns: name, kind, fan_in, macs (per sample), e_mac (photons, mean over channels),
@@ -169,7 +169,7 @@ def energy_report(model: nn.Module, example_input=None, photon_energy_aj: float 
         rows.append({
             "name": m.name, "kind": m.kind, "fan_in": m.fan_in, "macs": m.macs,
             "e_mac": nan if e is None else e.mean().item(),
-            "e_mac_aj": nan if e is None else photons_to_aj(e.mean().item(), photon_energy_aj),
+            "e_mac_aj": nan if e is None else photons_to_aj(e.mean().item(), photon_energy),
             "e_min": nan if e is None else e.min().item(),
             "e_max": nan if e is None else e.max().item(),
             "weight_bits": m.weight_quant.mean_bits() if m.weight_quant is not None else nan,
@@ -183,7 +183,7 @@ def energy_report(model: nn.Module, example_input=None, photon_energy_aj: float 
     with torch.no_grad():
         avg_e = _value(lambda: average_energy(model))
         df.attrs.update(macs=int(df["macs"].sum()), avg_energy=avg_e,
-                        avg_energy_aj=photons_to_aj(avg_e, photon_energy_aj),
+                        avg_energy_aj=photons_to_aj(avg_e, photon_energy),
                         avg_weight_bits=_value(lambda: average_weight_bits(model)),
                         avg_act_bits=_value(lambda: average_act_bits(model)),
                         avg_noise_bits=_value(lambda: average_noise_bits(model)))

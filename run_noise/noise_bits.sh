@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Noise bits: every point is evaluated twice, with its analog noise and with the equivalent uniform quantizer
-# (step sqrt(12)*sigma over the layer's output range, --override_with_noise_bits), for thermal, shot and weight
+# (step sqrt(12)*sigma over the layer's output range, --noise_as_quantizer), for thermal, shot and weight
 # noise; per-layer ENOB of uniform and trained (dynamic) allocations in noise_bits_by_layer.png.
 #   run_noise/noise_bits.sh [IMAGENET_DIR]
 source "$(dirname "$0")/common.sh"
-FLAGS=(--override_with_noise_bits --record_snr --constrained_loss --lambd 5 --lr 0.05)
+FLAGS=(--noise_as_quantizer --record_snr --constrained_loss --lambd 5 --lr 0.05)
 declare -A E_EFFNET=([thermal]="300 1000" [shot]="300 1000" [weight]="3000 10000")
 declare -A E_MINILM=([thermal]="1e5 1e6" [shot]="10 100" [weight]="1e3 1e4")
 declare -A E_IMAGENET=([thermal]="50 200" [shot]="5 20" [weight]="10 50")

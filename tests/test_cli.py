@@ -105,7 +105,7 @@ def test_train_qminmax_with_observers(tmp_path, data, observer):
 
 
 def test_noise_bits_override_and_mc_repeats(tmp_path, data):
-    code, df = run(tmp_path, data, "--noise_type", "thermal", "--e_mac", 0.5, "--override_with_noise_bits",
+    code, df = run(tmp_path, data, "--noise_type", "thermal", "--e_mac", 0.5, "--noise_as_quantizer",
                    "--mc_repeats", 3, "--eval_batches", 1)
     assert code == 0 and df["accuracy_ci95"].iloc[0] >= 0
     code, df = run(tmp_path, data, "--noise_type", "thermal", "--e_mac", 0.05, "--mc_repeats", 4, name="mc")

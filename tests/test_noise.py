@@ -246,7 +246,7 @@ def test_equivalent_quantizer_error_is_at_most_the_noise():
     bits = sim.noise.noise_bits().mean().item()
     r_out = sim.noise.output_range()
     assert bits == pytest.approx(math.log2(math.ceil(r_out / (math.sqrt(12) * sigma)) + 1), abs=0.05)
-    sim_q, _, _ = _sim("linear", "thermal", False, override_with_noise_bits=True)
+    sim_q, _, _ = _sim("linear", "thermal", False, noise_as_quantizer=True)
     sim_q.noise.set_energy(0.5)
     with torch.no_grad():
         sim_q(x)  # records sigma

@@ -22,7 +22,7 @@ def runs(tmp_path_factory):
     data = make_fashion_mnist(root / "data")
     common = ["--data_path", str(data), "--log_dir", str(root / "logs"), "--train_batch_size", "32",
               "--val_batch_size", "64", "--calibration_batches", "1", "--train_batches", "4", "--no-progress",
-              "--record_snr", "--override_with_noise_bits", "--constrained_loss", "--lambd", "5", "--acc_drop", "0.3"]
+              "--record_snr", "--noise_as_quantizer", "--constrained_loss", "--lambd", "5", "--acc_drop", "0.3"]
     assert main_py(common + ["--run_name", "tensor", "--noise_type", "shot", "--target_emac", "3", "30",
                              "--allocation", "uniform", "layer", "channel"]) == 0
     assert main_py(common + ["--run_name", "channel", "--noise_type", "thermal", "--target_emac", "3", "30",

@@ -2,14 +2,14 @@
 uniform, trained (constrained loss), greedy (sensitivity + epsilon), hessian (Hutchinson + integer
 program), closed_form (Lagrangian optimum of the second-order loss)."""
 from noisesim.allocate.allocation import Allocation, LayerAllocation
-from noisesim.allocate.base import AllocationProblem, Allocator, Cost, measure_cost
-from noisesim.allocate.closed_form import ClosedFormAllocator, closed_form_energies, waterfill_bits
-from noisesim.allocate.greedy import GreedyAllocator, greedy, greedy_bits
+from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, Cost, NoSettings, measure_cost
+from noisesim.allocate.closed_form import ClosedFormAllocator, ClosedFormSettings, closed_form_energies, waterfill_bits
+from noisesim.allocate.greedy import GreedyAllocator, GreedySettings, greedy, greedy_bits
 from noisesim.allocate.rounding import round_to_budget
 from noisesim.allocate.integer_program import HessianAllocator, choose, hessian_weight_bits
-from noisesim.allocate.sensitivity import (Sensitivity, fisher_sensitivity, finite_difference_sensitivity,
+from noisesim.allocate.sensitivity import (HutchinsonSettings, Sensitivity, SensitivitySettings, fisher_sensitivity, finite_difference_sensitivity,
                                            hessian_sensitivity, weight_hessian_trace)
-from noisesim.allocate.trained import TrainedAllocator, TrainedSettings
+from noisesim.allocate.trained import TrainedAllocator, TrainedSettings, TrainingSettings
 from noisesim.allocate.uniform import UniformAllocator
 
 from noisesim.registry import ALLOCATORS, PluginError
@@ -24,7 +24,13 @@ def _allocator_class(obj, origin: str) -> type:
 
 ALLOCATORS.adapt = _allocator_class
 
-__all__ = ["Allocation", "LayerAllocation", "AllocationProblem", "Allocator", "Cost", "measure_cost",
+# the settings of the built-in methods, which main.py's flags are generated from (a plugin's method is built
+# from its own Settings' defaults)
+METHOD_SETTINGS = (TrainingSettings, ClosedFormSettings, GreedySettings, HutchinsonSettings)
+
+__all__ = ["Allocation", "LayerAllocation", "AllocationJob", "AllocationProblem", "Allocator", "Cost", "NoSettings",
+           "measure_cost", "METHOD_SETTINGS", "ClosedFormSettings", "GreedySettings", "HutchinsonSettings",
+           "SensitivitySettings", "TrainingSettings",
            "ClosedFormAllocator", "closed_form_energies", "round_to_budget", "waterfill_bits", "GreedyAllocator",
            "greedy", "greedy_bits", "HessianAllocator", "choose", "hessian_weight_bits", "Sensitivity",
            "fisher_sensitivity", "finite_difference_sensitivity", "hessian_sensitivity", "weight_hessian_trace",

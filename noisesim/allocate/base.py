@@ -47,13 +47,44 @@ class AllocationProblem:
             raise ValueError("allocating weight bits needs target_weight_bits")
 
 
+@dataclass(frozen=True)
+class NoSettings:
+    """The settings of a method that has none."""
+
+
+@dataclass(frozen=True)
+class AllocationJob:
+    """What a sweep tells a method about the point it allocates, besides the method's own settings.
+
+    train_energy / train_bits / train_ranges: what a trained allocation trains (a noise-free point
+    trains no energies; a bit budget trains bits); target_weight_bits / target_act_bits: the bit budgets;
+    generated_labels: train on the float model's predictions; progress, desc: its progress bar."""
+
+    train_energy: bool = True
+    train_bits: bool = False
+    train_ranges: bool = False
+    target_weight_bits: Optional[float] = None
+    target_act_bits: Optional[float] = None
+    generated_labels: bool = False
+    progress: bool = True
+    desc: str = "allocate"
+
+
 class Allocator(abc.ABC):
     """One allocation method; ``granularities``: the energy granularities it can allocate;
-    ``quantities``: what it can allocate (energy, weight_bits)."""
+    ``quantities``: what it can allocate (energy, weight_bits). ``Settings``: the dataclass of its
+    command-line settings (declared with :func:`noisesim.settings.setting`), from which
+    :meth:`from_settings` builds it."""
 
     name = "allocator"
     granularities: tuple[str, ...] = ("layer", "channel")
     quantities: tuple[str, ...] = ("energy", "weight_bits")
+    Settings: type = NoSettings
+
+    @classmethod
+    def from_settings(cls, settings: Any, job: AllocationJob) -> "Allocator":
+        """The method with ``settings`` (an instance of ``cls.Settings``) for the point ``job`` describes."""
+        return cls()
 
     @abc.abstractmethod
     def allocate(self, problem: AllocationProblem) -> Allocation:

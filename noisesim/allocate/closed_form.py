@@ -35,17 +35,26 @@ weights' range R_l, costs 1/2 tr(H_l) R_l^2 / 12 * 4^(-b) to second order, so a_
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from noisesim.allocate.allocation import Allocation
-from noisesim.allocate.base import AllocationProblem, Allocator, measure_cost, set_weight_bits, weight_layers
+from noisesim.allocate.base import (AllocationJob, AllocationProblem, Allocator, measure_cost, set_weight_bits,
+                                   weight_layers)
 from noisesim.allocate.integer_program import choose
-from noisesim.allocate.sensitivity import (cautious_traces, fisher_sensitivity, hessian_sensitivity,
+from noisesim.allocate.sensitivity import (HutchinsonSettings, cautious_traces, fisher_sensitivity, hessian_sensitivity,
                                            weight_hessian_trace)
 from noisesim.registry import ALLOCATORS
+from noisesim.settings import setting
+
+
+@dataclass(frozen=True)
+class ClosedFormSettings(HutchinsonSettings):
+    sensitivity: str = setting("fisher", "sensitivity estimate of the closed form: fisher (squared gradients) or "
+                               "hessian (Hutchinson)", "allocation", choices=lambda: ("fisher", "hessian"))
 
 ESTIMATORS = {"fisher": fisher_sensitivity, "hessian": hessian_sensitivity}
 WHOLE_BITS = (2, 8)  # the bit-widths a layer's weights may take
@@ -100,6 +109,11 @@ class ClosedFormAllocator(Allocator):
 
     name = "closed_form"
     granularities = ("layer", "channel")
+    Settings = ClosedFormSettings
+
+    @classmethod
+    def from_settings(cls, s: ClosedFormSettings, job: AllocationJob) -> "ClosedFormAllocator":
+        return cls(s.sensitivity, s.sensitivity_batches, iters=s.hutchinson_iters, tol=s.hutchinson_tol)
 
     def __init__(self, estimator: str = "fisher", batches: int = 8, floor: float = 0.05, iters: int = 50,
                  tol: float = 0.01):

@@ -27,11 +27,22 @@ import torch
 from torch import nn
 
 from noisesim.allocate.allocation import Allocation
-from noisesim.allocate.base import AllocationProblem, Allocator, measure_cost, set_weight_bits, weight_layers
+from noisesim.allocate.base import (AllocationJob, AllocationProblem, Allocator, measure_cost, set_weight_bits,
+                                   weight_layers)
+from noisesim.allocate.sensitivity import SensitivitySettings
 from noisesim.nn.prepare import sim_layers
 from noisesim.noise.base import NoiseModel
 from noisesim.registry import ALLOCATORS
+from noisesim.settings import in_range, setting
 from noisesim.train.loop import evaluate
+
+
+@dataclass(frozen=True)
+class GreedySettings(SensitivitySettings):
+    greedy_epsilon: float = setting(0.01, "greedy: the largest accuracy drop (a fraction) a lowered layer may add "
+                                    "up to", "allocation", check=in_range(0, 1))
+    greedy_factor: float = setting(4.0, "greedy: a lowered layer's energy is the high one divided by this",
+                                   "allocation", check=in_range(1, 1e6, include_lo=False))
 
 
 @dataclass
@@ -77,6 +88,11 @@ class GreedyAllocator(Allocator):
 
     name = "greedy"
     granularities = ("layer",)
+    Settings = GreedySettings
+
+    @classmethod
+    def from_settings(cls, s: GreedySettings, job: AllocationJob) -> "GreedyAllocator":
+        return cls(s.greedy_epsilon, s.greedy_factor, s.sensitivity_batches)
 
     def __init__(self, epsilon: float = 0.01, factor: float = 4.0, batches: int = 8, verbose: bool = True):
         self.epsilon, self.factor, self.batches, self.verbose = epsilon, factor, batches, verbose

@@ -23,8 +23,8 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from noisesim.allocate.allocation import Allocation
-from noisesim.allocate.base import AllocationProblem, Allocator, measure_cost, set_weight_bits
-from noisesim.allocate.sensitivity import cautious_traces, hessian_sensitivity, weight_hessian_trace
+from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, measure_cost, set_weight_bits
+from noisesim.allocate.sensitivity import HutchinsonSettings, cautious_traces, hessian_sensitivity, weight_hessian_trace
 from noisesim.nn.prepare import sim_layers
 from noisesim.quant.functional import fake_quant_ste, qparams
 from noisesim.registry import ALLOCATORS
@@ -62,6 +62,11 @@ class HessianAllocator(Allocator):
 
     name = "hessian"
     granularities = ("layer",)
+    Settings = HutchinsonSettings
+
+    @classmethod
+    def from_settings(cls, s: HutchinsonSettings, job: AllocationJob) -> "HessianAllocator":
+        return cls(s.sensitivity_batches, s.hutchinson_iters, s.hutchinson_tol)
 
     def __init__(self, batches: int = 4, iters: int = 50, tol: float = 0.01, steps: Sequence[float] = ENERGY_STEPS):
         self.batches, self.iters, self.tol, self.steps = batches, iters, tol, tuple(steps)

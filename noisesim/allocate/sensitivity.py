@@ -34,6 +34,27 @@ from noisesim.context import noise_disabled
 from noisesim.nn.base import SimLayer
 from noisesim.nn.prepare import sim_layers
 from noisesim.noise.base import NoiseModel
+from noisesim.settings import at_least_one, non_negative, setting
+
+A = "allocation"
+
+
+@dataclass(frozen=True)
+class SensitivitySettings:
+    """The settings of a method that measures sensitivities on training batches."""
+
+    sensitivity_batches: int = setting(8, "training batches the sensitivities of closed_form, hessian and greedy "
+                                       "are measured on", A, unit="batches", check=at_least_one)
+
+
+@dataclass(frozen=True)
+class HutchinsonSettings(SensitivitySettings):
+    """... and estimates Hessian traces with Hutchinson's estimator."""
+
+    hutchinson_iters: int = setting(50, "at most this many Rademacher vectors per batch (Hutchinson)", A,
+                                    check=at_least_one)
+    hutchinson_tol: float = setting(0.01, "stop Hutchinson once the estimate changes by less than this (relative)",
+                                    A, check=non_negative)
 
 
 @dataclass

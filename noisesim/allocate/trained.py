@@ -25,14 +25,15 @@ import torch
 from torch import nn
 
 from noisesim.allocate.allocation import Allocation
-from noisesim.allocate.base import AllocationProblem, Allocator, measure_cost
+from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, measure_cost
 from noisesim.energy import (average_act_bits, average_energy, average_weight_bits, bits_penalty,
                              energy_penalty)
 from noisesim.noise.base import NoiseModel
 from noisesim.quant.bitwidth import BitWidth
 from noisesim.quant.fake_quant import FakeQuantize
 from noisesim.registry import ALLOCATORS
-from noisesim.train.loop import TrainConfig, evaluate, train
+from noisesim.settings import at_least_one, in_range, non_negative, setting
+from noisesim.train.loop import OPTIMIZERS, SCHEDULES, TrainConfig, evaluate, train
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,39 @@ class TrainedSettings:
     checkpoint: bool = False
     window: int = 0
     tol: float = 0.005
+
+
+A = "allocation"
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The command-line settings of trained allocations (and of uniform points that train bits or ranges)."""
+
+    lambd: float = setting(1.0, "penalty weight lambda", A, sweep=True, check=in_range(0, 1e6), reaches="training")
+    lr: float = setting(0.05, "learning rate of trained allocations", A, sweep=True,
+                        check=in_range(0, 100, include_lo=False), reaches="training")
+    optimizer: str = setting("adam", "optimizer of trained allocations", A, choices=lambda: OPTIMIZERS,
+                             reaches="training")
+    train_batches: int = setting(100, "optimiser steps of trained allocations (at most, see --converge_window)", A,
+                                 unit="batches", check=at_least_one, reaches="training")
+    lr_schedule: str = setting("cosine", "learning-rate schedule of trained allocations over --train_batches", A,
+                               choices=lambda: SCHEDULES, reaches="training")
+    constrained_loss: bool = setting(False, "penalty lambda*max(0, log E - log E_target) instead of lambda*log E", A,
+                                     reaches="training")
+    converge_window: int = setting(25, "stop training once the targets are met and the mean loss of the last N "
+                                   "steps improved on the N before by less than --converge_tol (0: never)", A,
+                                   unit="steps", check=non_negative, reaches="training")
+    converge_tol: float = setting(0.005, "relative loss improvement below which training has converged", A,
+                                  check=in_range(0, 1, include_lo=False), reaches="training")
+    continuation: bool = setting(True, "train each target of a sweep from the solution of the next higher "
+                                 "target (same allocation, granularity and settings)", A, reaches="training")
+    checkpoint: bool = setting(False, "keep the best evaluated step that meets the constraint", A,
+                               reaches="training")
+    checkpoint_every: int = setting(25, "steps between checkpoint evaluations", A, unit="steps",
+                                    check=at_least_one, reaches="training")
+    max_act: bool = setting(False, "the activation-bits target applies to the largest feature map", A,
+                            reaches="training")
 
 
 def trainable_parameters(model: nn.Module, noise: bool, bitwidth: bool, qminmax: bool) -> list[nn.Parameter]:
@@ -174,9 +208,21 @@ def fill_bits(model: nn.Module, penalty: AllocationPenalty) -> int:
 @ALLOCATORS.register("trained")
 class TrainedAllocator(Allocator):
     name = "trained"
+    Settings = TrainingSettings
 
     def __init__(self, settings: TrainedSettings):
         self.s = settings
+
+    @classmethod
+    def from_settings(cls, s: TrainingSettings, job: AllocationJob) -> "TrainedAllocator":
+        train = TrainConfig(steps=s.train_batches, lr=s.lr, optimizer=s.optimizer, schedule=s.lr_schedule,
+                            generated_labels=job.generated_labels, eval_every=s.checkpoint_every if s.checkpoint else 0,
+                            progress=job.progress, desc=job.desc)
+        return cls(TrainedSettings(train, energy=job.train_energy, bits=job.train_bits, ranges=job.train_ranges,
+                                   lambd=s.lambd, constrained=s.constrained_loss,
+                                   target_weight_bits=job.target_weight_bits, target_act_bits=job.target_act_bits,
+                                   max_act=s.max_act, checkpoint=s.checkpoint, window=s.converge_window,
+                                   tol=s.converge_tol))
 
     def allocate(self, problem: AllocationProblem) -> Allocation:
         s, model = self.s, problem.model

@@ -1,17 +1,28 @@
 """Uniform allocation: every layer (and channel) at the budget, E_l = E_target; for weight bits, every
-layer at floor(b_target) (the largest uniform bit-width within the budget)."""
+layer at floor(b_target) (the largest uniform bit-width within the budget). A uniform point that trains
+bit-widths or activation ranges trains them as the trained method does, energies frozen."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from noisesim.allocate.allocation import Allocation
-from noisesim.allocate.base import AllocationProblem, Allocator, set_weight_bits, weight_layers
+from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, set_weight_bits, weight_layers
+from noisesim.allocate.trained import TrainedAllocator, TrainingSettings
 from noisesim.registry import ALLOCATORS
 
 
 @ALLOCATORS.register("uniform")
 class UniformAllocator(Allocator):
     name = "uniform"
+    Settings = TrainingSettings
+
+    @classmethod
+    def from_settings(cls, s: TrainingSettings, job: AllocationJob) -> Allocator:
+        """Uniform energies; a point that trains bit-widths or ranges trains them with its energies frozen."""
+        if job.train_bits or job.train_ranges:
+            return TrainedAllocator.from_settings(s, dataclasses.replace(job, train_energy=False))
+        return cls()
 
     def allocate(self, problem: AllocationProblem) -> Allocation:
         if problem.quantity == "weight_bits":

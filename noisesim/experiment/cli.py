@@ -4,10 +4,7 @@ Flag names and meanings follow the reference implementation of the papers. Every
 takes a list sweeps: the run covers the Cartesian product of all lists. ``--config FILE``
 reads YAML defaults (keys are the flags without dashes) before the command line; without any
 flag the packaged default study runs. The parser only parses (text -> values); every check
-lives in the dataclass (a bad value fails as ``--flag value: why``). Old spellings keep working with a note on stderr: ``--allocation layer
-channel`` (now ``--allocation trained --granularity layer channel``), ``--train_noise``,
-``--noise_per_channel``, ``--round_bitwidth`` / ``--discrete_bitwidth`` / ``--stochastic_bitwidth``
-(now ``--bit_rounding``).
+lives in the dataclass (a bad value fails as ``--flag value: why``).
 """
 from __future__ import annotations
 
@@ -21,28 +18,11 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from noisesim.config import ConfigError
-from noisesim.experiment.config import GROUPS, ExperimentConfig, coerce
+from noisesim.experiment.config import GROUPS, ExperimentConfig
+from noisesim.settings import coerce, default_of
 from noisesim.usage import Parser, UsageError
 
 DEFAULT_STUDY = Path(__file__).resolve().parents[1] / "configs" / "default_study.yaml"
-OLD_ALLOCATIONS = ("layer", "channel")
-
-
-class _Deprecated(argparse.Action):
-    """An old flag: sets ``dest`` to ``const`` and notes the new spelling."""
-
-    def __init__(self, option_strings, dest, const=None, new="", **kw):
-        super().__init__(option_strings, dest, nargs=0, const=const, default=argparse.SUPPRESS, **kw)
-        self.new = new
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        taken = getattr(namespace, "_deprecated_rounding", None)
-        if self.dest == "bit_rounding" and taken not in (None, option_string):
-            raise UsageError("choose at most one of --round_bitwidth, --discrete_bitwidth, --stochastic_bitwidth")
-        if self.dest == "bit_rounding":
-            namespace._deprecated_rounding = option_string
-        _note(namespace, f"{option_string} is deprecated; use {self.new}")
-        setattr(namespace, self.dest, self.const)
 
 
 class _Boolean(argparse.BooleanOptionalAction):
@@ -51,11 +31,6 @@ class _Boolean(argparse.BooleanOptionalAction):
     def __init__(self, *args, help=None, **kw):
         super().__init__(*args, help=help, **kw)
         self.help = help
-
-
-def _note(namespace: argparse.Namespace, text: str) -> None:
-    """A deprecation note, printed once the whole command line turns out valid."""
-    namespace._notes = getattr(namespace, "_notes", []) + [text]
 
 
 def _parser(f: dataclasses.Field):
@@ -87,7 +62,8 @@ def build_parser(prog: str = "main.py", defaults: Optional[dict[str, Any]] = Non
     for f in dataclasses.fields(ExperimentConfig):
         m = f.metadata
         g = groups[m["group"]]
-        default = defaults.get(f.name, list(f.default) if isinstance(f.default, tuple) else f.default)
+        own = default_of(f)
+        default = defaults.get(f.name, list(own) if isinstance(own, tuple) else own)
         unit = f" [{m['unit']}]" if m["unit"] else ""
         shown = " ".join(map(str, default)) or "none" if isinstance(default, list) else default
         words = m["help"]  # may say in words what no value means: "(default: the whole test set)"
@@ -102,29 +78,9 @@ def build_parser(prog: str = "main.py", defaults: Optional[dict[str, Any]] = Non
             else:
                 g.add_argument(flag, action=_Boolean, default=default, help=helptext)
             continue
-        nargs = "+" if m["sweep"] else "*" if f.name == "ignore" else None
+        nargs = "+" if m["sweep"] else "*" if isinstance(own, tuple) else None
         g.add_argument(flag, type=_parser(f), nargs=nargs, help=helptext, metavar=f.name.upper(), default=default)
-    old = p.add_argument_group("old spellings (deprecated)")
-    old.add_argument("--train_noise", action=_Deprecated, dest="allocation", const=["trained"],
-                     new="--allocation trained", help=argparse.SUPPRESS)
-    old.add_argument("--noise_per_channel", action=_Deprecated, dest="granularity", const=["channel"],
-                     new="--granularity channel", help=argparse.SUPPRESS)
-    for rounding in ("round", "discrete", "stochastic"):
-        old.add_argument(f"--{rounding}_bitwidth", action=_Deprecated, dest="bit_rounding", const=rounding,
-                         new=f"--bit_rounding {rounding}", help=argparse.SUPPRESS)
     return p
-
-
-def _translate_old_allocation(ns: argparse.Namespace, argv: list[str]) -> None:
-    old = [a for a in ns.allocation if a in OLD_ALLOCATIONS]
-    if not old:
-        return
-    if any(a == "--granularity" or a.startswith("--granularity=") for a in argv):
-        raise UsageError("--allocation layer/channel is the old spelling of --allocation trained --granularity ...; "
-                         "do not combine it with --granularity")
-    _note(ns, f"--allocation {' '.join(old)} is deprecated; use --allocation trained --granularity {' '.join(old)}")
-    ns.allocation = list(dict.fromkeys("trained" if a in OLD_ALLOCATIONS else a for a in ns.allocation))
-    ns.granularity = old
 
 
 def parse_args(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> ExperimentConfig:
@@ -135,15 +91,12 @@ def parse_args(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> E
         config_path = str(DEFAULT_STUDY)
     defaults = {} if config_path.lower() == "none" else load_yaml(config_path)
     parser = build_parser(prog, defaults, "" if config_path.lower() == "none" else config_path)
-    ns = parser.parse_args(argv)
-    _translate_old_allocation(ns, argv)
-    values = {k: v for k, v in vars(ns).items() if k not in ("config", "_deprecated_rounding", "_notes")}
+    values = {k: v for k, v in vars(parser.parse_args(argv)).items() if k != "config"}
     try:
         cfg = ExperimentConfig.from_dict(values)
+        cfg.check_paths()
     except ConfigError as e:
         raise UsageError(str(e)) from None
-    for text in getattr(ns, "_notes", []):
-        print(f"note: {text}", file=sys.stderr)
     if _config_path(argv) is None:
         print(f"defaults: the default study ({DEFAULT_STUDY.name}){'; flags override it' if argv else ''} "
               "(--config none: the plain defaults)")

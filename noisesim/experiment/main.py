@@ -104,8 +104,8 @@ def run_sweep(exp: Experiment, folder: RunFolder, points: list[Point], writer) -
 def _summary(row: dict, prefix: str) -> str:
     text = f"{prefix} {row['noise_type']:<7} {row['allocation_label']:<22}"
     if row["noise_type"] != "none":
-        text += (f" target E={row['target_emac']:g} avg E={row['avg_emac']:.4g} ph ({row['avg_emac_aj']:.4g} aJ)"
-                 "/MAC")
+        nominal = f"target E={row['target_emac']:g}" if row["target_emac"] is not None else f"E={row['e_mac']:g}"
+        text += f" {nominal} avg E={row['avg_emac']:.4g} ph ({row['avg_emac_aj']:.4g} aJ)/MAC"
     if row.get("avg_weight_bits") == row.get("avg_weight_bits"):
         text += f" W{row['avg_weight_bits']:.3g}"
     text += f"  {row['metric']}={row['accuracy']:.4f} [{row['accuracy_lo']:.4f}, {row['accuracy_hi']:.4f}]"

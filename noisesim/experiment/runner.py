@@ -24,8 +24,7 @@ from torch import nn
 
 import noisesim
 from noisesim import distributed
-from noisesim.allocate import (Allocation, AllocationProblem, Allocator, ClosedFormAllocator, GreedyAllocator,
-                               HessianAllocator, TrainedAllocator, TrainedSettings)
+from noisesim.allocate import Allocation, AllocationJob, AllocationProblem, Allocator
 from noisesim.batches import split_batch
 from noisesim.data.registry import build_data
 from noisesim.data.tensors import DeviceBatches, TensorBatches, hold_out, peek
@@ -37,38 +36,25 @@ from noisesim.provenance import provenance
 from noisesim.quant.fake_quant import FakeQuantize
 from noisesim.registry import ALLOCATORS, MODELS, PluginError, one_line
 from noisesim.stats import SCORES, metric_interval
-from noisesim.train.loop import TrainConfig, evaluate_outcomes
+from noisesim.train.loop import evaluate_outcomes
 from noisesim.train.qat import QATConfig, quantization_aware_training
 
 
 def make_allocator(cfg: ExperimentConfig, p: Point) -> Allocator:
-    """The allocation method of a point with its settings from the experiment.
-
-    A uniform point that trains bit-widths or ranges runs the trained method with energies frozen."""
-    if p.allocation == "uniform" and not cfg.trains(p):
-        return ALLOCATORS.get("uniform")()
-    if p.allocation == "closed_form":
-        return ClosedFormAllocator(cfg.sensitivity, cfg.sensitivity_batches, iters=cfg.hutchinson_iters,
-                                   tol=cfg.hutchinson_tol)
-    if p.allocation == "hessian":
-        return HessianAllocator(cfg.sensitivity_batches, cfg.hutchinson_iters, cfg.hutchinson_tol)
-    if p.allocation == "greedy":
-        return GreedyAllocator(cfg.greedy_epsilon, cfg.greedy_factor, cfg.sensitivity_batches)
-    if p.allocation in ("uniform", "trained"):
-        train = TrainConfig(steps=cfg.train_batches, lr=p.lr, optimizer=cfg.optimizer, schedule=cfg.lr_schedule,
-                            generated_labels=cfg.generated_labels,
-                            eval_every=cfg.checkpoint_every if cfg.checkpoint else 0, progress=cfg.progress,
-                            desc=f"train {p.label} {p.noise_type} E={p.target_emac}")
-        return TrainedAllocator(TrainedSettings(
-            train, energy=p.allocation == "trained" and cfg.allocate == "energy" and p.noise_type != "none",
-            bits=cfg.trains_bits(p), ranges=cfg.train_qminmax,
-            lambd=p.lambd, constrained=cfg.constrained_loss, target_weight_bits=p.target_weight_bits,
-            target_act_bits=p.target_act_bits, max_act=cfg.max_act, checkpoint=cfg.checkpoint,
-            window=cfg.converge_window, tol=cfg.converge_tol))
-    try:  # a method without settings of its own (e.g. a plugin's)
-        return ALLOCATORS.get(p.allocation)()
+    """The point's allocation method, built from its Settings: each field takes the point's value (a sweep
+    setting) or the experiment's (a plugin's own settings keep their defaults)."""
+    method = ALLOCATORS.get(p.allocation)
+    values = {f.name: getattr(p, f.name) if hasattr(p, f.name) else getattr(cfg, f.name)
+              for f in dataclasses.fields(method.Settings) if hasattr(cfg, f.name)}
+    job = AllocationJob(train_energy=p.allocation == "trained" and cfg.allocate == "energy" and p.noisy,
+                        train_bits=cfg.trains_bits(p), train_ranges=cfg.train_qminmax,
+                        target_weight_bits=p.target_weight_bits, target_act_bits=p.target_act_bits,
+                        generated_labels=cfg.generated_labels, progress=cfg.progress,
+                        desc=f"{p.label} {p.noise_type} E={p.energy}")
+    try:
+        return method.from_settings(method.Settings(**values), job)
     except Exception as e:
-        raise PluginError(f"--allocation {p.allocation}: cannot be made without arguments ({one_line(e)})") from None
+        raise PluginError(f"--allocation {p.allocation}: cannot be made from its settings ({one_line(e)})") from None
 
 
 @dataclasses.dataclass
@@ -137,7 +123,7 @@ class Experiment:
         return cov
 
     def point_id(self, p: Point) -> str:
-        return p.point_id(self.cfg.point_settings(p.allocation))
+        return self.cfg.point_id(p)
 
     # -- evaluation ---------------------------------------------------------------
     def evaluate(self, model: nn.Module, draws: int, desc: str = "eval") -> Scores:
@@ -161,10 +147,9 @@ class Experiment:
 
     def clean_scores(self, p: Point, folder: RunFolder) -> tuple[str, Scores]:
         """The noise-free quantized model of the point's quantization setting (evaluated once per setting)."""
-        key = dataclasses.replace(p, noise_type="none", allocation="uniform", granularity="layer", target_emac=None,
-                                  lambd=None, lr=None, target_weight_bits=None, target_act_bits=None)
-        ident = repr(key) if not self.cfg.qat else repr((key, self.qat_point(p)))
-        cid = "clean-" + hashlib.sha1(ident.encode()).hexdigest()[:8]
+        key = self.cfg.noise_free(p)
+        cid = self.cfg.clean_id(p) if not self.cfg.qat else \
+            "clean-" + hashlib.sha1(repr((key, self.qat_point(p))).encode()).hexdigest()[:8]
         if cid not in self._clean:
             self._clean[cid] = self.evaluate(self.build(key, qat_from=p), 1, "noise-free quantized")
             folder.write_outcomes(cid, self._clean[cid].outcomes, self.targets, self.task.name)
@@ -187,11 +172,11 @@ class Experiment:
     # -- quantization-aware training ------------------------------------------------
     def qat_point(self, p: Point) -> Point:
         """The setting a point's network is trained in: its quantization, and its noise at --qat_emac (if set)."""
-        noisy = self.cfg.qat_emac is not None and p.noise_type != "none"
-        return dataclasses.replace(p, noise_type=p.noise_type if noisy else "none", allocation="uniform",
-                                   granularity=p.granularity if noisy and self.cfg.qat_energies else "layer",
-                                   target_emac=self.cfg.qat_emac if noisy else None, lambd=None, lr=None,
-                                   target_weight_bits=None, target_act_bits=None)
+        if self.cfg.qat_emac is None or not p.noisy:
+            return self.cfg.noise_free(p)
+        return dataclasses.replace(p, allocation="uniform", e_mac=None, target_emac=self.cfg.qat_emac, lambd=None,
+                                   lr=None, target_weight_bits=None, target_act_bits=None,
+                                   granularity=p.granularity if self.cfg.qat_energies else "layer")
 
     def qat_network(self, p: Point) -> dict[str, Any]:
         """The trained weights and ranges of ``p``'s quantization setting: trained once, kept in the run folder's
@@ -225,8 +210,8 @@ class Experiment:
         t0 = time.time()
         result = quantization_aware_training(
             sim, DeviceBatches(train, self.device), val, self.task,
-            QATConfig(epochs=cfg.qat_epochs, lr=cfg.qat_lr, noise=qp.noise_type != "none",
-                      energies=cfg.qat_energies and qp.noise_type != "none", target_emac=qp.target_emac,
+            QATConfig(epochs=cfg.qat_epochs, lr=cfg.qat_lr, noise=qp.noisy, energies=cfg.qat_energies and qp.noisy,
+                      target_emac=qp.target_emac,
                       lambd=cfg.lambd[0], generated_labels=cfg.generated_labels, progress=cfg.progress),
             teacher=self.model, state_path=None if path is None else path.with_suffix(".resume.pt"),
             save=distributed.is_main())
@@ -242,7 +227,7 @@ class Experiment:
 
     def allocate(self, sim: nn.Module, p: Point, start: Optional[Allocation] = None) -> Allocation:
         """Run the point's method on ``sim``; ``start``: an allocation to start from (rescaled to the target)."""
-        target = p.target_emac if p.noise_type != "none" else None
+        target = p.energy
         if start is not None and target is not None:
             start.with_average_energy(target).apply(sim)
         problem = AllocationProblem(sim, target, p.granularity, self.train_data, self.task, teacher=self.model,
@@ -274,9 +259,9 @@ class Experiment:
         for n in sim.modules():
             if isinstance(n, noisesim.noise.NoiseModel):
                 n.reset_snr()  # SNR of the evaluation only
-        draws = self.cfg.mc_repeats if p.noise_type != "none" else 1
+        draws = self.cfg.mc_repeats if p.noisy else 1
         scores = self.evaluate(torch.compile(sim) if self.cfg.compile else sim, draws)
-        report = noisesim.energy_report(sim, photon_energy_aj=self.cfg.photon_energy)
+        report = noisesim.energy_report(sim, photon_energy=self.cfg.photon_energy)
         channels = noisesim.channel_report(sim) if p.granularity == "channel" or self.cfg.record_snr else None
         row: dict[str, Any] = {"point_id": pid, **dataclasses.asdict(p), "allocation_label": p.label,
                                **self.cfg.recorded_for(p), **scores.columns("accuracy"), "metric": self.task.name,
@@ -288,10 +273,10 @@ class Experiment:
                    avg_act_bits=a["avg_act_bits"], avg_noise_bits=a["avg_noise_bits"],
                    mean_snr_db=float(report["snr_db"].mean()) if report["snr_db"].notna().any() else None,
                    macs=a["macs"], coverage=a["coverage"], uncovered=a["uncovered"] or None, **{k: v for k, v in alloc.info.items() if not isinstance(v, (list, dict))})
-        if self.cfg.override_with_noise_bits and p.noise_type != "none":
+        if self.cfg.noise_as_quantizer and p.noisy:
             with noisesim.noise_as_quantizer(sim):
                 row.update(self.evaluate(sim, draws, "equivalent quantizer").columns("noise_bits_accuracy"))
-        if compare_uniform and self.cfg.compare_uniform and p.allocation != "uniform" and p.noise_type != "none":
+        if compare_uniform and self.cfg.compare_uniform and p.allocation != "uniform" and p.noisy:
             uniform = alloc.uniform(alloc.average_energy()).apply(copy.deepcopy(sim))
             row.update(self.evaluate(uniform, draws, "uniform at the same energy").columns(
                 "uniform_accuracy_same_energy"))
@@ -310,11 +295,11 @@ class Experiment:
         done = folder.done()
 
         def chain(p: Point) -> Optional[Point]:
-            return dataclasses.replace(p, target_emac=None) if p.allocation == "trained" and \
+            return dataclasses.replace(p, e_mac=None, target_emac=None) if p.allocation == "trained" and \
                 self.cfg.continuation else None
 
         order = sorted(range(len(points)), key=lambda i: (chain(points[i]) is not None,
-                                                          repr(chain(points[i])), -(points[i].target_emac or 0)))
+                                                          repr(chain(points[i])), -(points[i].energy or 0)))
         previous: dict[Point, Allocation] = {}
         for i in order:
             p, pid = points[i], self.point_id(points[i])

@@ -63,7 +63,7 @@ def run_search(exp, folder: RunFolder, points: list[Point], writer=None) -> None
     reference = exp.float_scores(folder).value if cfg.target_reference == "float" else \
         exp.clean_scores(points[0], folder)[1].value
     target = cfg.target_acc if cfg.target_acc is not None else reference - cfg.acc_drop
-    groups = dict.fromkeys(dataclasses.replace(p, target_emac=None) for p in points if p.noise_type != "none")
+    groups = dict.fromkeys(dataclasses.replace(p, e_mac=None, target_emac=None) for p in points if p.noisy)
     found: dict[tuple, Optional[float]] = {}
     done = folder.done()  # read once: under torchrun every process must see the same finished points
     for base in groups:

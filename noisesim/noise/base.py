@@ -64,7 +64,7 @@ class NoiseModel(nn.Module, abc.ABC):
         self.log_energy = nn.Parameter(torch.full((n,), math.log(cfg.e_mac)), requires_grad=cfg.learnable)
         self.enabled = True
         self.calibrating = False
-        self.as_quantizer = cfg.replace_with_quantizer
+        self.as_quantizer = cfg.as_quantizer
         self.register_buffer("out_lo", torch.tensor(float("inf")))
         self.register_buffer("out_hi", torch.tensor(float("-inf")))
         # per output channel, summed over recorded forwards
@@ -89,7 +89,7 @@ class NoiseModel(nn.Module, abc.ABC):
     def disable(self) -> None:
         self.enabled = False
 
-    def use_equivalent_quantizer(self, on: bool = True) -> None:
+    def set_as_quantizer(self, on: bool = True) -> None:
         """Replace the noise by its equivalent uniform quantizer (the noise bits) while ``on``."""
         self.as_quantizer = on
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from noisesim.io import atomic_write, write_json
 
-RESULT_COLUMNS = ("noise_type", "allocation_label", "target_emac", "avg_emac", "avg_emac_aj", "weight_bits", "act_bits",
+RESULT_COLUMNS = ("noise_type", "allocation_label", "nominal_emac", "avg_emac", "avg_emac_aj", "weight_bits", "act_bits",
                   "avg_weight_bits", "avg_act_bits", "accuracy", "accuracy_lo", "accuracy_hi", "accuracy_ci95",
                   "examples", "draws", "uniform_accuracy_same_energy",
                   "noise_bits_accuracy", "seed", "mc_repeats")
@@ -158,7 +158,7 @@ def card_markdown(c: dict[str, Any], title: str) -> str:
         acc += " (no noise)" if r["noise_type"] == "none" else \
             f" ({int(r['examples'])} × {int(r['draws'])})" if r.get("examples") else ""
         lines.append(" | ".join([
-            "", str(r["setting"]), str(r["noise_type"]), str(r["allocation_label"]), _fmt(r.get("target_emac")),
+            "", str(r["setting"]), str(r["noise_type"]), str(r["allocation_label"]), _fmt(r.get("nominal_emac")),
             _fmt(r.get("avg_emac")), _fmt(r.get("avg_emac_aj")), _fmt(r.get("avg_weight_bits")),
             _fmt(r.get("avg_act_bits")), acc, _fmt(r.get("uniform_accuracy_same_energy"), True),
             _fmt(r.get("noise_bits_accuracy"), True), ""]).strip())

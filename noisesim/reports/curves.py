@@ -182,7 +182,7 @@ def accuracy_vs_bits(results: pd.DataFrame, stem: Path, title: str = "") -> list
 
 def noise_bits_accuracy(results: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
     """Accuracy with analog noise and with its equivalent quantizer, against the MAC-weighted
-    average noise bits (rows from ``--override_with_noise_bits``)."""
+    average noise bits (rows from ``--noise_as_quantizer``)."""
     if "noise_bits_accuracy" not in results:
         return []
     df = results.dropna(subset=["noise_bits_accuracy", "avg_noise_bits"])

@@ -19,7 +19,7 @@ import seaborn as sns
 
 from noisesim.reports.curves import aj_axis, allocation_palette, save, style
 
-POINT_FIELDS = ("point_id", "noise_type", "allocation_label", "target_emac", "weight_bits", "act_bits",
+POINT_FIELDS = ("point_id", "noise_type", "allocation_label", "nominal_emac", "weight_bits", "act_bits",
                 "target_weight_bits", "accuracy")
 
 
@@ -88,7 +88,7 @@ def _xticks(ax, layers: pd.DataFrame) -> None:
 
 def _noisy_targets(layers: pd.DataFrame) -> pd.DataFrame:
     df = layers[layers["noise_type"] != "none"]
-    return df[df["target_emac"].isin(representative(df["target_emac"]))]
+    return df[df["nominal_emac"].isin(representative(df["nominal_emac"]))]
 
 
 def by_layer(layers: pd.DataFrame, column: str, ylabel: str, stem: Path, log: bool = False,
@@ -100,7 +100,7 @@ def by_layer(layers: pd.DataFrame, column: str, ylabel: str, stem: Path, log: bo
     if df.empty:
         return []
     style()
-    panels = list(df.groupby(["noise_type", "target_emac"], sort=True))
+    panels = list(df.groupby(["noise_type", "nominal_emac"], sort=True))
     n_layers = df["layer"].nunique()
     cols = min(3 if n_layers <= 30 else 1, len(panels))
     rows = -(-len(panels) // cols)
@@ -147,7 +147,7 @@ def bits_by_layer(layers: pd.DataFrame, stem: Path, max_points: int = 6, title: 
         label = f"W{r['weight_bits']:g}A{r['act_bits']:g}" if pd.isna(r.get("target_weight_bits")) else \
             f"trained, target W{r['target_weight_bits']:g}"
         if r["noise_type"] != "none":
-            label += f", {r['noise_type']} {r['allocation_label']} E={r['target_emac']:g}"
+            label += f", {r['noise_type']} {r['allocation_label']} E={r['nominal_emac']:g}"
         for ax, col in zip(axes, ("weight_bits", "act_bits")):
             ax.plot(g["layer"], g[col], marker="o", ms=3, lw=1, color=palette[i % 10], label=label)
     for ax, what in zip(axes, ("weight", "activation")):
@@ -166,10 +166,10 @@ def _snr_frame(channels: pd.DataFrame) -> pd.DataFrame:
     df = channels.replace([np.inf, -np.inf], np.nan).dropna(subset=["snr_db"])
     if df.empty:
         return df
-    mid = {n: representative(g["target_emac"], 3)[len(representative(g["target_emac"], 3)) // 2]
+    mid = {n: representative(g["nominal_emac"], 3)[len(representative(g["nominal_emac"], 3)) // 2]
            for n, g in df.groupby("noise_type")}
-    df = df[df["target_emac"] == df["noise_type"].map(mid)].copy()
-    df["panel"] = df["noise_type"] + ", target E = " + df["target_emac"].map("{:g}".format) + " photons/MAC"
+    df = df[df["nominal_emac"] == df["noise_type"].map(mid)].copy()
+    df["panel"] = df["noise_type"] + ", E = " + df["nominal_emac"].map("{:g}".format) + " photons/MAC"
     return df
 
 

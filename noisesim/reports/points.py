@@ -30,12 +30,12 @@ def points_markdown(df: pd.DataFrame) -> str:
     columns = ["allocation"] + [head[k] for k in keys] + (
         ["target W bits", "avg W bits"] if bits else ["target E", "avg E (photons/MAC)"]) + [
         f"{metric} [95% CI]", "steps"]
-    order = df.assign(_u=df["allocation_label"] != "uniform", _t=df["target_weight_bits" if bits else "target_emac"])
+    order = df.assign(_u=df["allocation_label"] != "uniform", _t=df["target_weight_bits" if bits else "nominal_emac"])
     order = order.sort_values(keys + ["_u", "allocation_label", "_t"], kind="stable")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in order.to_dict("records"):
         budget = [f"{r['target_weight_bits']:g}", f"{r['avg_weight_bits']:.3f}"] if bits else [
-            _energy(r.get("target_emac")), _energy(r.get("avg_emac"))]
+            _energy(r.get("nominal_emac")), _energy(r.get("avg_emac"))]
         steps = r.get("steps")
         cells = [r["allocation_label"]] + [str(r[k]) for k in keys] + budget + [
             f"{r['accuracy']:.2%} [{r['accuracy_lo'] * 100:.2f}, {r['accuracy_hi'] * 100:.2f}]",

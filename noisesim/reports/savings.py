@@ -70,8 +70,13 @@ def _curves(g: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def read_results(path: Path) -> pd.DataFrame:
     """A run's results.csv as one consolidated frame: pandas 3 reads each of its ~130 columns into a
-    block of its own, and every column a report adds would then warn of a fragmented frame."""
-    return pd.read_csv(path).copy()
+    block of its own, and every column a report adds would then warn of a fragmented frame. Adds
+    ``nominal_emac``: a point's energy per MAC as swept, its ``target_emac`` or a uniform sweep's ``e_mac``."""
+    df = pd.read_csv(path).copy()
+    energies = [df[c] for c in ("target_emac", "e_mac") if c in df]
+    if energies:
+        df["nominal_emac"] = energies[0].fillna(energies[1]) if len(energies) == 2 else energies[0]
+    return df.copy()
 
 
 def iso_rows(run_dir: Path, overrides: Optional[dict[str, Any]] = None) -> list[dict[str, Any]]:

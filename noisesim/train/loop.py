@@ -24,6 +24,10 @@ from noisesim.noise.base import NoiseModel
 Penalty = Callable[[], tuple[torch.Tensor, dict[str, float]]]
 
 
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimiser and schedule of one training run.
@@ -50,9 +54,9 @@ class TrainConfig:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.optimizer not in ("adam", "sgd"):
+        if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        if self.schedule not in ("constant", "cosine"):
+        if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
 
 
