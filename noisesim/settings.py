@@ -108,19 +108,21 @@ def include_settings(*owners: type, defaults: Optional[dict[str, Any]] = None):
     """A class decorator (put it below ``@dataclass``) that adds the exposed settings of the dataclasses
     ``owners`` to the class as fields of its own: a sweep setting becomes a tuple of values, ``defaults``
     replaces an owner's default where the experiment starts elsewhere. A setting declared by several
-    owners must be one declaration (inherited); the class may not re-declare an owner's setting."""
+    owners (or by a base class) must be one declaration (inherited); the class may not re-declare an
+    owner's setting. ``cls.owners`` lists every owner, a base class's first."""
     defaults = defaults or {}
 
     def add(cls: type) -> type:
         own = dict(cls.__dict__.get("__annotations__", {}))
         added: dict[str, Any] = {}
-        seen: dict[str, dataclasses.Field] = {}
+        seen = {f.name: f for base in cls.__mro__[1:] if dataclasses.is_dataclass(base)
+                for f in dataclasses.fields(base)}  # what a base class already has
         for owner in owners:
             for f in exposed(owner):
                 if f.name in own:
                     raise TypeError(f"{cls.__name__}.{f.name} re-declares {owner.__name__}.{f.name}")
                 if f.name in seen:
-                    if seen[f.name].metadata is not f.metadata:
+                    if dict(seen[f.name].metadata) != dict(f.metadata):
                         raise TypeError(f"{owner.__name__}.{f.name} is declared twice with different metadata")
                     continue
                 seen[f.name] = f
@@ -133,7 +135,7 @@ def include_settings(*owners: type, defaults: Optional[dict[str, Any]] = None):
                 setattr(cls, f.name, field(default=default, metadata=f.metadata) if not isinstance(default, dict)
                         else field(default_factory=lambda d=default: dict(d), metadata=f.metadata))
         cls.__annotations__ = {**added, **own}
-        cls.owners = owners
+        cls.owners = getattr(cls, "owners", ()) + owners
         return cls
 
     return add

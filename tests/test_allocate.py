@@ -200,7 +200,7 @@ def _bits_mlp(bits):
 
 def test_the_hutchinson_settings_reach_the_closed_form():
     cfg = ExperimentConfig(hutchinson_iters=3, hutchinson_tol=0.0, sensitivity_batches=1)
-    allocator = make_allocator(cfg, Point("none", "closed_form", "layer", None, 8, 8, 4.0, None, None, None, None, 0))
+    allocator = make_allocator(cfg, Point("none", "closed_form", "layer", None, None, 8, 8, 4.0, None, None, None, None, 0))
     sim, _ = _bits_mlp([8, 8, 8])
     batches = [(torch.randn(32, 10), torch.randint(0, 4, (32,)))]
     alloc = allocator.allocate(AllocationProblem(sim, None, "layer", batches, Classification(),

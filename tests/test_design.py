@@ -21,7 +21,7 @@ from noisesim.registry import NOISE_MODELS
 
 ROOT = Path(__file__).resolve().parents[1] / "noisesim"
 # the layers, bottom up: each part of the package (a subpackage or a top module) belongs to exactly one
-CORE = {"config", "registry", "ops", "batches", "io", "version", "provenance", "quant", "noise", "nn", "context",
+CORE = {"config", "settings", "registry", "ops", "batches", "io", "version", "provenance", "quant", "noise", "nn", "context",
         "coverage", "energy", "distributed", "usage", "__init__"}
 LIBRARY = {"models", "data", "stats", "allocate", "train", "precision", "export"}
 REPORTS = {"reports"}
@@ -47,7 +47,7 @@ def test_parser_yaml_keys_and_config_fields_are_one_set(tmp_path):
 def test_sweep_fields_are_the_point_fields():
     sweeps = {f.name for f in dataclasses.fields(ExperimentConfig) if f.metadata["sweep"]}
     point = {f.name for f in dataclasses.fields(noisesim.experiment.config.Point)}
-    assert sweeps - {"e_mac"} == point  # e_mac is target_emac's fallback for uniform sweeps
+    assert sweeps == point
 
 
 def test_a_method_setting_rekeys_only_that_methods_points():
@@ -55,12 +55,78 @@ def test_a_method_setting_rekeys_only_that_methods_points():
     def ids(*extra):
         cfg = parse_args(["--config", "none", "--noise_type", "thermal", "--allocation", "uniform", "trained",
                           "greedy", *extra])
-        return {p.allocation: p.point_id(cfg.point_settings(p.allocation)) for p in cfg.points()}
+        return {p.allocation: cfg.point_id(p) for p in cfg.points()}
 
     base, other = ids(), ids("--greedy_epsilon", "0.02")
     assert base["uniform"] == other["uniform"] and base["trained"] == other["trained"]
     assert base["greedy"] != other["greedy"]
     assert ids("--mc_repeats", "3")["uniform"] != base["uniform"]
+    assert ids("--acc_drop", "0.02")["uniform"] == base["uniform"]  # a search target reaches no point
+
+
+def test_the_experiment_redeclares_no_setting_of_the_simulation_or_the_methods():
+    """Each setting has one declaration: SimConfig's and the methods' reach main.py through include_settings."""
+    from noisesim.allocate import METHOD_SETTINGS
+    from noisesim.settings import exposed
+
+    source = (ROOT / "experiment" / "config.py").read_text()
+    owned = {f.name for owner in (noisesim.SimConfig, *METHOD_SETTINGS) for f in exposed(owner)}
+    body = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "ExperimentConfig")
+    declared = {n.target.id for n in body.body if isinstance(n, ast.AnnAssign)}
+    assert owned <= FIELDS and not owned & declared
+    import inspect
+
+    from noisesim.experiment.runner import make_allocator
+    building = inspect.getsource(make_allocator)
+    assert "from_settings" in building
+    assert not [m for m in noisesim.registry.ALLOCATORS.names() if f'"{m}"' in building]
+
+
+def test_a_new_setting_is_one_field_in_one_dataclass(tmp_path):
+    """A field added to a method's settings is a flag with its help, a YAML key, a results column, a row of the
+    card and part of the ids of that method's points only, and it reaches the method that the sweep builds."""
+    from noisesim.allocate import ClosedFormAllocator
+    from noisesim.allocate.closed_form import ClosedFormSettings
+    from noisesim.experiment.runner import make_allocator
+    from noisesim.reports.cards import recorded_settings
+    from noisesim.settings import include_settings, setting
+
+    @dataclasses.dataclass(frozen=True)
+    class FlooredSettings(ClosedFormSettings):
+        energy_floor: float = setting(0.05, "closed form: the lowest energy, as a fraction of the target",
+                                      "allocation", label="energy floor", check=lambda v: None if v < 1 else "< 1")
+
+    class Floored(ClosedFormAllocator):
+        Settings = FlooredSettings
+
+        @classmethod
+        def from_settings(cls, s, job):
+            return cls(s.sensitivity, s.sensitivity_batches, floor=s.energy_floor)
+
+    @dataclasses.dataclass(frozen=True)
+    @include_settings(FlooredSettings)
+    class Extended(ExperimentConfig):
+        pass
+
+    noisesim.registry.ALLOCATORS.register("floored", Floored)
+    try:
+        parser = build_parser(config=Extended)
+        assert "closed form: the lowest energy" in parser.format_help()
+        yaml_file = tmp_path / "floor.yaml"
+        yaml_file.write_text("energy_floor: 0.2\nallocation: [uniform, floored]\ntarget_emac: [5]\n")
+        cfg = parse_args(["--config", str(yaml_file)], config=Extended)
+        assert cfg.energy_floor == 0.2
+        assert parse_args(["--config", str(yaml_file), "--energy_floor", "0.3"], config=Extended).energy_floor == 0.3
+        with pytest.raises(noisesim.experiment.cli.UsageError, match="--energy_floor 2.0: < 1"):
+            parse_args(["--config", str(yaml_file), "--energy_floor", "2"], config=Extended)
+        uniform, floored = cfg.points()
+        assert cfg.recorded_for(floored)["energy_floor"] == 0.2 and cfg.recorded_for(uniform)["energy_floor"] is None
+        assert recorded_settings(cfg.describe())["energy floor"] == "0.2"
+        other = dataclasses.replace(cfg, energy_floor=0.1)
+        assert other.point_id(floored) != cfg.point_id(floored) and other.point_id(uniform) == cfg.point_id(uniform)
+        assert make_allocator(cfg, floored).floor == 0.2
+    finally:
+        noisesim.registry.ALLOCATORS.remove("floored")
 
 
 def test_a_new_noise_model_is_one_class_and_its_registration():

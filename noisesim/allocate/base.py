@@ -56,8 +56,8 @@ class NoSettings:
 class AllocationJob:
     """What a sweep tells a method about the point it allocates, besides the method's own settings.
 
-    train_energy / train_bits / train_ranges: what a trained allocation trains (a noise-free point
-    trains no energies; a bit budget trains bits); target_weight_bits / target_act_bits: the bit budgets;
+    train_energy / train_bits / train_ranges: what a trained allocation may train (energies only where
+    the point is noisy and energies are what is allocated; a uniform point never trains energies); target_weight_bits / target_act_bits: the bit budgets;
     generated_labels: train on the float model's predictions; progress, desc: its progress bar."""
 
     train_energy: bool = True

@@ -49,8 +49,9 @@ def _parser(f: dataclasses.Field):
 
 
 def build_parser(prog: str = "main.py", defaults: Optional[dict[str, Any]] = None,
-                 defaults_from: str = "") -> Parser:
-    """The parser; ``defaults`` (from ``defaults_from``, a YAML file) replace the fields' own in help and parse."""
+                 defaults_from: str = "", config: type = ExperimentConfig) -> Parser:
+    """The parser of ``config``'s fields; ``defaults`` (from ``defaults_from``, a YAML file) replace the fields'
+    own in help and parse."""
     defaults = defaults or {}
     p = Parser(prog=prog, description="Simulate analog noise and quantization; allocate energies or bit-widths "
                "per layer / channel; sweep, search iso-accuracy energies, plot. Lists sweep (Cartesian product). "
@@ -59,7 +60,7 @@ def build_parser(prog: str = "main.py", defaults: Optional[dict[str, Any]] = Non
     p.add_argument("--config", help=f"YAML file of defaults (keys are flag names without dashes), or 'none' for "
                    f"the plain defaults (default: {DEFAULT_STUDY.name}, the default study)")
     groups = {g: p.add_argument_group(g) for g in GROUPS}
-    for f in dataclasses.fields(ExperimentConfig):
+    for f in dataclasses.fields(config):
         m = f.metadata
         g = groups[m["group"]]
         own = default_of(f)
@@ -83,17 +84,18 @@ def build_parser(prog: str = "main.py", defaults: Optional[dict[str, Any]] = Non
     return p
 
 
-def parse_args(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> ExperimentConfig:
+def parse_args(argv: Optional[Sequence[str]] = None, prog: str = "main.py",
+               config: type = ExperimentConfig) -> ExperimentConfig:
     """Parse (YAML defaults first, then the command line) into a validated config; raises UsageError."""
     argv = list(sys.argv[1:] if argv is None else argv)
     config_path = _config_path(argv)
     if config_path is None:
         config_path = str(DEFAULT_STUDY)
-    defaults = {} if config_path.lower() == "none" else load_yaml(config_path)
-    parser = build_parser(prog, defaults, "" if config_path.lower() == "none" else config_path)
+    defaults = {} if config_path.lower() == "none" else load_yaml(config_path, config)
+    parser = build_parser(prog, defaults, "" if config_path.lower() == "none" else config_path, config)
     values = {k: v for k, v in vars(parser.parse_args(argv)).items() if k != "config"}
     try:
-        cfg = ExperimentConfig.from_dict(values)
+        cfg = config.from_dict(values)
         cfg.check_paths()
     except ConfigError as e:
         raise UsageError(str(e)) from None
@@ -116,7 +118,7 @@ def _config_path(argv: list[str]) -> Optional[str]:
     return found
 
 
-def load_yaml(path: str) -> dict[str, Any]:
+def load_yaml(path: str, config: type = ExperimentConfig) -> dict[str, Any]:
     """The YAML file's settings as parser defaults (keys checked against the config's fields)."""
     if not Path(path).is_file():
         raise UsageError(f"--config {path}: no such file")
@@ -126,7 +128,7 @@ def load_yaml(path: str) -> dict[str, Any]:
         raise UsageError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})")
     if not isinstance(data, dict):
         raise UsageError(f"--config {path}: expected a mapping of flag names to values")
-    fields = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
+    fields = {f.name: f for f in dataclasses.fields(config)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise UsageError(f"--config {path}: unknown keys {', '.join(unknown)}")

@@ -39,7 +39,6 @@ GRANULARITIES = ("layer", "channel")
 REFERENCES = ("float", "quantized")
 GROUPS = ("model and data", "quantization", "quantization-aware training", "analog noise", "allocation",
           "evaluation and search", "run")
-METHOD_FIELDS = frozenset(f.name for s in METHOD_SETTINGS for f in dataclasses.fields(s))
 
 
 @dataclass(frozen=True)
@@ -269,15 +268,20 @@ class ExperimentConfig:
         """Whether the point's model needs learnable weight bit-widths."""
         return self.train_bitwidth or (self.allocate == "weight_bits" and p.allocation == "trained")
 
+    @classmethod
+    def method_settings(cls) -> set[str]:
+        """The settings that belong to allocation methods (every included owner but SimConfig)."""
+        return {f.name for owner in cls.owners if owner is not SimConfig for f in exposed(owner)}
+
     def reaches(self, name: str, p: Point) -> bool:
         """Whether setting ``name`` can change point ``p``'s result: its declared ``reaches``, and for an
         allocation method's setting, whether the point's method has it."""
-        if name in METHOD_FIELDS and name not in _fields(ALLOCATORS.get(p.allocation).Settings):
+        if name in self.method_settings() and name not in _fields(ALLOCATORS.get(p.allocation).Settings):
             return False
         return {"always": True, "noisy": p.noisy, "training": self.trains(p),
                 "bits": self.train_bitwidth or self.allocate == "weight_bits",
                 "percentile": "percentile" in (self.weight_observer, self.act_observer), "qat": self.qat,
-                "never": False}[_FIELDS[name].metadata["reaches"]]
+                "never": False}[self.__dataclass_fields__[name].metadata["reaches"]]
 
     def _effective(self, p: Point) -> Point:
         """The point as it runs: a noise-free point of an energy sweep is uniform, a uniform one is per layer,
@@ -345,6 +349,7 @@ class ExperimentConfig:
         return {f.name: {"value": _plain(getattr(self, f.name)), "label": f.metadata["label"] or
                          f.name.replace("_", " "), "unit": f.metadata["unit"], "group": f.metadata["group"],
                          "help": f.metadata["help"], "sweep": f.metadata["sweep"], "record": f.metadata["record"],
+                         "reaches": f.metadata["reaches"],
                          "order": i}
                 for i, f in enumerate(dataclasses.fields(self))}
 
@@ -359,9 +364,6 @@ class ExperimentConfig:
         if unknown:
             raise ConfigError(f"unknown settings {', '.join(unknown)}")
         return cls(**{k: coerce(fields[k], v) for k, v in d.items()})
-
-
-_FIELDS = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
 
 
 def _fields(cls: type) -> set[str]:

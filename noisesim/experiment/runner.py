@@ -46,7 +46,7 @@ def make_allocator(cfg: ExperimentConfig, p: Point) -> Allocator:
     method = ALLOCATORS.get(p.allocation)
     values = {f.name: getattr(p, f.name) if hasattr(p, f.name) else getattr(cfg, f.name)
               for f in dataclasses.fields(method.Settings) if hasattr(cfg, f.name)}
-    job = AllocationJob(train_energy=p.allocation == "trained" and cfg.allocate == "energy" and p.noisy,
+    job = AllocationJob(train_energy=cfg.allocate == "energy" and p.noisy,
                         train_bits=cfg.trains_bits(p), train_ranges=cfg.train_qminmax,
                         target_weight_bits=p.target_weight_bits, target_act_bits=p.target_act_bits,
                         generated_labels=cfg.generated_labels, progress=cfg.progress,

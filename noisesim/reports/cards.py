@@ -68,7 +68,8 @@ def confounders(row: pd.Series, seeds: list) -> dict[str, str]:
            if _get(row, "train_batches") is not None else "; no trained points"),
         "training labels": "generated (float model's top-1)" if _flag(row["generated_labels"]) else "data set labels",
         "evaluation": f"{eval_set}" + (f" ({int(row['examples'])} examples)" if _get(row, "examples") else "")
-        + f", {int(row['mc_repeats'])} noise draw(s) per point, 95% bootstrap intervals over examples and draws",
+        + (f", {int(row['mc_repeats'])} noise draw(s) per point" if _get(row, "mc_repeats") is not None
+           else ", no noise") + ", 95% bootstrap intervals over examples and draws",
         "seeds": ", ".join(str(int(s)) for s in seeds),
         "instrumented MACs": _coverage(row),
         "code and device": _provenance(row),
