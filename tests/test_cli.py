@@ -53,8 +53,8 @@ def test_trained_energies_beat_uniform_ones_at_equal_energy_on_real_test_images(
 
 
 def test_allocation_sweep_is_a_cartesian_product(tmp_path, data):
-    code, df = run(tmp_path, data, "--noise_type", "thermal", "shot", "--allocation", "uniform", "layer",
-                   "channel", "--target_emac", 2, 20, "--constrained_loss", "--record_snr", "--checkpoint",
+    code, df = run(tmp_path, data, "--noise_type", "thermal", "shot", "--allocation", "uniform", "trained",
+                   "--granularity", "layer", "channel", "--target_emac", 2, 20, "--constrained_loss", "--record_snr", "--checkpoint",
                    "--checkpoint_every", 2)
     assert code == 0 and len(df) == 12
     assert df.groupby(["noise_type", "allocation_label"]).size().eq(2).all()
@@ -182,7 +182,7 @@ def test_sigkill_then_resume_gives_every_point_exactly_once(tmp_path, data):
     assert subprocess.run([sys.executable, str(ROOT / "main.py"), *flags, "--resume"], env=env,
                           capture_output=True).returncode == 0
     df = pd.read_csv(results)
-    assert len(df) == 8 and df["point_id"].is_unique and sorted(df["target_emac"]) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert len(df) == 8 and df["point_id"].is_unique and sorted(df["e_mac"]) == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 @pytest.mark.parametrize("flags,message", [

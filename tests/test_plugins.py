@@ -149,7 +149,7 @@ def test_a_bad_plugin_is_one_line_naming_its_flag(bad_plugins, tmp_path, capsys,
     fails_cleanly(capsys, tmp_path, [*argv, "--eval_batches", "1"], *words)
 
 
-@pytest.mark.parametrize("method, words", [("NeedsArguments", "cannot be made without arguments"),
+@pytest.mark.parametrize("method, words", [("NeedsArguments", "cannot be made from its settings"),
                                            ("ReturnsNothing", "allocate() returned NoneType, not an Allocation")])
 def test_an_allocator_failing_mid_run_is_one_line(bad_plugins, tmp_path, capsys, method, words):
     from noisesim.experiment.main import main

@@ -24,7 +24,7 @@ def runs(tmp_path_factory):
               "--val_batch_size", "64", "--calibration_batches", "1", "--train_batches", "4", "--no-progress",
               "--record_snr", "--noise_as_quantizer", "--constrained_loss", "--lambd", "5", "--acc_drop", "0.3"]
     assert main_py(common + ["--run_name", "tensor", "--noise_type", "shot", "--target_emac", "3", "30",
-                             "--allocation", "uniform", "layer", "channel"]) == 0
+                             "--allocation", "uniform", "trained", "--granularity", "layer", "channel"]) == 0
     assert main_py(common + ["--run_name", "channel", "--noise_type", "thermal", "--target_emac", "3", "30",
                              "--weight_per_channel"]) == 0
     return root / "logs"

@@ -315,8 +315,9 @@ class ExperimentConfig:
     def sim_config(self, p: Point) -> SimConfig:
         """The SimConfig of one point (raises ConfigError on an impossible combination)."""
         values = {f.name: getattr(self, f.name) for f in exposed(SimConfig) if not f.metadata["sweep"]}
-        values.update({k: getattr(p, k) for k in ("noise_type", "weight_bits", "act_bits", "seed", "percentile")
-                       if getattr(p, k) is not None})
+        values.update(noise_type=p.noise_type, weight_bits=p.weight_bits, act_bits=p.act_bits, seed=p.seed)
+        if p.percentile is not None:  # blank: no percentile observer, the default is never read
+            values["percentile"] = p.percentile
         overrides = {}
         if self.first_last_bits is not None:
             overrides = {k: {"weight_bits": self.first_last_bits, "act_bits": self.first_last_bits}
