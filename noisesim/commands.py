@@ -6,6 +6,8 @@
     noisesim plot RUN... [FLAGS]      plots, quantization cards and savings tables redrawn from run folders
     noisesim pretrain [FLAGS]         a float network trained with the project's training loop
     noisesim migrate RUN              a run folder of an older noisesim brought to today's settings and ids
+    noisesim study NAME [IMAGENET_DIR]  a study of run_noise/ and run_quant/ from its YAML (noisesim/configs/studies)
+    noisesim query RUN KEY            one value of a run folder (a results cell, the kept QAT network)
 
 ``noisesim COMMAND --help`` lists each command's flags.
 """
@@ -14,14 +16,14 @@ from __future__ import annotations
 import sys
 from typing import Callable, Optional, Sequence
 
-from noisesim.experiment import export, migrate, precision
+from noisesim.experiment import export, migrate, precision, query, study
 from noisesim.experiment import main as experiment
 from noisesim.reports import __main__ as plot
 from noisesim.train import pretrain
 
 COMMANDS: dict[str, Callable[..., Optional[int]]] = {
     "precision": precision.main, "export": export.main, "plot": plot.main, "pretrain": pretrain.main,
-    "migrate": migrate.main}
+    "migrate": migrate.main, "study": study.main, "query": query.main}
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> int:

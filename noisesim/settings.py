@@ -13,7 +13,7 @@ import dataclasses
 import json
 import math
 from dataclasses import field
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 
 
 class ConfigError(ValueError):

@@ -12,30 +12,29 @@
 #   run_quant/precision_schedules.sh        env: EPOCHS (3), LOG_DIR, PYTHON
 source "$(dirname "$0")/../run_noise/common.sh"
 EPOCHS="${EPOCHS:-3}"
-PRECISION=("$PYTHON" -m noisesim.experiment.precision --arch resnet20 --dataset fashion_mnist --epochs "$EPOCHS")
+PRECISION=("$PYTHON" main.py precision --arch resnet20 --dataset fashion_mnist --epochs "$EPOCHS")
 QAT=(--model resnet20 --dataset fashion_mnist --val_batch_size 1000 --train_batch_size 128 --noise_type none
      --weight_per_channel --qat --qat_epochs "$EPOCHS" --act_learning pact --qat_val_samples 5000)
 
 accuracy() {  # the test accuracy of a main.py run folder (its one point)
-    "$PYTHON" -c "import pandas as pd, sys; print(pd.read_csv(sys.argv[1])['accuracy'].iloc[0])" \
-        "$LOG_DIR/$1/results.csv"
+    "$PYTHON" main.py query "$LOG_DIR/$1" accuracy
 }
 
 for b in 8 6 4 2; do
-    study "resnet20-qat-w${b}a${b}" "${QAT[@]}" --weight_bits "$b" --act_bits "$b"
+    run "resnet20-qat-w${b}a${b}" "${QAT[@]}" --weight_bits "$b" --act_bits "$b"
 done
-study resnet20-qat-w4a8 "${QAT[@]}" --weight_bits 4 --act_bits 8
+run resnet20-qat-w4a8 "${QAT[@]}" --weight_bits 4 --act_bits 8
 
-run() {  # run NAME ARGS...: one precision run (skipped when its results exist)
+precision() {  # precision NAME ARGS...: one precision run (skipped when its results exist)
     local name=$1
     shift
     [[ -f $LOG_DIR/$name/results.json ]] || "${PRECISION[@]}" --out "$LOG_DIR/$name" "$@"
 }
-run double_rounding --method double_rounding --bits 8 6 4 2 --probabilities 1 1 2 0.25  # 4 bits twice, 2 bits a quarter
-run supernet --method supernet --bits 8 6 4 2 --budgets 3 4 5 6 7
-run adaptive_dpc --method adaptive_dpc --initial_bits 8 --min_bits 4 --delta 0.5
-run cpt --method cpt --cpt_low 3 --cpt_high 8 --cpt_cycles 8
-run adaptive_dpc_cpt --method adaptive_dpc+cpt --initial_bits 8 --min_bits 4 --delta 0.5 --cpt_low 3 \
+precision double_rounding --method double_rounding --bits 8 6 4 2 --probabilities 1 1 2 0.25  # 4 bits twice, 2 bits a quarter
+precision supernet --method supernet --bits 8 6 4 2 --budgets 3 4 5 6 7
+precision adaptive_dpc --method adaptive_dpc --initial_bits 8 --min_bits 4 --delta 0.5
+precision cpt --method cpt --cpt_low 3 --cpt_high 8 --cpt_cycles 8
+precision adaptive_dpc_cpt --method adaptive_dpc+cpt --initial_bits 8 --min_bits 4 --delta 0.5 --cpt_low 3 \
     --cpt_high 8 --cpt_cycles 8
 
 separate=()

@@ -17,37 +17,37 @@ FMNIST_EVAL=(--model resnet20 --dataset fashion_mnist --val_batch_size 1000 --no
 QAT=(--qat --act_learning pact --qat_val_samples 5000)
 
 kept() {  # the trained network a QAT run kept
-    find "$LOG_DIR/$1/qat" -name 'qat-*.pt' ! -name '*.info.pt' ! -name '*.resume.pt' | head -1
+    "$PYTHON" main.py query "$LOG_DIR/$1" qat_network
 }
 
 # 1. ResNet-20
-study resnet20-w4-ptq "${FMNIST_EVAL[@]}" --weight_bits 4 --act_bits 4 2
-study resnet20-w4a4-qat "${FMNIST_EVAL[@]}" --weight_bits 4 --act_bits 4 "${QAT[@]}" --qat_epochs "$EPOCHS"
-study resnet20-w4a2-qat "${FMNIST_EVAL[@]}" --weight_bits 4 --act_bits 2 "${QAT[@]}" --qat_epochs "$EPOCHS" \
+run resnet20-w4-ptq "${FMNIST_EVAL[@]}" --weight_bits 4 --act_bits 4 2
+run resnet20-w4a4-qat "${FMNIST_EVAL[@]}" --weight_bits 4 --act_bits 4 "${QAT[@]}" --qat_epochs "$EPOCHS"
+run resnet20-w4a2-qat "${FMNIST_EVAL[@]}" --weight_bits 4 --act_bits 2 "${QAT[@]}" --qat_epochs "$EPOCHS" \
     --qat_init "$(kept resnet20-w4a4-qat)"
 
 # 2. VGG16 with a chokepoint (conv 8 narrowed to C -> C channels, C = the array size)
 VGG="$LOG_DIR/vgg16_fashion_mnist.pt"
-[[ -f $VGG ]] || "$PYTHON" -m noisesim.train.pretrain --model vgg16 --dataset fashion_mnist --epochs "$VGG_FLOAT" \
+[[ -f $VGG ]] || "$PYTHON" main.py pretrain --model vgg16 --dataset fashion_mnist --epochs "$VGG_FLOAT" \
     --lr 0.05 --seed 0 --out "$VGG"
 VGG_EVAL=(--model vgg16 --dataset fashion_mnist --val_batch_size 1000 --noise_type none --weight_per_channel
           --checkpoint_path "$VGG")
-study vgg16-float "${VGG_EVAL[@]}" --weight_bits none --act_bits none
-study vgg16-choke8-w4a4-qat "${VGG_EVAL[@]}" --model_options '{"chokepoint": 8, "choke_channels": 8}' \
+run vgg16-float "${VGG_EVAL[@]}" --weight_bits none --act_bits none
+run vgg16-choke8-w4a4-qat "${VGG_EVAL[@]}" --model_options '{"chokepoint": 8, "choke_channels": 8}' \
     --partial_checkpoint --weight_bits 4 --act_bits 4 "${QAT[@]}" --qat_epochs "$VGG_QAT"
-study vgg16-choke16-w4a2-qat "${VGG_EVAL[@]}" --model_options '{"chokepoint": 8, "choke_channels": 16}' \
+run vgg16-choke16-w4a2-qat "${VGG_EVAL[@]}" --model_options '{"chokepoint": 8, "choke_channels": 16}' \
     --partial_checkpoint --weight_bits 4 --act_bits 2 "${QAT[@]}" --qat_epochs "$VGG_QAT"
 
 # 3. noise-aware training moves the iso-accuracy energy
 NOISY=(--model resnet20 --dataset fashion_mnist --val_batch_size 1000 --noise_type thermal --weight_bits 8
        --act_bits 8 --target_emac 1 2 3 5 10 20 50 --mc_repeats 2 --acc_drop 0.01)
-study resnet20-thermal-plain "${NOISY[@]}"
-study resnet20-thermal-noise-aware "${NOISY[@]}" --qat --qat_emac "${QAT_EMAC:-5}" --qat_epochs 1 \
+run resnet20-thermal-plain "${NOISY[@]}"
+run resnet20-thermal-noise-aware "${NOISY[@]}" --qat --qat_emac "${QAT_EMAC:-5}" --qat_epochs 1 \
     --qat_val_samples 5000
 compare resnet20-thermal-noise-aware-vs-plain resnet20-thermal-plain resnet20-thermal-noise-aware
 
 # 4. integers for the hardware
-"$PYTHON" -m noisesim export "$LOG_DIR/resnet20-w4a4-qat" --layer layer2.0.conv2 --array 8 --itile 1 --otile 1 \
+"$PYTHON" main.py export "$LOG_DIR/resnet20-w4a4-qat" --layer layer2.0.conv2 --array 8 --itile 1 --otile 1 \
     --integer_accuracy
-"$PYTHON" -m noisesim export "$LOG_DIR/vgg16-choke8-w4a4-qat" --layer features.27 --array 8 --integer_accuracy
-"$PYTHON" -m noisesim export "$LOG_DIR/vgg16-choke16-w4a2-qat" --layer features.27 --array 16 --integer_accuracy
+"$PYTHON" main.py export "$LOG_DIR/vgg16-choke8-w4a4-qat" --layer features.27 --array 8 --integer_accuracy
+"$PYTHON" main.py export "$LOG_DIR/vgg16-choke16-w4a2-qat" --layer features.27 --array 16 --integer_accuracy

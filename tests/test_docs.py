@@ -11,8 +11,9 @@ Shell blocks are checked command by command, the way each can be without startin
   run-folder placeholders point at it; ``--out`` into a temporary folder).
 * ``precision`` and ``pretrain``: parsed and validated (they train for minutes to hours); an empty file stands in
   for the weights ``pretrain --out`` would write.
-* ``VAR=... run_noise/x.sh``, ``bash FILE``: the script exists, ``bash -n`` accepts it, and every variable set
-  before it is one the script (or the ``common.sh`` it sources) reads.
+* ``VAR=... run_noise/x.sh ARGS``, ``bash FILE``: the script exists, ``bash -n`` accepts it, every variable set
+  before it is one the script (or the ``common.sh`` it sources) reads, and a script that runs a study accepts
+  ``ARGS`` (a dry run of ``main.py study``).
 * ``torchrun ... main.py FLAGS``: the flags are parsed (``...`` stands for any further flags).
 * ``PYTHONPATH=DIR command``: the command is checked with ``DIR`` importable (plugins named by import path).
 * ``pip install examples/plugin``: the plugin is installed into a temporary folder, and the block's later commands
@@ -116,7 +117,7 @@ class Shell:
         if self.site is not None:
             return self.in_fresh_interpreter(words)
         if words[0] == "bash" or words[0].endswith(".sh"):
-            return self.script(words[1] if words[0] == "bash" else words[0], env)
+            return self.script(words[1:] if words[0] == "bash" else words, env)
         if words[0] == "torchrun":
             flags = words[words.index("main.py") + 1:]
             return self.experiment([w for w in flags if w != "..."])
@@ -161,13 +162,20 @@ class Shell:
                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": f"{self.site}:{ROOT}"})
         assert r.returncode == 0, r.stderr[-2000:]
 
-    def script(self, path: str, env: dict) -> None:
+    def script(self, words: list[str], env: dict) -> None:
+        path, args = words[0], words[1:]
         script = ROOT / path
         assert script.is_file(), f"{path}: no such script"
         subprocess.run(["bash", "-n", str(script)], check=True)
         text = _with_sources(script)
         for key in env:
             assert key in text, f"{path} does not read {key}"
+        study = re.search(r'^study (\w+) "\$@"', script.read_text(), re.M)
+        if study:  # the script runs a study: its arguments are the study command's, checked by a dry run
+            from noisesim.commands import main
+
+            args = [str(self.out) if a.startswith("/data/") else a for a in args]  # an ImageNet folder
+            assert main(["study", study.group(1), "--dry_run", "--log_dir", str(self.out), *args]) == 0, path
 
     def experiment(self, argv: list[str]) -> None:
         from noisesim.experiment.cli import parse_args

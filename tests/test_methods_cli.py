@@ -53,7 +53,7 @@ def test_energy_methods_spend_the_budget_and_reach_the_savings_table(tmp_path, d
 
 
 def test_bit_width_methods_meet_the_budget_and_reach_the_budget_table(tmp_path, data):
-    run, df = _run(tmp_path, data, "--noise_type", "none", "--allocate", "weight_bits", "--target_weight_bits", 3.5,
+    run, df = _run(tmp_path, data, "--noise_type", "none", "--quantity", "weight_bits", "--target_weight_bits", 3.5,
                    "--allocation", "uniform", "trained", "greedy", "hessian", "closed_form", "--weight_per_channel",
                    "--train_batches", 4, "--lambd", 5, "--lr", 0.1)
     assert sorted(df["allocation"]) == ["closed_form", "greedy", "hessian", "trained", "uniform"]

@@ -54,9 +54,11 @@ from noisesim.settings import setting
 @dataclass(frozen=True)
 class ClosedFormSettings(HutchinsonSettings):
     sensitivity: str = setting("fisher", "sensitivity estimate of the closed form: fisher (squared gradients) or "
-                               "hessian (Hutchinson)", "allocation", choices=lambda: ("fisher", "hessian"))
+                               "hutchinson (Hessian diagonal by Hutchinson's estimator)", "allocation",
+                               choices=lambda: tuple(ESTIMATORS))
 
-ESTIMATORS = {"fisher": fisher_sensitivity, "hessian": hessian_sensitivity}
+
+ESTIMATORS = {"fisher": fisher_sensitivity, "hutchinson": hessian_sensitivity}
 WHOLE_BITS = (2, 8)  # the bit-widths a layer's weights may take
 
 
@@ -127,7 +129,7 @@ class ClosedFormAllocator(Allocator):
         if problem.target_emac is None:
             raise ValueError("the closed form allocates an energy budget: it needs a target energy")
         model = problem.model
-        hutchinson = {"iters": self.iters, "tol": self.tol} if self.estimator == "hessian" else {}
+        hutchinson = {"iters": self.iters, "tol": self.tol} if self.estimator == "hutchinson" else {}
         with measure_cost(model) as cost:
             sens = ESTIMATORS[self.estimator](model, problem.batches, problem.task, self.batches,
                                                teacher=problem.teacher, **hutchinson)

@@ -103,7 +103,7 @@ class HessianAllocator(Allocator):
         alloc = alloc.with_average_energy(e_avg)
         alloc.apply(model)
         alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=sens.forward,
-                          alloc_backward=sens.backward, sensitivity="hessian", replaced_traces=len(replaced))
+                          alloc_backward=sens.backward, sensitivity="hutchinson", replaced_traces=len(replaced))
         return alloc
 
 

@@ -212,7 +212,7 @@ def hessian_sensitivity(model: nn.Module, batches: Iterable, task: Any, max_batc
     model.train(was_training)
     if used == 0:
         raise ValueError("sensitivity estimation got no batches")
-    return Sensitivity({k: (v / used).float() for k, v in totals.items()}, "hessian", forward, backward)
+    return Sensitivity({k: (v / used).float() for k, v in totals.items()}, "hutchinson", forward, backward)
 
 
 @torch.no_grad()

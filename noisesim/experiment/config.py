@@ -31,12 +31,12 @@ from noisesim.allocate import METHOD_SETTINGS
 from noisesim.allocate.base import QUANTITIES
 from noisesim.config import ConfigError, SimConfig, bits_problem
 from noisesim.registry import ALLOCATORS, DATASETS, MODELS
-from noisesim.settings import (at_least_one, check_field, coerce, exposed, fraction, in_range, include_settings,
-                               non_negative, parse_bits, parse_mapping, positive, registered, setting)
-from noisesim.stats import FITS
+from noisesim.settings import (at_least_one, check_field, coerce, exposed, in_range, include_settings, parse_bits,
+                               parse_mapping, positive, registered, setting)
+from noisesim.stats.isoaccuracy import IsoAccuracySettings
+from noisesim.train.qat import QATSettings
 
 GRANULARITIES = ("layer", "channel")
-REFERENCES = ("float", "quantized")
 GROUPS = ("model and data", "quantization", "quantization-aware training", "analog noise", "allocation",
           "evaluation and search", "run")
 
@@ -85,10 +85,12 @@ M, Q, T, N, A, E, R = GROUPS
 
 
 @dataclass(frozen=True)
-@include_settings(SimConfig, *METHOD_SETTINGS, defaults={"noise_type": ("thermal",), "seed": (0,)})
+@include_settings(SimConfig, QATSettings, *METHOD_SETTINGS, IsoAccuracySettings,
+                  defaults={"noise_type": ("thermal",), "seed": (0,)})
 class ExperimentConfig:
     """What ``main.py`` runs. Field names are the command-line flags and the YAML keys; besides its own, it
-    has every exposed setting of SimConfig and of the allocation methods' Settings."""
+    has every exposed setting of SimConfig, of quantization-aware training, of the allocation methods'
+    Settings and of the iso-accuracy target."""
 
     # model and data
     model: str = setting("resnet20", "network", M, choices=registered(MODELS))
@@ -120,31 +122,12 @@ class ExperimentConfig:
     first_last_bits: Optional[int] = setting(None, "weight and activation bits of the first and last layer", Q,
                                              unit="bits", parse=parse_bits, check=bits_problem)
 
-    # quantization-aware training
-    qat: bool = setting(False, "train the network's weights with its quantizers on (and its noise, with "
-                        "--qat_emac) before each point is allocated and evaluated; one training per quantization "
-                        "setting, kept in the run folder's qat/", T)
-    qat_epochs: float = setting(1.0, "epochs of quantization-aware training", T, unit="epochs", check=positive,
-                                reaches="qat")
-    qat_lr: float = setting(1e-3, "learning rate of quantization-aware training (SGD with Nesterov momentum, "
-                            "cosine schedule)", T, check=in_range(0, 10, include_lo=False), reaches="qat")
-    qat_emac: Optional[float] = setting(None, "noise-aware training: keep the point's noise model on at this "
-                                        "energy while the weights train (default: noise off)", T,
-                                        unit="photons/MAC", parse=float, check=positive, reaches="qat")
-    qat_energies: bool = setting(False, "noise-aware training also trains per-layer log-energies toward "
-                                 "--qat_emac (constrained loss, --lambd)", T, reaches="qat")
-    qat_init: Optional[str] = setting(None, "start quantization-aware training from this trained network (a run "
-                                      "folder's qat/<key>.pt, e.g. W4A4 to warm-start W4A2); tensors that do not "
-                                      "fit are left out and listed", T, parse=str, reaches="qat")
-    qat_val_samples: int = setting(2000, "training samples held out to keep the best epoch (0: keep the last)", T,
-                                   unit="samples", check=non_negative, reaches="qat")
-
     # analog noise
     target_emac: Optional[tuple] = setting(None, "average energies per MAC to allocate toward", N, sweep=True,
                                            unit="photons/MAC", parse=float, check=positive, reaches="noisy")
 
     # allocation
-    allocate: str = setting("energy", "what the allocation methods distribute: energy per MAC (toward --target_emac) "
+    quantity: str = setting("energy", "what the allocation methods distribute: energy per MAC (toward --target_emac) "
                             "or weight bits (toward --target_weight_bits)", A, choices=lambda: QUANTITIES)
     allocation: tuple = setting(("uniform",), "allocation method(s)", A, sweep=True,
                                 choices=registered(ALLOCATORS))
@@ -167,21 +150,6 @@ class ExperimentConfig:
                                     "energy", E, reaches="noisy")
     bootstrap: int = setting(1000, "bootstrap replicates (test examples and noise draws) of every interval", E,
                              check=at_least_one)
-    binary_search: bool = setting(False, "find the least energy reaching --target_acc / --acc_drop", E,
-                                  reaches="never")
-    target_acc: Optional[float] = setting(None, "iso-accuracy target: an accuracy to reach (a fraction)", E,
-                                          parse=float, check=fraction, reaches="never")
-    acc_drop: Optional[float] = setting(None, "iso-accuracy target: the reference accuracy (--target_reference) "
-                                        "minus this (a fraction)", E, parse=float, check=fraction, reaches="never")
-    target_reference: str = setting("float", "what --acc_drop is taken from: the float model or the quantized "
-                                    "model without noise", E, choices=lambda: REFERENCES, reaches="never")
-    curve_fit: str = setting("isotonic", "monotone fit of accuracy against log energy for iso-accuracy energies",
-                             E, choices=lambda: FITS, reaches="never")
-    search_steps: int = setting(8, "bisection steps", E, check=at_least_one, reaches="never")
-    e_min: float = setting(0.01, "lower end of the energy search", E, unit="photons/MAC", check=positive,
-                           reaches="never")
-    e_max: float = setting(1000.0, "upper end of the energy search", E, unit="photons/MAC", check=positive,
-                           reaches="never")
 
     # run
     run_name: Optional[str] = setting(None, "folder under --log_dir (default: <model>-<dataset>-<noise>)", R,
@@ -225,24 +193,22 @@ class ExperimentConfig:
             if not set(self.granularity) & set(ALLOCATORS.get(a).granularities):
                 raise ConfigError(f"--allocation {a} allocates per {' or '.join(ALLOCATORS.get(a).granularities)} "
                                   f"only, not --granularity {' '.join(self.granularity)}", "granularity")
-        if self.allocate == "weight_bits" and not self.target_weight_bits:
-            raise ConfigError("--allocate weight_bits distributes a bit budget: give --target_weight_bits", "allocate")
-        if self.allocate == "energy" and any(a != "uniform" for a in self.allocation) and \
+        if self.quantity == "weight_bits" and not self.target_weight_bits:
+            raise ConfigError("--quantity weight_bits distributes a bit budget: give --target_weight_bits", "quantity")
+        if self.quantity == "energy" and any(a != "uniform" for a in self.allocation) and \
                 self.noise_type == ("none",):
             raise ConfigError(f"--allocation {' '.join(self.allocation)} allocates energies: needs --noise_type "
                               "thermal, shot or weight", "allocation")
-        if self.target_acc is not None and self.acc_drop is not None:
-            raise ConfigError("give --target_acc or --acc_drop, not both", "target_acc")
-        if self.binary_search and self.target_acc is None and self.acc_drop is None:
-            raise ConfigError("--binary_search needs --target_acc (a fraction, e.g. 0.9) or --acc_drop", "binary_search")
-        if self.qat_energies and self.qat_emac is None:
-            raise ConfigError("--qat_energies trains energies toward --qat_emac: give it", "qat_energies")
-        if self.qat_emac is not None and not self.qat:
-            raise ConfigError("--qat_emac sets the noise of quantization-aware training: add --qat", "qat_emac")
-        if self.e_min >= self.e_max:
-            raise ConfigError(f"--e_min {self.e_min} must be below --e_max {self.e_max}", "e_min")
+        for owner in (QATSettings, IsoAccuracySettings):  # each checks its own combinations
+            self.settings(owner)
         if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"--device {self.device}: use cpu or cuda[:N]", "device")
+
+    def settings(self, owner: type, p: Optional[Point] = None) -> Any:
+        """An instance of the included dataclass ``owner`` with this experiment's values (a sweep setting's from
+        point ``p``); a field the experiment lacks (a plugin's own) keeps its default."""
+        return owner(**{f.name: getattr(p, f.name) if f.metadata.get("sweep") else getattr(self, f.name)
+                        for f in dataclasses.fields(owner) if hasattr(self, f.name)})
 
     def check_paths(self) -> None:
         """The files and folders the settings name exist here (checked where a run starts, not where a run
@@ -266,7 +232,7 @@ class ExperimentConfig:
 
     def trains_bits(self, p: Point) -> bool:
         """Whether the point's model needs learnable weight bit-widths."""
-        return self.train_bitwidth or (self.allocate == "weight_bits" and p.allocation == "trained")
+        return self.train_bitwidth or (self.quantity == "weight_bits" and p.allocation == "trained")
 
     @classmethod
     def method_settings(cls) -> set[str]:
@@ -279,16 +245,16 @@ class ExperimentConfig:
         if name in self.method_settings() and name not in _fields(ALLOCATORS.get(p.allocation).Settings):
             return False
         return {"always": True, "noisy": p.noisy, "training": self.trains(p),
-                "bits": self.train_bitwidth or self.allocate == "weight_bits",
+                "bits": self.train_bitwidth or self.quantity == "weight_bits",
                 "percentile": "percentile" in (self.weight_observer, self.act_observer), "qat": self.qat,
                 "never": False}[self.__dataclass_fields__[name].metadata["reaches"]]
 
     def _effective(self, p: Point) -> Point:
         """The point as it runs: a noise-free point of an energy sweep is uniform, a uniform one is per layer,
         and every value whose setting does not reach it is blank."""
-        if not p.noisy and self.allocate == "energy":
+        if not p.noisy and self.quantity == "energy":
             p = dataclasses.replace(p, allocation="uniform")
-        if p.allocation == "uniform" or self.allocate == "weight_bits":
+        if p.allocation == "uniform" or self.quantity == "weight_bits":
             p = dataclasses.replace(p, granularity="layer")
         return dataclasses.replace(p, **{k: None for k in _fields(Point) if not self.reaches(k, p)})
 
@@ -322,10 +288,10 @@ class ExperimentConfig:
         if self.first_last_bits is not None:
             overrides = {k: {"weight_bits": self.first_last_bits, "act_bits": self.first_last_bits}
                          for k in ("first", "last")}
-        rounding = "round" if self.allocate == "weight_bits" and self.bit_rounding == "none" else self.bit_rounding
+        rounding = "round" if self.quantity == "weight_bits" and self.bit_rounding == "none" else self.bit_rounding
         values.update(e_mac=p.energy or 1.0, noise_per_channel=p.granularity == "channel",
                       train_bitwidth=self.trains_bits(p),
-                      weight_bits_only=self.weight_bits_only or self.allocate == "weight_bits", bit_rounding=rounding,
+                      weight_bits_only=self.weight_bits_only or self.quantity == "weight_bits", bit_rounding=rounding,
                       overrides={**overrides, **self.overrides})
         return SimConfig(**values)
 

@@ -3,7 +3,8 @@ to today's settings names and point ids, so that ``--resume`` continues it witho
 
     python main.py migrate logs/<run>
 
-What changes: renamed settings (``override_with_noise_bits`` is ``noise_as_quantizer``); a point's
+What changes: renamed settings (``override_with_noise_bits`` is ``noise_as_quantizer``, ``allocate`` is
+``quantity``, the closed form's ``--sensitivity hessian`` is ``hutchinson``); a point's
 energy column is split into ``e_mac`` (a uniform sweep's energy) and ``target_emac`` (the average an
 allocation aims at); every point's id is recomputed by today's rule (docs/results.md: the hash of the
 settings that reach it), and the files named by ids (``layers/``, ``allocations/``, ``outcomes/``,
@@ -26,7 +27,7 @@ from noisesim.io import atomic_write, read_csv_rows, write_json
 from noisesim.usage import Parser, UsageError, fail
 
 PROG = "noisesim migrate"
-RENAMED = {"override_with_noise_bits": "noise_as_quantizer"}  # old setting name -> today's
+RENAMED = {"override_with_noise_bits": "noise_as_quantizer", "allocate": "quantity"}  # old setting name -> today's
 FILES = (("layers", ".csv"), ("layers", "_channels.csv"), ("allocations", ".json"), ("outcomes", ".npz"))
 
 
@@ -35,6 +36,8 @@ def settings_of(old: dict[str, Any]) -> dict[str, Any]:
     new = {RENAMED.get(k, k): v for k, v in old.items()}
     if new.get("overrides") is None:
         new["overrides"] = {}
+    if new.get("sensitivity") == "hessian":  # the closed form's Hutchinson estimate, now named so
+        new["sensitivity"] = "hutchinson"
     return new
 
 

@@ -37,22 +37,20 @@ from noisesim.quant.fake_quant import FakeQuantize
 from noisesim.registry import ALLOCATORS, MODELS, PluginError, one_line
 from noisesim.stats import SCORES, metric_interval
 from noisesim.train.loop import evaluate_outcomes
-from noisesim.train.qat import QATConfig, quantization_aware_training
+from noisesim.train.qat import QATConfig, QATSettings, quantization_aware_training
 
 
 def make_allocator(cfg: ExperimentConfig, p: Point) -> Allocator:
     """The point's allocation method, built from its Settings: each field takes the point's value (a sweep
     setting) or the experiment's (a plugin's own settings keep their defaults)."""
     method = ALLOCATORS.get(p.allocation)
-    values = {f.name: getattr(p, f.name) if hasattr(p, f.name) else getattr(cfg, f.name)
-              for f in dataclasses.fields(method.Settings) if hasattr(cfg, f.name)}
-    job = AllocationJob(train_energy=cfg.allocate == "energy" and p.noisy,
+    job = AllocationJob(train_energy=cfg.quantity == "energy" and p.noisy,
                         train_bits=cfg.trains_bits(p), train_ranges=cfg.train_qminmax,
                         target_weight_bits=p.target_weight_bits, target_act_bits=p.target_act_bits,
                         generated_labels=cfg.generated_labels, progress=cfg.progress,
                         desc=f"{p.label} {p.noise_type} E={p.energy}")
     try:
-        return method.from_settings(method.Settings(**values), job)
+        return method.from_settings(cfg.settings(method.Settings, p), job)
     except Exception as e:
         raise PluginError(f"--allocation {p.allocation}: cannot be made from its settings ({one_line(e)})") from None
 
@@ -210,9 +208,8 @@ class Experiment:
         t0 = time.time()
         result = quantization_aware_training(
             sim, DeviceBatches(train, self.device), val, self.task,
-            QATConfig(epochs=cfg.qat_epochs, lr=cfg.qat_lr, noise=qp.noisy, energies=cfg.qat_energies and qp.noisy,
-                      target_emac=qp.target_emac,
-                      lambd=cfg.lambd[0], generated_labels=cfg.generated_labels, progress=cfg.progress),
+            QATConfig.from_settings(cfg.settings(QATSettings), qp.noisy, cfg.lambd[0], cfg.generated_labels,
+                                    cfg.progress),
             teacher=self.model, state_path=None if path is None else path.with_suffix(".resume.pt"),
             save=distributed.is_main())
         info = {"qat_key": key, "qat_seconds": round(time.time() - t0, 1), "qat_steps": len(result.train.history),
@@ -231,7 +228,7 @@ class Experiment:
         if start is not None and target is not None:
             start.with_average_energy(target).apply(sim)
         problem = AllocationProblem(sim, target, p.granularity, self.train_data, self.task, teacher=self.model,
-                                    quantity=self.cfg.allocate, target_weight_bits=p.target_weight_bits)
+                                    quantity=self.cfg.quantity, target_weight_bits=p.target_weight_bits)
         alloc = make_allocator(self.cfg, p).allocate(problem)
         if not isinstance(alloc, Allocation):
             raise PluginError(f"--allocation {p.allocation}: allocate() returned {type(alloc).__name__}, not an "

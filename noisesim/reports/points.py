@@ -25,7 +25,7 @@ def points_markdown(df: pd.DataFrame) -> str:
     """The table of the module docstring for the rows of one results.csv."""
     metric = df["metric"].iloc[0] if "metric" in df else "accuracy"
     keys = [c for c in ("noise_type", "weight_bits", "act_bits") if _varies(df, c)]
-    bits = "allocate" in df and (df["allocate"] == "weight_bits").any()
+    bits = "quantity" in df and (df["quantity"] == "weight_bits").any()
     head = {"noise_type": "noise", "weight_bits": "W bits", "act_bits": "A bits"}
     columns = ["allocation"] + [head[k] for k in keys] + (
         ["target W bits", "avg W bits"] if bits else ["target E", "avg E (photons/MAC)"]) + [

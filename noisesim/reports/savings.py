@@ -236,12 +236,12 @@ def _bits(b: Any) -> str:
 
 def budget_rows(run_dir: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
     """Bit-width allocations at equal budgets: every method's accuracy and, against the uniform allocation
-    at the same budget, the paired bootstrap difference (runs with ``--allocate weight_bits``)."""
+    at the same budget, the paired bootstrap difference (runs with ``--quantity weight_bits``)."""
     run_dir = Path(run_dir)
     if not (run_dir / "results.csv").is_file():
         return []
     df = read_results(run_dir / "results.csv")
-    if "allocate" not in df or not (df["allocate"] == "weight_bits").any():
+    if "quantity" not in df or not (df["quantity"] == "weight_bits").any():
         return []
     out = []
     for (model, dataset, budget), g in df.groupby(["model", "dataset", "target_weight_bits"], sort=True):

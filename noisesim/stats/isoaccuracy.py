@@ -43,6 +43,7 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 from scipy.optimize import brentq, isotonic_regression, least_squares
 
+from noisesim.settings import ConfigError, at_least_one, fraction, positive, setting
 from noisesim.stats.bootstrap import Resample, Score, accuracy_score, interval, metric, replicate_metric
 
 # the sigmoid families: u = shape(z) in (0, 1), z = inverse(u), d shape / dz
@@ -53,6 +54,39 @@ SHAPES = {
                  lambda z: np.exp(-z) / (1 + np.exp(-z)) ** 2),
 }
 FITS = ("isotonic", "gompertz", "logistic")
+REFERENCES = ("float", "quantized")
+E = "evaluation and search"
+
+
+@dataclass(frozen=True)
+class IsoAccuracySettings:
+    """The iso-accuracy target of a sweep and, with ``binary_search``, the bisection that finds its energy.
+    None of them changes a point's result: they choose the points and read the curves."""
+
+    binary_search: bool = setting(False, "find the least energy reaching --target_acc / --acc_drop", E,
+                                  reaches="never")
+    target_acc: Optional[float] = setting(None, "iso-accuracy target: an accuracy to reach (a fraction)", E,
+                                          parse=float, check=fraction, reaches="never")
+    acc_drop: Optional[float] = setting(None, "iso-accuracy target: the reference accuracy (--target_reference) "
+                                        "minus this (a fraction)", E, parse=float, check=fraction, reaches="never")
+    target_reference: str = setting("float", "what --acc_drop is taken from: the float model or the quantized "
+                                    "model without noise", E, choices=lambda: REFERENCES, reaches="never")
+    curve_fit: str = setting("isotonic", "monotone fit of accuracy against log energy for iso-accuracy energies",
+                             E, choices=lambda: FITS, reaches="never")
+    search_steps: int = setting(8, "bisection steps", E, check=at_least_one, reaches="never")
+    e_min: float = setting(0.01, "lower end of the energy search", E, unit="photons/MAC", check=positive,
+                           reaches="never")
+    e_max: float = setting(1000.0, "upper end of the energy search", E, unit="photons/MAC", check=positive,
+                           reaches="never")
+
+    def __post_init__(self):
+        if self.target_acc is not None and self.acc_drop is not None:
+            raise ConfigError("give --target_acc or --acc_drop, not both", "target_acc")
+        if self.binary_search and self.target_acc is None and self.acc_drop is None:
+            raise ConfigError("--binary_search needs --target_acc (a fraction, e.g. 0.9) or --acc_drop",
+                              "binary_search")
+        if self.e_min >= self.e_max:
+            raise ConfigError(f"--e_min {self.e_min} must be below --e_max {self.e_max}", "e_min")
 
 
 @dataclass

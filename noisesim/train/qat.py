@@ -41,6 +41,7 @@ from noisesim.io import save_checkpoint
 from noisesim.nn.prepare import sim_layers
 from noisesim.noise.base import NoiseModel
 from noisesim.quant.bitwidth import BitWidth
+from noisesim.settings import ConfigError, in_range, non_negative, positive, setting
 from noisesim.train.loop import TrainConfig, TrainResult, evaluate, train
 
 
@@ -64,11 +65,52 @@ class QATConfig:
     generated_labels: bool = False
     progress: bool = True
 
+    @classmethod
+    def from_settings(cls, s: QATSettings, noisy: bool, lambd: float, generated_labels: bool = False,
+                      progress: bool = True) -> "QATConfig":
+        """The training of a point's network: its noise on at ``s.qat_emac`` when it is ``noisy`` and that is set."""
+        noisy = noisy and s.qat_emac is not None
+        return cls(epochs=s.qat_epochs, lr=s.qat_lr, noise=noisy, energies=s.qat_energies and noisy,
+                   target_emac=s.qat_emac if noisy else None, lambd=lambd, generated_labels=generated_labels,
+                   progress=progress)
+
     def __post_init__(self):
         if not self.epochs > 0:
             raise ValueError(f"epochs must be > 0, got {self.epochs}")
         if self.energies and (not self.noise or self.target_emac is None):
             raise ValueError("training energies with the weights needs noise=True and a target_emac")
+
+
+T = "quantization-aware training"
+
+
+@dataclass(frozen=True)
+class QATSettings:
+    """The command-line settings of quantization-aware training before a sweep's points (``main.py --qat``)."""
+
+    qat: bool = setting(False, "train the network's weights with its quantizers on (and its noise, with "
+                        "--qat_emac) before each point is allocated and evaluated; one training per quantization "
+                        "setting, kept in the run folder's qat/", T)
+    qat_epochs: float = setting(1.0, "epochs of quantization-aware training", T, unit="epochs", check=positive,
+                                reaches="qat")
+    qat_lr: float = setting(1e-3, "learning rate of quantization-aware training (SGD with Nesterov momentum, "
+                            "cosine schedule)", T, check=in_range(0, 10, include_lo=False), reaches="qat")
+    qat_emac: Optional[float] = setting(None, "noise-aware training: keep the point's noise model on at this "
+                                        "energy while the weights train (default: noise off)", T,
+                                        unit="photons/MAC", parse=float, check=positive, reaches="qat")
+    qat_energies: bool = setting(False, "noise-aware training also trains per-layer log-energies toward "
+                                 "--qat_emac (constrained loss, --lambd)", T, reaches="qat")
+    qat_init: Optional[str] = setting(None, "start quantization-aware training from this trained network (a run "
+                                      "folder's qat/<key>.pt, e.g. W4A4 to warm-start W4A2); tensors that do not "
+                                      "fit are left out and listed", T, parse=str, reaches="qat")
+    qat_val_samples: int = setting(2000, "training samples held out to keep the best epoch (0: keep the last)", T,
+                                   unit="samples", check=non_negative, reaches="qat")
+
+    def __post_init__(self):
+        if self.qat_energies and self.qat_emac is None:
+            raise ConfigError("--qat_energies trains energies toward --qat_emac: give it", "qat_energies")
+        if self.qat_emac is not None and not self.qat:
+            raise ConfigError("--qat_emac sets the noise of quantization-aware training: add --qat", "qat_emac")
 
 
 def qat_parameters(model: nn.Module, energies: bool = False) -> list[nn.Parameter]:
