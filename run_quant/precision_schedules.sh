@@ -12,7 +12,7 @@
 #   run_quant/precision_schedules.sh        env: EPOCHS (3), LOG_DIR, PYTHON
 source "$(dirname "$0")/../run_noise/common.sh"
 EPOCHS="${EPOCHS:-3}"
-PRECISION=("$PYTHON" main.py precision --arch resnet20 --dataset fashion_mnist --epochs "$EPOCHS")
+PRECISION=("$PYTHON" main.py precision --model resnet20 --dataset fashion_mnist --epochs "$EPOCHS")
 QAT=(--model resnet20 --dataset fashion_mnist --val_batch_size 1000 --train_batch_size 128 --noise_type none
      --weight_per_channel --qat --qat_epochs "$EPOCHS" --act_learning pact --qat_val_samples 5000)
 

@@ -18,7 +18,7 @@ import pytest
 from tests.helpers import make_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = [[], ["precision"], ["export"], ["plot"], ["pretrain"]]
+COMMANDS = [[], ["precision"], ["export"], ["plot"], ["pretrain"], ["migrate"], ["study"], ["query"]]
 
 
 def _run(*argv, cwd, timeout=600) -> subprocess.CompletedProcess:
@@ -91,3 +91,7 @@ def test_the_installed_wheel_runs_every_command(venv, tmp_path):
          "--log_dir", tmp_path / "logs", "--run_name", "one", cwd=tmp_path)
     rows = (tmp_path / "logs" / "one" / "results.csv").read_text().splitlines()
     assert len(rows) == 2 and "accuracy" in rows[0]
+    studies = _run(venv / "noisesim", "study", "--list", cwd=tmp_path).stdout  # the study files ship
+    assert "thermal " in studies and "allocation_methods_bits " in studies
+    assert "--resume --mc_repeats 1" in _run(venv / "noisesim", "study", "thermal", "--presets", "fmnist", "--dry_run",
+                                       "--", "--mc_repeats", "1", cwd=tmp_path).stdout

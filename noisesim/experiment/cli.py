@@ -48,6 +48,30 @@ def _parser(f: dataclasses.Field):
     return parse
 
 
+def add_flag(parser, f: dataclasses.Field, defaults: Optional[dict[str, Any]] = None) -> None:
+    """The flag of a setting (``--name``; a boolean also ``--no-name``) with its help, choices, unit and default
+    (``defaults`` replaces the field's own)."""
+    m = f.metadata
+    own = default_of(f)
+    default = (defaults or {}).get(f.name, list(own) if isinstance(own, tuple) else own)
+    unit = f" [{m['unit']}]" if m["unit"] else ""
+    shown = " ".join(map(str, default)) or "none" if isinstance(default, list) else default
+    words = m["help"]  # may say in words what no value means: "(default: the whole test set)"
+    if default is not None and default != []:
+        words = re.sub(r" ?\(default: [^)]*\)", "", words)
+    text = words + (f": {', '.join(map(str, m['choices']()))}" if m["choices"] is not None else "") + unit
+    helptext = (text if "(default:" in text else f"{text} (default: {shown})").replace("%", "%%")
+    flag = f"--{f.name}"
+    if f.type in ("bool", bool):
+        if m["switch"]:
+            parser.add_argument(flag, action="store_true", help=m["help"].replace("%", "%%"))
+        else:
+            parser.add_argument(flag, action=_Boolean, default=default, help=helptext)
+        return
+    nargs = "+" if m["sweep"] else "*" if isinstance(own, tuple) else None
+    parser.add_argument(flag, type=_parser(f), nargs=nargs, help=helptext, metavar=f.name.upper(), default=default)
+
+
 def build_parser(prog: str = "main.py", defaults: Optional[dict[str, Any]] = None,
                  defaults_from: str = "", config: type = ExperimentConfig) -> Parser:
     """The parser of ``config``'s fields; ``defaults`` (from ``defaults_from``, a YAML file) replace the fields'
@@ -61,26 +85,7 @@ def build_parser(prog: str = "main.py", defaults: Optional[dict[str, Any]] = Non
                    f"the plain defaults (default: {DEFAULT_STUDY.name}, the default study)")
     groups = {g: p.add_argument_group(g) for g in GROUPS}
     for f in dataclasses.fields(config):
-        m = f.metadata
-        g = groups[m["group"]]
-        own = default_of(f)
-        default = defaults.get(f.name, list(own) if isinstance(own, tuple) else own)
-        unit = f" [{m['unit']}]" if m["unit"] else ""
-        shown = " ".join(map(str, default)) or "none" if isinstance(default, list) else default
-        words = m["help"]  # may say in words what no value means: "(default: the whole test set)"
-        if default is not None and default != []:
-            words = re.sub(r" ?\(default: [^)]*\)", "", words)
-        text = words + (f": {', '.join(map(str, m['choices']()))}" if m["choices"] is not None else "") + unit
-        helptext = (text if "(default:" in text else f"{text} (default: {shown})").replace("%", "%%")
-        flag = f"--{f.name}"
-        if f.type in ("bool", bool):
-            if m["switch"]:
-                g.add_argument(flag, action="store_true", help=m["help"].replace("%", "%%"))
-            else:
-                g.add_argument(flag, action=_Boolean, default=default, help=helptext)
-            continue
-        nargs = "+" if m["sweep"] else "*" if isinstance(own, tuple) else None
-        g.add_argument(flag, type=_parser(f), nargs=nargs, help=helptext, metavar=f.name.upper(), default=default)
+        add_flag(groups[f.metadata["group"]], f, defaults)
     return p
 
 

@@ -1,9 +1,10 @@
 """The experiment configuration: one typed, validated dataclass behind ``main.py``.
 
-Each concern owns its settings — :class:`noisesim.config.SimConfig` the simulation's, each
-allocation method its ``Settings`` dataclass — and the experiment includes them
-(``include_settings``); it declares only what is its own (model, data, the sweep's targets,
-quantization-aware training, evaluation, the run). Every field carries its help text, unit,
+Each concern owns its settings — :class:`noisesim.config.SimConfig` the simulation's,
+``QATSettings`` quantization-aware training's, each allocation method its ``Settings`` dataclass,
+``IsoAccuracySettings`` the iso-accuracy target's — and the experiment includes them
+(``include_settings``); it declares only what is its own (model, data, the sweep's targets and
+methods, evaluation, the run). Every field carries its help text, unit,
 group, whether it sweeps and which points it reaches; from these the command-line parser
 (``noisesim.experiment.cli``), the YAML loader, the sweep points, the settings columns of
 results.csv, the points' ids and the settings table of the quantization card are all derived.

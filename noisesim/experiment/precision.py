@@ -2,7 +2,7 @@
 Rounding (one multi-precision model, or a supernet searched under bit budgets) — on a zoo model, and write
 the results and plots into one folder.
 
-    python -m noisesim.experiment.precision --arch resnet20 --dataset fashion_mnist --epochs 3 --method adaptive_dpc \\
+    python -m noisesim.experiment.precision --model resnet20 --dataset fashion_mnist --epochs 3 --method adaptive_dpc \\
         --initial_bits 8 --min_bits 4 --delta 0.5 --out logs/precision/adaptive
     python -m noisesim.experiment.precision --method cpt --cpt_low 3 --cpt_high 8 --cpt_cycles 8 --out ...
     python -m noisesim.experiment.precision --method double_rounding --bits 8 6 4 2 --out ...
@@ -18,10 +18,11 @@ only) and prints its size.
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -30,96 +31,73 @@ import torch
 from torch import nn
 
 import noisesim
-from noisesim.config import bits_problem
+from noisesim.config import ConfigError, bits_problem
+from noisesim.experiment.cli import add_flag
 from noisesim.data.registry import build_data
 from noisesim.data.tensors import hold_out
 from noisesim.io import atomic_write
 from noisesim.models.zoo import build_model
 from noisesim.registry import DATASETS, MODELS
 from noisesim.reports.precision import draw_precision, with_intervals
-from noisesim.precision.adaptive import AdaptiveDPC, CyclicPrecision, train_with_adaptive_dpc, validate
-from noisesim.precision.subnets import search_subnets
-from noisesim.precision.double_rounding import DoubleRoundingConfig, MultiPrecision, train_double_rounding
+from noisesim.precision.adaptive import (AdaptiveDPC, AdaptiveDPCSettings, CPTSettings, CyclicPrecision,
+                                         train_with_adaptive_dpc, validate)
+from noisesim.precision.double_rounding import (DoubleRoundingConfig, DoubleRoundingSettings, MultiPrecision,
+                                                train_double_rounding)
+from noisesim.precision.subnets import SupernetSettings, search_subnets
+from noisesim.settings import at_least_one, check_field, coerce, include_settings, positive, registered, setting
 from noisesim.train.loop import evaluate
 from noisesim.train.qat import qat_parameters
 from noisesim.usage import Parser, UsageError, fail
 
 METHODS = ("adaptive_dpc", "cpt", "adaptive_dpc+cpt", "double_rounding", "supernet")
-
-
 PROG = "python -m noisesim.experiment.precision"
+C, P = "command", "precision schedules"
+
+
+@dataclass(frozen=True)
+@include_settings(AdaptiveDPCSettings, CPTSettings, DoubleRoundingSettings, SupernetSettings)
+class PrecisionConfig:
+    """The precision command's settings: its own and each schedule's (their flags are generated from them)."""
+
+    model: str = setting("resnet20", "network (resnet20: the shipped Fashion-MNIST weights)", C,
+                         choices=registered(MODELS))
+    dataset: str = setting("fashion_mnist", "data set", C, choices=registered(DATASETS))
+    data_path: Optional[str] = setting(None, "data folder (default: the loader's)", C, parse=str)
+    method: str = setting("adaptive_dpc", "precision schedule", C, choices=lambda: METHODS)
+    epochs: float = setting(3.0, "training epochs", C, unit="epochs", check=positive)
+    lr: float = setting(1e-3, "SGD learning rate, Nesterov momentum 0.9, cosine schedule", C, check=positive)
+    batch_size: int = setting(128, "samples per training batch", C, unit="samples", check=at_least_one)
+    act_bits: int = setting(8, "activation bits for AdaptiveDPC / CPT", P, unit="bits", check=bits_problem)
+    val_samples: int = setting(5000, "training images held out (they pick the epochs)", C, unit="samples",
+                               check=at_least_one)
+    seed: int = setting(0, "random seed", C)
+    out: Optional[str] = setting(None, "output folder (default: none; give one)", C, parse=str)
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            check_field(f, getattr(self, f.name))
+        if self.out is None:
+            raise ConfigError("--out: give the output folder", "out")
+        for owner in self.owners:  # each schedule checks its own combinations
+            owner(**{f.name: getattr(self, f.name) for f in dataclasses.fields(owner)})
 
 
 def build_parser(prog: str = PROG) -> Parser:
     p = Parser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--arch", "--model", dest="model", default="resnet20", choices=MODELS.names(),
-                   help="network (default: resnet20, the shipped Fashion-MNIST weights)")
-    p.add_argument("--dataset", default="fashion_mnist", choices=DATASETS.names(), help="(default: fashion_mnist)")
-    p.add_argument("--data_path", default=None, help="data folder (default: the loader's)")
-    p.add_argument("--method", default="adaptive_dpc", choices=METHODS, help="(default: adaptive_dpc)")
-    p.add_argument("--epochs", type=float, default=3, help="training epochs (default: 3)")
-    p.add_argument("--lr", type=float, default=1e-3, help="SGD learning rate, Nesterov momentum 0.9, cosine "
-                   "schedule (default: 0.001)")
-    p.add_argument("--batch_size", type=int, default=128, help="(default: 128)")
-    p.add_argument("--act_bits", type=int, default=8, help="activation bits for AdaptiveDPC / CPT (default: 8)")
-    p.add_argument("--initial_bits", type=int, default=8, help="AdaptiveDPC: starting weight bits (default: 8)")
-    p.add_argument("--min_bits", type=int, default=4, help="AdaptiveDPC: lowest weight bits (default: 4)")
-    p.add_argument("--delta", type=float, default=0.5, help="AdaptiveDPC: bits per halving of a layer's gradient "
-                   "statistic below the most active layer's (default: 0.5)")
-    p.add_argument("--cosine_threshold", type=float, default=0.95, help="AdaptiveDPC guard (default: 0.95)")
-    p.add_argument("--cpt_low", type=int, default=3, help="CPT lowest bits (default: 3)")
-    p.add_argument("--cpt_high", type=int, default=8, help="CPT highest bits (default: 8)")
-    p.add_argument("--cpt_cycles", type=int, default=8, help="CPT cycles over the whole training (default: 8)")
-    p.add_argument("--bits", type=int, nargs="+", default=[8, 6, 4, 2], help="Double Rounding precisions "
-                   "(default: 8 6 4 2)")
-    p.add_argument("--probabilities", type=float, nargs="+", default=None,
-                   help="Double Rounding: each of --bits' weight in the joint loss, or with --no-joint its "
-                   "probability of being drawn per step (default: equal)")
-    p.add_argument("--joint", action=argparse.BooleanOptionalAction, default=True,
-                   help="Double Rounding: train every precision at every step (default), or draw one per step")
-    p.add_argument("--distill", action=argparse.BooleanOptionalAction, default=True,
-                   help="Double Rounding, joint: lower precisions also learn the top precision's predictions "
-                   "(default: on)")
-    p.add_argument("--budgets", type=float, nargs="+", default=[3, 4, 5, 6, 7],
-                   help="supernet: average weight-bit budgets to search (default: 3 4 5 6 7)")
-    p.add_argument("--val_samples", type=int, default=5000, help="training images held out (default: 5000)")
-    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    p.add_argument("--out", required=True, help="output folder")
+    groups = {g: p.add_argument_group(g) for g in (C, P)}
+    for f in dataclasses.fields(PrecisionConfig):
+        add_flag(groups[f.metadata["group"]], f)
     return p
 
 
-def _problems(args) -> list[str]:
-    """What is wrong with the flags (checked before anything is loaded or written)."""
-    problems = [f"--{k} {getattr(args, k)}: must be > 0" for k in ("epochs", "lr") if not getattr(args, k) > 0]
-    problems += [f"--{k} {getattr(args, k)}: must be >= 1" for k in ("batch_size", "cpt_cycles")
-                 if getattr(args, k) < 1]
-    for k in ("act_bits", "initial_bits", "min_bits", "cpt_low", "cpt_high"):
-        problems += [f"--{k} {getattr(args, k)}: {why}" for why in [bits_problem(getattr(args, k))] if why]
-    problems += [f"--bits {b}: {why}" for b in args.bits for why in [bits_problem(b)] if why]
-    if args.min_bits > args.initial_bits:
-        problems.append(f"--min_bits {args.min_bits} is above --initial_bits {args.initial_bits}")
-    if args.cpt_low > args.cpt_high:
-        problems.append(f"--cpt_low {args.cpt_low} is above --cpt_high {args.cpt_high}")
-    if len(set(args.bits)) != len(args.bits):
-        problems.append(f"--bits {' '.join(map(str, args.bits))}: each precision once")
-    if args.probabilities is not None and len(args.probabilities) != len(args.bits):
-        problems.append(f"--probabilities: give one per --bits value ({len(args.bits)})")
-    if args.probabilities is not None and (min(args.probabilities) < 0 or sum(args.probabilities) <= 0):
-        problems.append("--probabilities: weights must be >= 0 and not all 0")
-    if not args.budgets or min(args.budgets) <= 0:
-        problems.append("--budgets: average bit budgets must be > 0")
-    if args.val_samples < 1:
-        problems.append(f"--val_samples {args.val_samples}: must be >= 1 (the held-out images that pick epochs)")
-    return problems
-
-
-def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG):
+def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> PrecisionConfig:
     """The command's flags, checked; a UsageError says what is wrong (nothing is loaded or written)."""
-    args = build_parser(prog).parse_args(argv)
-    problems = _problems(args)
-    if problems:
-        raise UsageError(problems[0])
-    return args
+    values = vars(build_parser(prog).parse_args(argv))
+    fields = {f.name: f for f in dataclasses.fields(PrecisionConfig)}
+    try:
+        return PrecisionConfig(**{k: coerce(fields[k], v) for k, v in values.items()})
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
@@ -151,7 +129,7 @@ def _run(args, command: list[str]) -> int:
     sim = noisesim.prepare(model, cfg)
     noisesim.calibrate(sim, train_batches, max_batches=4)
     start = time.time()
-    record = {"command": command, "settings": vars(args),
+    record = {"command": command, "settings": dataclasses.asdict(args),
               "float_test_accuracy": evaluate(model, data.val, data.task),
               "test_examples": len(getattr(data.val, "targets", ())) or None}
     rows = []

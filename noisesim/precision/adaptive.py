@@ -36,7 +36,40 @@ from torch import nn
 from noisesim.nn.base import SimLayer
 from noisesim.nn.prepare import sim_layers
 from noisesim.quant.functional import fake_quant_ste, qparams
+from noisesim.config import bits_problem
+from noisesim.settings import ConfigError, at_least_one, in_range, positive, setting
 from noisesim.train.loop import StepHooks, TrainConfig, train
+
+P = "precision schedules"
+
+
+@dataclass(frozen=True)
+class AdaptiveDPCSettings:
+    """The command-line settings of AdaptiveDPC (``main.py precision --method adaptive_dpc``)."""
+
+    initial_bits: int = setting(8, "AdaptiveDPC: starting weight bits", P, unit="bits", check=bits_problem)
+    min_bits: int = setting(4, "AdaptiveDPC: lowest weight bits", P, unit="bits", check=bits_problem)
+    delta: float = setting(0.5, "AdaptiveDPC: bits per halving of a layer's gradient statistic below the most "
+                           "active layer's", P, unit="bits", check=positive)
+    cosine_threshold: float = setting(0.95, "AdaptiveDPC guard: a layer's bits rise while cos(Q(W), W) is below "
+                                      "this", P, check=in_range(0, 1))
+
+    def __post_init__(self):
+        if self.min_bits > self.initial_bits:
+            raise ConfigError(f"--min_bits {self.min_bits} is above --initial_bits {self.initial_bits}", "min_bits")
+
+
+@dataclass(frozen=True)
+class CPTSettings:
+    """The command-line settings of cyclic precision training (``main.py precision --method cpt``)."""
+
+    cpt_low: int = setting(3, "CPT lowest bits", P, unit="bits", check=bits_problem)
+    cpt_high: int = setting(8, "CPT highest bits", P, unit="bits", check=bits_problem)
+    cpt_cycles: int = setting(8, "CPT cycles over the whole training", P, check=at_least_one)
+
+    def __post_init__(self):
+        if self.cpt_low > self.cpt_high:
+            raise ConfigError(f"--cpt_low {self.cpt_low} is above --cpt_high {self.cpt_high}", "cpt_low")
 
 STATISTICS = ("variance", "norm", "mean_abs")
 

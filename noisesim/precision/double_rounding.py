@@ -47,7 +47,33 @@ from noisesim.ops import round_ste
 from noisesim.quant.fake_quant import FakeQuantize
 from noisesim.quant.functional import scale_gradient
 from noisesim.train.loop import StepHooks, TrainConfig, evaluate, train
+from noisesim.config import bits_problem
+from noisesim.settings import ConfigError, setting
 from noisesim.train.qat import qat_parameters
+
+P = "precision schedules"
+
+
+@dataclasses.dataclass(frozen=True)
+class DoubleRoundingSettings:
+    """The command-line settings of Double Rounding (``main.py precision --method double_rounding`` or
+    ``supernet``)."""
+
+    bits: tuple = setting((8, 6, 4, 2), "Double Rounding precisions", P, unit="bits", check=bits_problem)
+    probabilities: tuple = setting((), "Double Rounding: each of --bits' weight in the joint loss, or with "
+                                   "--no-joint its probability of being drawn per step (default: equal)", P,
+                                   parse=float)
+    joint: bool = setting(True, "Double Rounding: train every precision at every step, or draw one per step", P)
+    distill: bool = setting(True, "Double Rounding, joint: lower precisions also learn the top precision's "
+                            "predictions", P)
+
+    def __post_init__(self):
+        if not self.bits or len(set(self.bits)) != len(self.bits):
+            raise ConfigError(f"--bits {' '.join(map(str, self.bits))}: each precision once", "bits")
+        if self.probabilities and len(self.probabilities) != len(self.bits):
+            raise ConfigError(f"--probabilities: give one per --bits value ({len(self.bits)})", "probabilities")
+        if self.probabilities and (min(self.probabilities) < 0 or sum(self.probabilities) <= 0):
+            raise ConfigError("--probabilities: weights must be >= 0 and not all 0", "probabilities")
 
 
 def double_round(q_top: torch.Tensor, top: int, bits: int) -> torch.Tensor:

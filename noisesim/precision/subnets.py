@@ -10,6 +10,7 @@ weight bits (weight-count weighted) staying within the budget are found exactly 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -18,6 +19,19 @@ import torch
 from noisesim.allocate.integer_program import choose
 from noisesim.allocate.sensitivity import cautious_traces, weight_hessian_trace
 from noisesim.precision.double_rounding import MultiPrecision, accuracy_at
+from noisesim.settings import ConfigError, positive, setting
+
+
+@dataclass(frozen=True)
+class SupernetSettings:
+    """The command-line settings of the supernet search (``main.py precision --method supernet``)."""
+
+    budgets: tuple = setting((3.0, 4.0, 5.0, 6.0, 7.0), "supernet: average weight-bit budgets to search",
+                             "precision schedules", unit="bits", check=positive)
+
+    def __post_init__(self):
+        if not self.budgets:
+            raise ConfigError("--budgets: give at least one average bit budget", "budgets")
 
 
 def search_subnets(mp: MultiPrecision, train_batches: Iterable, val_batches: Iterable, task: Any,
