@@ -68,9 +68,12 @@ def test_the_experiment_redeclares_no_setting_of_the_simulation_or_the_methods()
     """Each setting has one declaration: SimConfig's and the methods' reach main.py through include_settings."""
     from noisesim.allocate import METHOD_SETTINGS
     from noisesim.settings import exposed
+    from noisesim.stats.isoaccuracy import IsoAccuracySettings
+    from noisesim.train.qat import QATSettings
 
     source = (ROOT / "experiment" / "config.py").read_text()
-    owned = {f.name for owner in (noisesim.SimConfig, *METHOD_SETTINGS) for f in exposed(owner)}
+    assert set(ExperimentConfig.owners) == {noisesim.SimConfig, QATSettings, IsoAccuracySettings, *METHOD_SETTINGS}
+    owned = {f.name for owner in ExperimentConfig.owners for f in exposed(owner)}
     body = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "ExperimentConfig")
     declared = {n.target.id for n in body.body if isinstance(n, ast.AnnAssign)}
     assert owned <= FIELDS and not owned & declared
