@@ -9,6 +9,7 @@ Shell blocks are checked command by command, the way each can be without startin
   every flag, value and combination checked by ``ExperimentConfig``; ``--help`` is printed.
 * ``export`` and ``plot``: run for real on a small run of the default study (``logs/<run>`` and the other
   run-folder placeholders point at it; ``--out`` into a temporary folder).
+* ``study``: ``--list`` run, a study dry-run (every run's flags validated).
 * ``precision`` and ``pretrain``: parsed and validated (they train for minutes to hours); an empty file stands in
   for the weights ``pretrain --out`` would write.
 * ``VAR=... run_noise/x.sh ARGS``, ``bash FILE``: the script exists, ``bash -n`` accepts it, every variable set
@@ -134,10 +135,16 @@ class Shell:
             words = words[1:]
         else:
             raise AssertionError(f"no rule to check the command {shlex.join(words)!r}")
-        sub = words[0] if words and words[0] in ("export", "plot", "precision", "pretrain") else None
+        sub = words[0] if words and words[0] in ("export", "plot", "precision", "pretrain", "study") else None
         if sub is None:
             return self.experiment(words)
         getattr(self, sub)(words[1:])
+
+    def study(self, args: list[str]) -> None:
+        from noisesim.commands import main
+
+        extra = [] if "--list" in args else ["--dry_run", "--log_dir", str(self.out)]
+        assert main(["study", *extra, *args]) == 0
 
     def pip_install(self, args: list[str]) -> None:
         (path,) = args
