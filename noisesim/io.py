@@ -90,20 +90,9 @@ def load_partial(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> dic
                            if k in own and own[k].shape != state[k].shape]}
 
 
-def append_csv_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
-    """Append one row to a CSV file atomically (the whole file is rewritten and renamed).
-
-    New columns are added to the header; earlier rows get empty cells for them.
-    """
-    path = Path(path)
-    rows, fields = [], []
-    if path.exists():
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            fields = list(reader.fieldnames or [])
-            rows = list(reader)
-    fields += [k for k in row if k not in fields]
-    rows.append({k: v for k, v in row.items()})
+def write_csv_rows(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
+    """Write rows atomically; the header is the union of their keys in first-seen order, missing cells empty."""
+    fields = list(dict.fromkeys(k for r in rows for k in r))
 
     def write(f):
         w = csv.DictWriter(f, fieldnames=fields, restval="")
@@ -111,6 +100,14 @@ def append_csv_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
         w.writerows(rows)
 
     atomic_write(path, write)
+
+
+def append_csv_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
+    """Append one row to a CSV file atomically (the whole file is rewritten and renamed).
+
+    New columns are added to the header; earlier rows get empty cells for them.
+    """
+    write_csv_rows(path, [*read_csv_rows(path), row])
 
 
 def read_csv_rows(path: str | os.PathLike) -> list[dict[str, str]]:

@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence
 
 from noisesim.config import ConfigError
 from noisesim.experiment.config import ExperimentConfig, Point
-from noisesim.io import atomic_write, read_csv_rows, write_json
+from noisesim.io import read_csv_rows, write_csv_rows, write_json
 from noisesim.usage import Parser, UsageError, fail
 
 PROG = "noisesim migrate"
@@ -81,28 +81,15 @@ def migrate(run: Path) -> tuple[int, Optional[Path]]:
             path = run / folder / f"{old}{suffix}"
             if old and old != new and path.is_file():
                 path.rename(run / folder / f"{new}{suffix}")
-    _write_rows(run / "results.csv", new_rows)
+    write_csv_rows(run / "results.csv", new_rows)
     search = run / "search.csv"
     if search.is_file():
-        _write_rows(search, [{**r, "point_id": ids.get(r.get("point_id", ""), r.get("point_id", ""))}
+        write_csv_rows(search, [{**r, "point_id": ids.get(r.get("point_id", ""), r.get("point_id", ""))}
                              for r in read_csv_rows(search)])
     config.update(experiment=cfg.to_dict(), fields=cfg.describe(),
                   migrated={"at": time.strftime("%Y-%m-%d %H:%M:%S"), "copy": backup.name})
     write_json(run / "config.json", config)
     return changed, backup
-
-
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    import csv
-
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-
-    def write(f):
-        w = csv.DictWriter(f, fieldnames=columns, restval="")
-        w.writeheader()
-        w.writerows([{k: "" if v is None else v for k, v in r.items()} for r in rows])
-
-    atomic_write(path, write)
 
 
 def build_parser() -> Parser:
