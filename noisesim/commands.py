@@ -13,25 +13,25 @@
 """
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
-from noisesim.experiment import export, migrate, precision, query, study
-from noisesim.experiment import main as experiment
-from noisesim.reports import __main__ as plot
-from noisesim.train import pretrain
-
-COMMANDS: dict[str, Callable[..., Optional[int]]] = {
-    "precision": precision.main, "export": export.main, "plot": plot.main, "pretrain": pretrain.main,
-    "migrate": migrate.main, "study": study.main, "query": query.main}
+# each command's module, imported when the command runs (a command pays for its own imports only)
+COMMANDS: dict[str, str] = {
+    "precision": "noisesim.experiment.precision", "export": "noisesim.experiment.export",
+    "plot": "noisesim.reports.__main__", "pretrain": "noisesim.train.pretrain",
+    "migrate": "noisesim.experiment.migrate", "study": "noisesim.experiment.study",
+    "query": "noisesim.experiment.query"}
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> int:
     """Run the command named by the first argument, or the experiment when there is none."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS:
-        return COMMANDS[argv[0]](argv[1:], prog=f"{prog} {argv[0]}") or 0
-    return experiment.main(argv, prog)
+        command = importlib.import_module(COMMANDS[argv[0]])
+        return command.main(argv[1:], prog=f"{prog} {argv[0]}") or 0
+    return importlib.import_module("noisesim.experiment.main").main(argv, prog)
 
 
 def console() -> int:

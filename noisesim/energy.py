@@ -16,9 +16,8 @@ noise bits by MACs. Every average goes through :func:`weighted_mean`.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
-import pandas as pd
 import torch
 from torch import nn
 
@@ -28,6 +27,9 @@ from noisesim.context import noise_disabled
 from noisesim.coverage import Coverage, counting_macs, coverage_from, coverage_of
 from noisesim.nn.base import SimLayer
 from noisesim.nn.prepare import sim_layers
+
+if TYPE_CHECKING:  # pandas loads when a report is made, not with noisesim
+    import pandas as pd
 
 
 # -- pure functions ------------------------------------------------------------
@@ -179,6 +181,8 @@ def energy_report(model: nn.Module, example_input=None, photon_energy: float = P
             "snr": snr, "snr_db": 10 * math.log10(snr) if snr > 0 and math.isfinite(snr) else nan,
             "noise_bits": nan if nb is None else nb.mean().item(),
         })
+    import pandas as pd
+
     df = pd.DataFrame(rows)
     with torch.no_grad():
         avg_e = _value(lambda: average_energy(model))
@@ -197,6 +201,8 @@ def energy_report(model: nn.Module, example_input=None, photon_energy: float = P
 def channel_report(model: nn.Module) -> pd.DataFrame:
     """One row per output channel of every noisy layer: name, fan_in, channel, e_mac (photons),
     snr_db (NaN unless recorded), noise_bits (NaN before calibration)."""
+    import pandas as pd
+
     frames = []
     for m in _layers(model):
         n = m.noise

@@ -208,6 +208,29 @@ def _prepared(**kw):
     return sim
 
 
+HEAVY = ("torchvision", "torch._dynamo", "pandas", "scipy", "matplotlib", "seaborn", "transformers")
+LOADED = """
+import contextlib, io, sys
+import noisesim
+print(*[m for m in {heavy} if m in sys.modules])
+from noisesim.commands import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    main(["--help"])
+print(*[m for m in {heavy} if m in sys.modules])
+"""
+
+
+def test_import_and_help_load_no_heavy_module():
+    """``import noisesim`` and ``noisesim --help`` start in little more than ``import torch``: torchvision,
+    torch.compile's machinery, pandas, SciPy and the plotting libraries load when a command needs them."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", LOADED.format(heavy=HEAVY)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["", ""], f"import noisesim loads: {out[0]}; noisesim --help loads: {out[1:]}"
+
+
 def test_allocation_reads_applies_and_round_trips(tmp_path):
     sim = _prepared(noise_per_channel=True)
     layers = noisesim.sim_layers(sim)

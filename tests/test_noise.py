@@ -341,3 +341,28 @@ def test_thermal_noise_of_attention_products_with_per_token_ranges():
     r_b = b.amax(-2, keepdim=True) - b.amin(-2, keepdim=True).clamp(max=0)  # per column of b
     z = delta / (0.01 * r_a * r_b * math.sqrt(8 / 3.0))
     assert z.shape == (16, 4, 32, 32) and z.std().item() == pytest.approx(1.0, rel=TOL)
+
+
+def test_a_reused_thermal_std_follows_every_change_of_range_and_energy():
+    """Outside autograd the std is computed once and reused; the noise must still follow a new energy, a
+    recalibrated input range and an energy trained by an optimiser step."""
+    sim, float_layer, x = _sim("conv", "thermal", True)
+
+    def check():
+        with torch.no_grad():
+            r_x, r_w = sim.act_quant.full_range(), sim.weight_quant.full_range()
+            expected = 0.01 * r_w * r_x * torch.sqrt(FAN_IN["conv"] / sim.noise.energy())
+            measured = _per_channel_std(_output_noise(sim, x), 1)
+        assert torch.allclose(measured, expected.expand(C_OUT), rtol=TOL)
+
+    check()
+    check()  # the reused std
+    sim.noise.set_energy(torch.linspace(2, 50, C_OUT))
+    check()
+    noisesim.calibrate(sim, [3 * x])
+    check()
+    sim.noise.log_energy.requires_grad_(True)
+    opt = torch.optim.SGD([sim.noise.log_energy], lr=10.0)
+    sim(x).square().mean().backward()
+    opt.step()
+    check()

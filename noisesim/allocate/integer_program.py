@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from noisesim.allocate.allocation import Allocation
 from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, measure_cost, set_weight_bits
@@ -42,6 +41,8 @@ def choose(costs: np.ndarray, weights: np.ndarray, budget: float) -> list[int]:
     absolute gap of 1e-6, which costs of 1e-8 (layers of small trace) would otherwise fall under, and
     the relative gap is set to 0.
     """
+    from scipy.optimize import Bounds, LinearConstraint, milp  # SciPy loads when a program is solved
+
     costs, weights = np.asarray(costs, float), np.asarray(weights, float)
     layers, k = costs.shape
     shifted = costs - costs.min(1, keepdims=True)

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-import pandas as pd
 import torch
 
 from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions, tensor_bundle
 from noisesim.data.tasks import BinaryClassification
 from noisesim.registry import DATASETS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NUM_DENSE, NUM_SPARSE = 13, 26
 
@@ -38,6 +40,8 @@ def read_criteo(path: str | Path, table_size: int = 1000, max_rows: Optional[int
         first = f.readline().rstrip("\n").split("\t")
     if len(first) != columns:
         raise ValueError(f"{path}: expected {columns} tab-separated columns, got {len(first)}")
+    import pandas as pd  # loads with the first Criteo file, not with the command line
+
     types = {i: np.float64 if i <= NUM_DENSE else object for i in range(columns)}
     chunks = pd.read_csv(path, sep="\t", header=None, names=range(columns), nrows=max_rows, dtype=types,
                          na_values=[""], keep_default_na=False, chunksize=chunk_rows, on_bad_lines="error")
@@ -50,6 +54,8 @@ def read_criteo(path: str | Path, table_size: int = 1000, max_rows: Optional[int
 
 def _parse(df: pd.DataFrame, table_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One chunk of lines -> dense log1p features, hashed categorical buckets, labels (empty cells: NaN)."""
+    import pandas as pd
+
     labels = df[0].to_numpy(np.float32)
     dense = np.log1p(np.maximum(np.nan_to_num(df.iloc[:, 1:1 + NUM_DENSE].to_numpy(np.float64)), 0))
     cats = df.iloc[:, 1 + NUM_DENSE:]

@@ -12,7 +12,6 @@ import dataclasses
 from pathlib import Path
 from typing import Optional
 
-import pandas as pd
 import torch
 
 from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions, subset, tensor_bundle, text_tokenizer
@@ -32,6 +31,8 @@ def read_glue(task: str, split: str, data_path: Optional[str]) -> tuple[list, to
     if not path.is_file():
         raise DataNotFoundError(f"GLUE file {path} not found; pass --data_path DIR holding the GLUE TSVs "
                                 "(SST-2/, MNLI/) or omit it to download GLUE with Hugging Face datasets")
+    import pandas as pd  # loads with the first GLUE file, not with the command line
+
     df = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
     if task == "sst2":
         return df["sentence"].tolist(), torch.tensor(df["label"].astype(int).to_numpy())

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from PIL import Image
-from torchvision import transforms
 
 from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions, tensor_bundle
 from noisesim.registry import DATASETS
@@ -51,7 +49,9 @@ def _normalize(x: torch.Tensor, normalization: str) -> torch.Tensor:
     """uint8-valued float images (N, 3, H, W) -> the model's input normalisation."""
     if normalization == "lite":
         return (x - 127.0) / 128.0
-    return transforms.functional.normalize(x / 255.0, IMAGENET_MEAN, IMAGENET_STD)
+    from torchvision.transforms.functional import normalize  # torchvision loads with images, not the command line
+
+    return normalize(x / 255.0, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def load_imagenet_samples(folder: Optional[str] = None, size: int = 224,
@@ -62,6 +62,9 @@ def load_imagenet_samples(folder: Optional[str] = None, size: int = 224,
     if not files:
         raise DataNotFoundError(f"no imagenet_<i>_<label>.jpg files in {root}; pip install --no-deps foolbox==3.3.4 "
                                 "or pass --data_path DIR holding such files")
+    from PIL import Image
+    from torchvision import transforms
+
     tf = transforms.Compose([transforms.Resize(int(round(size / 0.875))), transforms.CenterCrop(size),
                              transforms.PILToTensor()])
     x = torch.stack([tf(Image.open(f).convert("RGB")) for f in files]).float()
@@ -77,6 +80,9 @@ def training_crops(n: int = TRAINING_CROPS, size: int = 224, normalization: str 
     if not files or not all(f.is_file() for f in files):
         raise DataNotFoundError(f"scikit-image's photos not found in {root}; pip install --no-deps scikit-image "
                                 "(only its data files are read)")
+    from PIL import Image
+    from torchvision import transforms
+
     photos = [Image.open(f).convert("RGB") for f in files]
     crop = transforms.Compose([transforms.RandomResizedCrop(size, scale=(0.1, 1.0)),
                                transforms.RandomHorizontalFlip(), transforms.PILToTensor()])

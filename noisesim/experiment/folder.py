@@ -20,13 +20,15 @@ import csv
 import io
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
-import pandas as pd
 
 from noisesim.allocate import Allocation
 from noisesim.io import append_csv_row, atomic_write, read_csv_rows, write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class RunFolderError(Exception):

@@ -8,9 +8,7 @@ import contextlib
 import io
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from noisesim import distributed
 from noisesim.config import ConfigError
@@ -18,10 +16,10 @@ from noisesim.data.bundle import DataFileError, DataNotFoundError, error_line
 from noisesim.experiment.cli import UsageError, parse_args
 from noisesim.experiment.config import Point
 from noisesim.experiment.folder import RunFolder, RunFolderError
-from noisesim.experiment.runner import Experiment
-from noisesim.experiment.search import run_search
 from noisesim.registry import PluginError
-from noisesim.reports.figures import draw_run
+
+if TYPE_CHECKING:
+    from noisesim.experiment.runner import Experiment
 
 
 def _fail(message: str, prog: str = "main.py") -> int:
@@ -37,6 +35,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> int:
     points = cfg.points()
     for pair in cfg.skipped():
         print(f"note: {pair} is not a method's granularity; left out of the sweep", file=sys.stderr)
+    from noisesim.experiment.runner import Experiment  # torch models, data and plots load once the flags are good
+
     try:
         exp = Experiment(cfg)
     except (DataNotFoundError, RunFolderError, ImportError, ValueError) as e:
@@ -64,6 +64,10 @@ def _run(cfg, exp: Experiment, points: list[Point], argv, prog: str) -> int:
     writer = _writer(folder) if distributed.is_main() else None
     try:
         if cfg.binary_search:
+            import pandas as pd
+
+            from noisesim.experiment.search import run_search
+
             run_search(exp, folder, points, writer)
             if (folder.path / "search.csv").exists():
                 print(pd.read_csv(folder.path / "search.csv")[["noise_type", "allocation_label", "energy", "accuracy",
@@ -76,6 +80,8 @@ def _run(cfg, exp: Experiment, points: list[Point], argv, prog: str) -> int:
         writer.close()
     distributed.barrier()
     if folder.results_csv.exists() and distributed.is_main():
+        from noisesim.reports.figures import draw_run
+
         paths = draw_run(folder.path, plots=not cfg.no_plot)
         print(f"quantization card{'' if cfg.no_plot else ', plots'}: {len(paths)} files in {folder.path}")
     print(f"results: {folder.results_csv}")

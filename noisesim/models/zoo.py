@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Optional
 
-import torchvision.models as tvm
 from torch import nn
 
 from noisesim.io import apply_state_dict, load_partial, load_state_dict
@@ -52,6 +51,8 @@ class ModelSpec:
 
 def _tv(name: str, **kw) -> Callable[..., nn.Module]:
     def build(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
+        import torchvision.models as tvm  # torchvision loads with its first model, not with the command line
+
         return getattr(tvm, name)(weights=None, num_classes=num_classes, **kw)
     return build
 
@@ -201,6 +202,8 @@ def build_model(name: str, dataset: str, num_classes: int, in_channels: int = 3,
         apply_state_dict(model, load_state_dict(path), path)
         baseline = f"{Path(path).name} (sha256 {_sha(path)})"
     elif spec.torchvision_weights and num_classes == 1000:
+        import torchvision.models as tvm
+
         try:
             weights = getattr(tvm, spec.torchvision_weights).DEFAULT
             model.load_state_dict(weights.get_state_dict(progress=False))

@@ -83,11 +83,7 @@ class SimLayer(nn.Module):
             if w.requires_grad and not self.weight_quant.learnable:
                 self.calibrate_weight_quant(w.detach())
             return self._weight_stats(w)
-        q = self.weight_quant
-        key = (w._version, w.data_ptr(), q.version, q.enabled, w.dtype, w.device)
-        if q.learnable:  # trained bits or ranges change in place: key on their current values
-            key += (q.lo._version, q.hi._version) + tuple(
-                p._version for p in (q.bitwidth.parameters() if q.bitwidth is not None else ()))
+        key = (w._version, w.data_ptr(), w.dtype, w.device, self.weight_quant.state_key())
         if key != self._cache_key:
             with torch.no_grad():
                 self._cache = self._weight_stats(w)
@@ -100,8 +96,10 @@ class SimLayer(nn.Module):
         """The weights the matmul uses (quantized, plus noise when the noise model acts on weights) and
         the :class:`Operands` of this forward; ``norms(||w_row||)`` gives the output-broadcastable norms."""
         wq, r_w, w_norm = self.weight_stats()
+        act_key = self.act_quant.state_key()
         ops = Operands(self.noise_fan_in, lambda: (self.act_quant.full_range(), r_w),
-                       lambda: norms(w_norm) if norms is not None else _no_norms(self.name))
+                       lambda: norms(w_norm) if norms is not None else _no_norms(self.name),
+                       key=None if act_key is None or torch.is_grad_enabled() else (act_key, self._cache_key))
         n = self.noise
         return (n(wq, ops) if n is not None and n.acts_on == "weight" else wq), ops
 

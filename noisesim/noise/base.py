@@ -8,6 +8,11 @@ E and of the layer's :class:`Operands` (quantizer ranges, receptive-field and we
 norms, fan-in), which the layer computes only when the model asks for them. A new noise model
 is one file: a subclass with ``std`` and a ``@NOISE_MODELS.register("name")`` line.
 
+A std that reads no norms depends only on the ranges, the fan-in and E. Outside autograd it is
+computed once and reused until one of those changes (the layer keys the ranges on its quantizers'
+states, the model keys E on its log-energy's version), so that a frozen network's forward pays for
+the draw and the add only.
+
 Noise is active in train and eval mode alike (it is the hardware); it is off after
 ``disable()`` (see ``noisesim.noise_disabled``) and during calibration, when the model only
 records the range of the tensor it would perturb (for the noise bits).
@@ -37,18 +42,21 @@ class Operands:
     full ranges of the input and weight quantizers (R_w one value or one per output channel; for
     a product of two activations, R_a and R_b). ``norms()``: (||x_patch||, ||w_row||), the norms
     of the input receptive field and of the weight row of every output, each broadcastable to
-    the output.
+    the output. ``key``: a value that changes whenever ``ranges()`` may change, or None when the
+    ranges follow the data (dynamic quantizers) or carry gradients (nothing is then reused).
     """
 
     def __init__(self, fan_in: int, ranges: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-                 norms: Callable[[], tuple[torch.Tensor, torch.Tensor]]):
-        self.fan_in = fan_in
+                 norms: Callable[[], tuple[torch.Tensor, torch.Tensor]], key: Optional[tuple] = None):
+        self.fan_in, self.key = fan_in, key
         self._ranges, self._norms = ranges, norms
+        self.read_norms = False
 
     def ranges(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self._ranges()
 
     def norms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self.read_norms = True
         return self._norms()
 
 
@@ -72,6 +80,9 @@ class NoiseModel(nn.Module, abc.ABC):
         self.register_buffer("noise_power", torch.zeros(channels, dtype=torch.float64))
         self.register_buffer("last_std", torch.full((channels,), float("nan")))  # RMS sigma per channel
         self.sampler = GaussianSampler(cfg.seed, cfg.key)
+        self._std_key: Optional[tuple] = None  # what the reused std was computed from (see _cached_std)
+        self._std: Optional[torch.Tensor] = None
+        self._data_dependent = False  # its std read the norms once: it is computed at every forward
         self.probe: Optional[Callable[["NoiseModel", torch.Tensor, torch.Tensor], torch.Tensor]] = None
 
     @property
@@ -146,14 +157,32 @@ class NoiseModel(nn.Module, abc.ABC):
             return t
         if self.probe is not None:
             return self.probe(self, t, self.unit_variance(ops, t.dim()))
-        std = self.std(ops, t.dim())
-        self._record(t, std)
+        std, fresh = self._cached_std(ops, t.dim())
+        if fresh or self.cfg.record_snr:
+            self._record(t, std)
         if self.as_quantizer:
             return self.equivalent_quantizer(t)
         noise = self.sampler.sample(t.shape, t.device, t.dtype)
         if not inplace or (torch.is_grad_enabled() and (t.requires_grad or std.requires_grad)):
             return torch.addcmul(t, noise, std)
         return t.addcmul_(noise, std)  # one pass, no new tensor
+
+    def _cached_std(self, ops: Operands, ndim: int) -> tuple[torch.Tensor, bool]:
+        """(std, whether it was computed now). It is reused while the operands' range key, the fan-in, the
+        dimensions, E (the log-energy's version and storage) and the config stay the same; never under
+        autograd, for data-dependent ranges (``ops.key`` None) or for a std that reads the norms."""
+        if ops.key is None or self._data_dependent:
+            return self.std(ops, ndim), True
+        e = self.log_energy
+        key = (ops.key, ops.fan_in, ndim, e._version, e.data_ptr(), self.cfg)
+        if key == self._std_key:
+            return self._std, False
+        std = self.std(ops, ndim)
+        if ops.read_norms:
+            self._data_dependent = True
+            return std, True
+        self._std_key, self._std = key, std
+        return std, True
 
     def unit_variance(self, ops: Operands, ndim: int) -> torch.Tensor:
         """The noise variance per element at E = 1 photon/MAC: std(E)^2 * E (every model's variance is

@@ -83,8 +83,14 @@ class GaussianSampler:
             self._generators[key] = [torch.Generator(device).manual_seed(s) for s in seeds]
         return self._generators[key]
 
-    @torch.compiler.disable  # generators and the thread pool run eagerly inside torch.compile'd models
     def sample(self, shape: torch.Size, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        if torch.compiler.is_compiling():
+            # the generators and the thread pool run eagerly inside torch.compile'd models; the wrapper is
+            # made here, not by a decorator, so that importing noisesim does not import torch._dynamo
+            return torch.compiler.disable(self._draw)(shape, device, dtype)
+        return self._draw(shape, device, dtype)
+
+    def _draw(self, shape: torch.Size, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         gens = self._gens(device)
         out = torch.empty(shape, device=device, dtype=dtype)
         if len(gens) == 1 or out.numel() < PARALLEL_MIN or (os.cpu_count() or 1) == 1:

@@ -119,6 +119,17 @@ class FakeQuantize(nn.Module):
         self._fused = None
         self._ready = False
 
+    def state_key(self) -> Optional[tuple]:
+        """A value that changes whenever the quantizer's range, bits or switch may have changed (``touch``, an
+        in-place update of the range or bit parameters, a move to another device); None for an enabled dynamic
+        quantizer, whose range follows every input."""
+        if self.cfg.dynamic and self.enabled:
+            return None
+        key = (self.version, self._on, self.lo._version, self.hi._version, self.lo.data_ptr(), self.hi.data_ptr())
+        if self.bitwidth is not None:
+            key += tuple((p._version, p.data_ptr()) for p in self.bitwidth.parameters())
+        return key
+
     def is_calibrated(self) -> bool:
         if not self._ready:
             self._ready = bool(self.calibrated)

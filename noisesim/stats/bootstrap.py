@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
-from scipy.stats import binomtest, mannwhitneyu
 
 Score = Callable[[np.ndarray, np.ndarray], float]
 
@@ -28,6 +27,8 @@ def auroc_score(scores: np.ndarray, targets: np.ndarray) -> float:
     """Area under the ROC curve of per-example scores: the Mann-Whitney U statistic of the positives' scores
     against the negatives', / (n_pos n_neg), ties counted half (``scipy.stats.mannwhitneyu``; equal to
     scikit-learn's ``roc_auc_score``, which noisesim does not otherwise need)."""
+    from scipy.stats import mannwhitneyu  # SciPy loads when a score needs it, not with the command line
+
     pos = targets > 0.5
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
     if n_pos == 0 or n_neg == 0:
@@ -93,6 +94,8 @@ def metric_interval(outcomes: np.ndarray, targets: np.ndarray, n_boot: int = 100
 def binomial_interval(accuracy: float, n: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of an accuracy measured on ``n`` independent examples with one outcome each (no
     noise draws): what the bootstrap over examples approximates, for results that kept only the count."""
+    from scipy.stats import binomtest
+
     k = int(round(accuracy * n))
     ci = binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
     return float(ci.low), float(ci.high)

@@ -40,8 +40,6 @@ from functools import cached_property
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-from scipy.interpolate import PchipInterpolator
-from scipy.optimize import brentq, isotonic_regression, least_squares
 
 from noisesim.settings import ConfigError, at_least_one, fraction, positive, setting
 from noisesim.stats.bootstrap import Resample, Score, accuracy_score, interval, metric, replicate_metric
@@ -111,6 +109,8 @@ class Curve:
     @cached_property
     def _pchip(self) -> PchipInterpolator:
         """The isotonic fit's monotone cubic through its pooled points, built once per curve."""
+        from scipy.interpolate import PchipInterpolator  # SciPy loads with the first fit, not the command line
+
         return PchipInterpolator(*self.params)
 
     def solve(self, target: float) -> float:
@@ -122,6 +122,8 @@ class Curve:
         if self.kind in SHAPES:
             a, b, m, s = self.params
             return float(m + s * SHAPES[self.kind][1]((target - a) / (b - a)))
+        from scipy.optimize import brentq
+
         xs, ys = self.params
         i = int(np.searchsorted(ys, target, side="left"))  # first grid point at or above the target
         return float(brentq(lambda v: float(self(v)) - target, xs[i - 1], xs[i]))
@@ -129,6 +131,8 @@ class Curve:
 
 def fit_sigmoid(x: np.ndarray, y: np.ndarray, kind: str = "gompertz", start: Optional[Curve] = None) -> Curve:
     """Least-squares four-parameter sigmoid of ``kind``, increasing in x (``start``: a curve to start from)."""
+    from scipy.optimize import least_squares
+
     shape, _, slope = SHAPES[kind]
     x, y = np.asarray(x, float), np.asarray(y, float)
     span = max(x.max() - x.min(), 1e-3)
@@ -162,6 +166,8 @@ def fit_sigmoid(x: np.ndarray, y: np.ndarray, kind: str = "gompertz", start: Opt
 def fit_isotonic(x: np.ndarray, y: np.ndarray) -> Curve:
     """Pool-adjacent-violators fit (increasing) at the distinct energies (points at one energy
     averaged, weighted by their count), PCHIP-interpolated between them."""
+    from scipy.optimize import isotonic_regression
+
     xs, inverse, counts = np.unique(np.asarray(x, float), return_inverse=True, return_counts=True)
     means = np.bincount(inverse, weights=np.asarray(y, float)) / counts
     fitted = isotonic_regression(means, weights=counts, increasing=True).x
