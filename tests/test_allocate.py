@@ -250,3 +250,31 @@ def test_trained_bits_leave_less_than_one_layer_bit_of_the_budget():
     TrainedAllocator(settings).allocate(AllocationProblem(sim, None, "layer", batches, Classification()))
     w = noisesim.average_weight_bits(sim).item()
     assert -1e-6 <= 4.5 - w < 160 / 2160  # within budget, and no layer could take one bit more
+
+
+def test_the_closed_form_measures_the_sensitivities_once_per_sweep_and_allocates_the_same():
+    """With the sweep's memo, the second target (and the other granularity) reuses the first one's
+    sensitivities: the same energies as measuring them again, and no further forward or backward pass."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 40), nn.ReLU(), nn.Linear(40, 40), nn.ReLU(), nn.Linear(40, 4))
+    batches = [(torch.randn(32, 10), torch.randint(0, 4, (32,))) for _ in range(2)]
+    cfg, memo = ExperimentConfig(sensitivity_batches=2), {}
+
+    def allocate(target, granularity, memo):
+        sim = noisesim.prepare(model, noisesim.SimConfig(noise_type="shot", weight_bits=8, act_bits=8, seed=0,
+                                                         noise_per_channel=granularity == "channel"))
+        noisesim.calibrate(sim, batches)
+        point = Point("shot", "closed_form", granularity, None, target, 8, 8, None, None, None, None, None, 0)
+        problem = AllocationProblem(sim, target, granularity, batches, Classification())
+        with noisesim.allocate.measure_cost(sim) as cost:
+            alloc = make_allocator(cfg, point, memo).allocate(problem)
+        return alloc, cost.forward + cost.backward
+
+    first, passes = allocate(10.0, "layer", memo)
+    assert passes > 0 and len(memo) == 1
+    for target, granularity in ((30.0, "layer"), (30.0, "channel")):
+        reused, reused_passes = allocate(target, granularity, memo)
+        fresh, _ = allocate(target, granularity, None)
+        assert reused_passes == 0 and reused.info["alloc_forward"] == first.info["alloc_forward"]
+        for name, layer in fresh.layers.items():
+            assert torch.allclose(torch.as_tensor(reused.layers[name].energy), torch.as_tensor(layer.energy))

@@ -1,4 +1,5 @@
 """main.py end to end on tiny generated Fashion-MNIST files: every flag's path and every error."""
+import json
 import os
 import signal
 import subprocess
@@ -148,10 +149,39 @@ def test_binary_search_bisects_to_the_crossing_on_real_test_images(tmp_path):
     assert search.loc["trained per layer", "saving_vs_uniform"] == pytest.approx(saving)
 
 
-def test_resume_runs_each_point_once(tmp_path, data):
+def test_resume_runs_each_point_once(tmp_path, data, capsys):
     run(tmp_path, data, "--e_mac", 1, 2)
     code, df = run(tmp_path, data, "--e_mac", 1, 2, 4, "--resume")
     assert code == 0 and len(df) == 3 and df["point_id"].is_unique
+    out = capsys.readouterr().out
+    assert "[1/1]" in out and "s left" not in out.split("[1/1]")[1].splitlines()[0]  # the last point: none left
+    timing = json.loads((tmp_path / "logs/run/timing.json").read_text())
+    assert {"data and model", "evaluation", "allocation", "total"} <= timing.keys()
+    assert sum(v for k, v in timing.items() if k != "total") == pytest.approx(timing["total"], abs=0.05)
+
+
+def test_phases_count_nested_time_once_and_the_progress_line_extrapolates(monkeypatch):
+    from noisesim.experiment import phases
+
+    clock = iter([0.0, 1.0, 3.0, 7.0, 8.0, 10.0, 10.0])  # start, outer in, inner in, inner out, outer out, to_dict
+    monkeypatch.setattr(phases.time, "perf_counter", lambda: next(clock))
+    p = phases.Phases()
+    with p("outer"):
+        with p("inner"):
+            pass
+    assert p.seconds == {"outer": 3.0, "inner": 4.0}
+    assert p.to_dict() == {"outer": 3.0, "inner": 4.0, "other": 3.0, "total": 10.0}
+    assert phases.progress_line(2, 6, 40.0) == "40 s, about 80 s left"
+
+
+def test_a_point_is_the_same_whichever_points_ran_before_it(tmp_path, data):
+    """Every point calibrates on the same training batches: a uniform point alone equals the same point run after
+    another energy of the sweep (which once consumed the shuffled batches before it)."""
+    _, alone = run(tmp_path / "alone", data, "--e_mac", 4)
+    _, after = run(tmp_path / "after", data, "--e_mac", 8, 4)
+    row = after.set_index("e_mac").loc[4]
+    assert row["point_id"] == alone["point_id"][0]
+    assert row["avg_noise_bits"] == alone["avg_noise_bits"][0] and row["accuracy"] == alone["accuracy"][0]
 
 
 def test_existing_run_is_never_overwritten_without_flag(tmp_path, data, capsys):
@@ -243,8 +273,8 @@ def test_flags_layer_over_the_default_study_and_config_none_gives_the_plain_defa
 
     study = parse_args([])
     layered = parse_args(["--device", "cpu", "--mc_repeats", "2"])
-    assert layered.target_emac == study.target_emac == (2, 3, 5, 10, 30, 100)
-    assert layered.allocation == ("uniform", "trained")
+    assert layered.target_emac == study.target_emac == (3, 10, 30, 100, 300, 1000)
+    assert layered.allocation == ("uniform", "closed_form")
     assert layered.device == "cpu" and layered.mc_repeats == 2 and "flags override it" in capsys.readouterr().out
     assert parse_args(["--config", "none"]) == ExperimentConfig()
 
@@ -260,7 +290,7 @@ def test_help_gives_every_flag_its_help_and_default_once():
             assert "(default:" in action.help, action.dest
     text = subprocess.run([sys.executable, str(ROOT / "main.py"), "--help"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
-    assert "[photons/MAC] (default: 2 3 5 10 30 100)" in " ".join(text.split())  # the default study's grid
+    assert "[photons/MAC] (default: 3 10 30 100 300 1000)" in " ".join(text.split())  # the default study's grid
 
 
 @pytest.mark.parametrize("name, flag", [("precision", "--method"), ("export", "--psum_bits"), ("plot", "--curve_fit"),

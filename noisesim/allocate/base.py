@@ -58,7 +58,10 @@ class AllocationJob:
 
     train_energy / train_bits / train_ranges: what a trained allocation may train (energies only where
     the point is noisy and energies are what is allocated; a uniform point never trains energies); target_weight_bits / target_act_bits: the bit budgets;
-    generated_labels: train on the float model's predictions; progress, desc: its progress bar."""
+    generated_labels: train on the float model's predictions; progress, desc: its progress bar. memo: a dict that
+    lives as long as the sweep, where a method may keep what does not depend on the target or the granularity
+    (sensitivities), under ``memo_key``, which names the point's network apart from its energies (None: keep
+    nothing)."""
 
     train_energy: bool = True
     train_bits: bool = False
@@ -68,6 +71,8 @@ class AllocationJob:
     generated_labels: bool = False
     progress: bool = True
     desc: str = "allocate"
+    memo: Optional[dict] = None
+    memo_key: Optional[str] = None
 
 
 class Allocator(abc.ABC):

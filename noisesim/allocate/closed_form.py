@@ -36,7 +36,7 @@ weights' range R_l, costs 1/2 tr(H_l) R_l^2 / 12 * 4^(-b) to second order, so a_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -115,13 +115,18 @@ class ClosedFormAllocator(Allocator):
 
     @classmethod
     def from_settings(cls, s: ClosedFormSettings, job: AllocationJob) -> "ClosedFormAllocator":
-        return cls(s.sensitivity, s.sensitivity_batches, iters=s.hutchinson_iters, tol=s.hutchinson_tol)
+        allocator = cls(s.sensitivity, s.sensitivity_batches, iters=s.hutchinson_iters, tol=s.hutchinson_tol)
+        if job.memo is not None and job.memo_key is not None:
+            allocator.memo, allocator.memo_key = job.memo, job.memo_key
+        return allocator
 
     def __init__(self, estimator: str = "fisher", batches: int = 8, floor: float = 0.05, iters: int = 50,
                  tol: float = 0.01):
         if estimator not in ESTIMATORS:
             raise ValueError(f"sensitivity estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
         self.estimator, self.batches, self.floor, self.iters, self.tol = estimator, batches, floor, iters, tol
+        self.memo: Optional[dict] = None  # see AllocationJob.memo: sensitivities shared by a sweep's targets
+        self.memo_key: Optional[str] = None
 
     def allocate(self, problem: AllocationProblem) -> Allocation:
         if problem.quantity == "weight_bits":
@@ -130,9 +135,15 @@ class ClosedFormAllocator(Allocator):
             raise ValueError("the closed form allocates an energy budget: it needs a target energy")
         model = problem.model
         hutchinson = {"iters": self.iters, "tol": self.tol} if self.estimator == "hutchinson" else {}
-        with measure_cost(model) as cost:
-            sens = ESTIMATORS[self.estimator](model, problem.batches, problem.task, self.batches,
-                                               teacher=problem.teacher, **hutchinson)
+        key = ("closed_form sensitivity", self.memo_key, self.estimator, self.batches, self.iters, self.tol)
+        if self.memo is not None and key in self.memo:  # measured at another target of the sweep
+            sens, cost = self.memo[key]
+        else:
+            with measure_cost(model) as cost:
+                sens = ESTIMATORS[self.estimator](model, problem.batches, problem.task, self.batches,
+                                                   teacher=problem.teacher, **hutchinson)
+            if self.memo is not None:
+                self.memo[key] = sens, cost
         alloc = Allocation.from_model(model, self.name, problem.granularity)
         names, c, macs, sizes = [], [], [], []
         for name, values in sens.values.items():
@@ -149,8 +160,8 @@ class ClosedFormAllocator(Allocator):
             alloc.layers[name].energy = energies[start:start + k]
             start += k
         alloc.apply(model)
-        alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=sens.forward,
-                          alloc_backward=sens.backward, sensitivity=self.estimator)
+        alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=sens.forward,  # computed once per sweep
+                          alloc_backward=sens.backward, sensitivity=self.estimator)  # with a memo; its cost here
         return alloc
 
 

@@ -80,6 +80,11 @@ class RunFolder:
             return
         write_json(self.path / "config.json", config)
 
+    def write_timing(self, seconds: dict[str, float]) -> None:
+        """``timing.json``: the wall seconds per phase of the latest invocation (see ``experiment/phases.py``)."""
+        if self.writable:
+            write_json(self.path / "timing.json", seconds)
+
     def done(self) -> dict[str, dict[str, str]]:
         """Finished points: id -> row."""
         return {row["point_id"]: row for row in read_csv_rows(self.results_csv)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -16,6 +17,7 @@ from noisesim.data.bundle import DataFileError, DataNotFoundError, error_line
 from noisesim.experiment.cli import UsageError, parse_args
 from noisesim.experiment.config import Point
 from noisesim.experiment.folder import RunFolder, RunFolderError
+from noisesim.experiment.phases import progress_line
 from noisesim.registry import PluginError
 
 if TYPE_CHECKING:
@@ -82,8 +84,11 @@ def _run(cfg, exp: Experiment, points: list[Point], argv, prog: str) -> int:
     if folder.results_csv.exists() and distributed.is_main():
         from noisesim.reports.figures import draw_run
 
-        paths = draw_run(folder.path, plots=not cfg.no_plot)
+        with exp.phases("card and plots"):
+            paths = draw_run(folder.path, plots=not cfg.no_plot)
         print(f"quantization card{'' if cfg.no_plot else ', plots'}: {len(paths)} files in {folder.path}")
+        folder.write_timing(exp.phases.to_dict())
+        print(f"time: {exp.phases.summary()} (timing.json)")
     print(f"results: {folder.results_csv}")
     return 0
 
@@ -101,10 +106,11 @@ def run_sweep(exp: Experiment, folder: RunFolder, points: list[Point], writer) -
     todo = sum(exp.point_id(p) not in done for p in points)
     if todo < len(points):
         print(f"--resume: {len(points) - todo} of {len(points)} points already done")
+    start = time.perf_counter()
     for i, (p, row) in enumerate(exp.run_points(points, folder, writer), 1):
         if writer is not None:
             writer.add_scalar(f"accuracy/{p.noise_type}-{p.allocation}-{p.granularity}", row["accuracy"], i)
-        print(_summary(row, f"[{i}/{todo}]"))
+        print(f"{_summary(row, f'[{i}/{todo}]')}  ({progress_line(i, todo, time.perf_counter() - start)})")
 
 
 def _summary(row: dict, prefix: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import itertools
 import time
 from typing import Any, Optional
 
@@ -30,6 +31,7 @@ from noisesim.data.registry import build_data
 from noisesim.data.tensors import DeviceBatches, TensorBatches, hold_out, peek
 from noisesim.experiment.config import ExperimentConfig, Point
 from noisesim.experiment.folder import RunFolder
+from noisesim.experiment.phases import Phases
 from noisesim.io import load_partial, load_state_dict, save_checkpoint
 from noisesim.models.zoo import build_model
 from noisesim.provenance import provenance
@@ -40,15 +42,18 @@ from noisesim.train.loop import evaluate_outcomes
 from noisesim.train.qat import QATConfig, QATSettings, quantization_aware_training
 
 
-def make_allocator(cfg: ExperimentConfig, p: Point) -> Allocator:
+def make_allocator(cfg: ExperimentConfig, p: Point, memo: Optional[dict] = None) -> Allocator:
     """The point's allocation method, built from its Settings: each field takes the point's value (a sweep
-    setting) or the experiment's (a plugin's own settings keep their defaults)."""
+    setting) or the experiment's (a plugin's own settings keep their defaults). ``memo``: the sweep's store of
+    what methods keep between targets, keyed by the point's noise and noise-free network (not with --qat, whose
+    networks are trained per point)."""
     method = ALLOCATORS.get(p.allocation)
     job = AllocationJob(train_energy=cfg.quantity == "energy" and p.noisy,
                         train_bits=cfg.trains_bits(p), train_ranges=cfg.train_qminmax,
                         target_weight_bits=p.target_weight_bits, target_act_bits=p.target_act_bits,
                         generated_labels=cfg.generated_labels, progress=cfg.progress,
-                        desc=f"{p.label} {p.noise_type} E={p.energy}")
+                        desc=f"{p.label} {p.noise_type} E={p.energy}", memo=None if cfg.qat else memo,
+                        memo_key=f"{p.noise_type} {cfg.clean_id(p)}")
     try:
         return method.from_settings(cfg.settings(method.Settings, p), job)
     except Exception as e:
@@ -74,6 +79,7 @@ class Experiment:
 
     def __init__(self, cfg: ExperimentConfig):
         self.cfg = cfg
+        self.phases = Phases()
         self.device = distributed.device_for(cfg.device)
         distributed.init_from_env(self.device)
         spec = MODELS.get(cfg.model)
@@ -93,6 +99,9 @@ class Experiment:
         # the data sets' batches on the device (cfg.train_batches is a number of training steps)
         self.train_data = DeviceBatches(self.data.train, self.device)
         self.val_data = DeviceBatches(self.data.val, self.device)
+        # every point calibrates on the same training batches, whichever points ran before it (or in an earlier
+        # invocation, with --resume)
+        self.calibration = list(itertools.islice(self.train_data, cfg.calibration_batches))
         self.coverage = self._coverage()
         self.provenance = provenance(self.device)
         if cfg.qat and cfg.qat_val_samples:
@@ -109,6 +118,8 @@ class Experiment:
         self.targets: Optional[np.ndarray] = None
         self._float: Optional[Scores] = None
         self._clean: dict[str, Scores] = {}
+        self.memo: dict = {}  # what allocation methods keep between the targets of the sweep (AllocationJob.memo)
+        self.phases.seconds["data and model"] = time.perf_counter() - self.phases.start
 
     def _coverage(self) -> noisesim.Coverage:
         """How much of the model ``prepare`` instruments, on one training batch; below ``--min_coverage``
@@ -124,12 +135,13 @@ class Experiment:
         return self.cfg.point_id(p)
 
     # -- evaluation ---------------------------------------------------------------
-    def evaluate(self, model: nn.Module, draws: int, desc: str = "eval") -> Scores:
+    def evaluate(self, model: nn.Module, draws: int, desc: str = "eval", phase: str = "evaluation") -> Scores:
         """``draws`` noise draws over the evaluation set; interval by bootstrap over examples and draws."""
         seeded = distributed.active()  # noise keyed by (draw, batch): the same whichever process evaluates a batch
-        runs = [evaluate_outcomes(model, self.val_data, self.task, self.cfg.progress, f"{desc} {i + 1}/{draws}",
-                                  batch_seed=i if seeded else None)
-                for i in range(draws)]
+        with self.phases(phase):
+            runs = [evaluate_outcomes(model, self.val_data, self.task, self.cfg.progress, f"{desc} {i + 1}/{draws}",
+                                      batch_seed=i if seeded else None)
+                    for i in range(draws)]
         self.targets = runs[0][1]
         outcomes = np.stack([o for o, _ in runs])
         score = SCORES[self.task.name]
@@ -159,7 +171,7 @@ class Experiment:
         quantization-aware training found for the quantization setting of ``qat_from`` (default: ``p``)."""
         torch.manual_seed(p.seed)
         sim = noisesim.prepare(self.model, self.cfg.sim_config(p))
-        noisesim.calibrate(sim, self.train_data, max_batches=self.cfg.calibration_batches)
+        noisesim.calibrate(sim, self.calibration)
         if self.cfg.qat:
             sim.load_state_dict(self.qat_network(qat_from or p)["state"], strict=False)
             for q in sim.modules():
@@ -193,7 +205,7 @@ class Experiment:
         cfg = self.cfg
         torch.manual_seed(qp.seed)
         sim = noisesim.prepare(self.model, cfg.sim_config(qp))
-        noisesim.calibrate(sim, self.train_data, max_batches=cfg.calibration_batches)
+        noisesim.calibrate(sim, self.calibration)
         init = {}
         if cfg.qat_init:
             report = load_partial(sim, load_state_dict(cfg.qat_init, "--qat_init"))
@@ -229,7 +241,7 @@ class Experiment:
             start.with_average_energy(target).apply(sim)
         problem = AllocationProblem(sim, target, p.granularity, self.train_data, self.task, teacher=self.model,
                                     quantity=self.cfg.quantity, target_weight_bits=p.target_weight_bits)
-        alloc = make_allocator(self.cfg, p).allocate(problem)
+        alloc = make_allocator(self.cfg, p, self.memo).allocate(problem)
         if not isinstance(alloc, Allocation):
             raise PluginError(f"--allocation {p.allocation}: allocate() returned {type(alloc).__name__}, not an "
                               "Allocation")
@@ -244,8 +256,10 @@ class Experiment:
         pid = self.point_id(p)
         float_scores = self.float_scores(folder)
         clean_id, clean = self.clean_scores(p, folder)
-        sim = self.build(p)
-        alloc = self.allocate(sim, p, start)
+        with self.phases("prepare and calibrate"):
+            sim = self.build(p)
+        with self.phases("allocation"):
+            alloc = self.allocate(sim, p, start)
         qat = {k: v for k, v in self.qat_network(p).items() if k != "state"} if self.cfg.qat else {}
         history = alloc.info.pop("history", [])
         if writer is not None:
@@ -275,7 +289,7 @@ class Experiment:
                 row.update(self.evaluate(sim, draws, "equivalent quantizer").columns("noise_bits_accuracy"))
         if compare_uniform and self.cfg.compare_uniform and p.allocation != "uniform" and p.noisy:
             uniform = alloc.uniform(alloc.average_energy()).apply(copy.deepcopy(sim))
-            row.update(self.evaluate(uniform, draws, "uniform at the same energy").columns(
+            row.update(self.evaluate(uniform, draws, "uniform at the same energy", "uniform at the same energy").columns(
                 "uniform_accuracy_same_energy"))
         row["seconds"] = round(time.time() - t0, 2)
         self.last_allocation = alloc

@@ -196,28 +196,26 @@ class NoiseModel(nn.Module, abc.ABC):
             return t.reshape(1, -1).sum(1)
         return t.movedim(self.channel_dim, 0).reshape(self.channels, -1).sum(1)
 
-    def _per_channel(self, t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-        """Mean of ``t`` (broadcast to ``shape``) over everything but the output channels."""
-        t = t.expand(shape)
+    def _channel_rms(self, t: torch.Tensor) -> torch.Tensor:
+        """The root mean square of ``t`` per output channel (one value when the layer has one channel): the norms
+        along the contiguous dimensions after the channel's, then their squares summed over those before it."""
         if self.channels == 1:
-            return t.reshape(1, -1).mean(1)
-        return t.movedim(self.channel_dim, 0).reshape(self.channels, -1).mean(1)
+            return torch.linalg.vector_norm(t).reshape(1) / t.numel() ** 0.5
+        d = self.channel_dim % t.dim()
+        norms = torch.linalg.vector_norm(t.reshape(-1, self.channels, t[(0,) * (d + 1)].numel()), dim=2)
+        return norms.square().sum(0).sqrt() / (t.numel() // self.channels) ** 0.5
 
     @torch.no_grad()
     def _record(self, t: torch.Tensor, std: torch.Tensor) -> None:
         """Keep the RMS sigma per channel (``last_std``, for the noise bits) and, with ``record_snr``, add up the
         signal and noise powers. A data-dependent sigma (shot noise) is reduced in one pass, without a copy."""
         std = std.detach().float()
-        if std.numel() > self.channels:
-            dims = [d for d in range(t.dim()) if self.channels == 1 or d != self.channel_dim % t.dim()]
-            count = t.numel() // self.channels
-            rms = torch.linalg.vector_norm(std.expand(t.shape), dim=dims) / count ** 0.5
-        else:
-            rms = std.reshape(-1).expand(self.channels)
-        self.last_std.copy_(rms.reshape(-1).expand(self.channels))
+        rms = self._channel_rms(std.expand(t.shape)) if std.numel() > self.channels else std.reshape(-1)
+        self.last_std.copy_(rms.expand(self.channels))
         if self.cfg.record_snr:
-            self.signal_power += self._per_channel(t.detach().double().pow(2), t.shape)
-            self.noise_power += rms.double().pow(2).reshape(-1).expand(self.channels)
+            signal = self._channel_rms(t.detach().float()).double().pow(2)
+            self.signal_power += signal.expand(self.channels)
+            self.noise_power += rms.double().pow(2).expand(self.channels)
 
     def snr(self) -> float:
         """Recorded signal power over noise power of the whole layer (linear), NaN when nothing was recorded."""

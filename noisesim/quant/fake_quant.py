@@ -147,8 +147,8 @@ class FakeQuantize(nn.Module):
     def _quantize_no_grad(self, x, scale, zp, qmin, qmax, s=None, z=None) -> torch.Tensor:
         """Bit-identical to torch's fused op without its backward mask: round(x * (1/s)) clipped to
         [q_min - z, q_max - z], times s (in place on one new tensor; several times faster on CPU)."""
-        if scale.numel() == 1:
-            return torch.mul(x, 1.0 / scale).round_().clamp_(qmin - z, qmax - z).mul_(s)
+        if scale.numel() == 1:  # 1/s in double, then rounded to float: the float reciprocal exactly
+            return torch.mul(x, 1.0 / s).round_().clamp_(qmin - z, qmax - z).mul_(s)
         s = self._shape(scale, x.dim())
         z = self._shape(zp, x.dim()).to(x.dtype)
         return torch.mul(x, 1.0 / s).round_().clamp_(qmin - z, qmax - z).mul_(s)
