@@ -158,6 +158,7 @@ def _thermal(model, data, e=10.0, per_channel=False):
     return sim
 
 
+@pytest.mark.slow
 def test_fisher_sensitivity_ranks_layers_like_finite_differences(fmnist):
     data, model = fmnist
     sim = _thermal(model, data)

@@ -38,6 +38,7 @@ def real(tmp_path, *flags, name="real"):
     return code, pd.read_csv(tmp_path / "logs" / name / "results.csv")
 
 
+@pytest.mark.slow
 def test_trained_energies_beat_uniform_ones_at_equal_energy_on_real_test_images(tmp_path):
     """Thermal noise at 3 photons/MAC on 1000 real test images, 2 draws: energies trained per layer under the
     constrained loss against a uniform allocation of the same average energy, by more than both intervals."""
@@ -53,6 +54,7 @@ def test_trained_energies_beat_uniform_ones_at_equal_energy_on_real_test_images(
     assert layers["e_mac"].std() / layers["e_mac"].mean() > 0.1  # the allocation moved away from uniform
 
 
+@pytest.mark.slow
 def test_allocation_sweep_is_a_cartesian_product(tmp_path, data):
     code, df = run(tmp_path, data, "--noise_type", "thermal", "shot", "--allocation", "uniform", "trained",
                    "--granularity", "layer", "channel", "--target_emac", 2, 20, "--constrained_loss", "--record_snr", "--checkpoint",
@@ -128,6 +130,7 @@ def test_config_file_sets_defaults(tmp_path, data):
     assert set(df["noise_type"]) == {"shot"} and set(df["weight_bits"]) == {6} and set(df["act_bits"]) == {7}
 
 
+@pytest.mark.slow
 def test_binary_search_bisects_to_the_crossing_on_real_test_images(tmp_path):
     """Uniform thermal energies on 200 real test images: 93% at 100 photons/MAC, near chance at 0.1; the search
     brackets the 60% crossing within one geometric step of 4 bisections, and the trained allocation's saving is
@@ -194,6 +197,7 @@ def test_existing_run_is_never_overwritten_without_flag(tmp_path, data, capsys):
     assert code == 0 and len(df) == 1 and len(list((tmp_path / "logs").glob("run.old-*"))) == 1
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_every_point_exactly_once(tmp_path, data):
     flags = ["--config", "none", "--data_path", str(data), "--log_dir", str(tmp_path / "logs"), "--run_name", "k",
              "--train_batch_size", "32", "--val_batch_size", "64", "--calibration_batches", "1",

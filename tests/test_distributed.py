@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -70,6 +71,7 @@ def test_two_processes_evaluate_exactly_as_one_and_train_in_lockstep(tmp_path):
     assert torch.equal(e0, e1) and not torch.allclose(e0, torch.full_like(e0, np.log(0.5)))
 
 
+@pytest.mark.slow
 def test_torchrun_main_writes_only_from_process_zero(tmp_path):
     from tests.helpers import make_fashion_mnist
 

@@ -4,9 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_own_model_example_runs(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "own_model.py"), "--energies", "10",
                            "--image_size", "32", "--out", str(tmp_path)], capture_output=True, text=True,

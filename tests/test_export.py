@@ -229,6 +229,7 @@ def test_export_command(tmp_path, capsys):
     assert main([str(tmp_path / "missing")]) == 2
 
 
+@pytest.mark.slow
 def test_cifar10_vgg16_chokepoint_qat_then_export_of_the_array_tile(tmp_path, capsys):
     """The classic flow on generated CIFAR-10 files: VGG16 with conv 8 narrowed to 8 -> 8 channels, W4A4 QAT with
     PACT, then the integers and the 8 x 8 tile's test-bench files of the chokepoint layer."""

@@ -31,6 +31,7 @@ def _allocation(run, point_id):
     return json.loads((run / "allocations" / f"{point_id}.json").read_text())
 
 
+@pytest.mark.slow
 def test_energy_methods_spend_the_budget_and_reach_the_savings_table(tmp_path, data):
     run, df = _run(tmp_path, data, "--noise_type", "thermal", "--target_emac", 3, 30, "--allocation", "uniform",
                    "closed_form", "hessian", "greedy", "--acc_drop", 0.01, "--greedy_epsilon", 0.05)

@@ -222,3 +222,21 @@ def test_bit_strings_round_trip_and_refuse_what_does_not_fit(bits, signed, data)
     assert [from_bits(s, bits, signed) for s in strings] == values
     with pytest.raises(ValueError, match="do not fit"):
         to_bits(np.array([hi + 1]), bits, signed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=2, max_size=8), st.floats(0.0, 1.0))
+def test_the_isotonic_curve_reaches_the_target_first_where_solve_says(values, level):
+    """solve(t) is where the monotone fit first reaches t: the curve there equals t, and it is below t just before."""
+    from noisesim.stats.isoaccuracy import fit_curve
+
+    x = np.log(np.geomspace(1, 300, len(values)))
+    curve = fit_curve(x, np.array(values), "isotonic")
+    ys = curve.params[1]
+    target = float(ys[0] + level * (ys[-1] - ys[0]))
+    v = curve.solve(target)
+    if not math.isfinite(v):
+        assert (v < 0 and ys[0] >= target) or (v > 0 and ys[-1] < target)
+        return
+    assert float(curve(v)) == pytest.approx(target, abs=1e-9)
+    assert float(curve(v - 1e-6)) < target + 1e-9

@@ -72,6 +72,7 @@ def test_card_states_confounders_next_to_accuracy(runs):
     assert f"{first['accuracy'] * 100:.2f}%" in md and "| first / last layer precision |" in md
 
 
+@pytest.mark.slow
 def test_compare_labels_runs_by_the_setting_that_differs(runs, capsys):
     out = runs / "compare"
     assert plot_main([str(runs / "tensor"), str(runs / "channel"), "--out", str(out)]) == 0

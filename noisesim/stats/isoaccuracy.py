@@ -115,18 +115,25 @@ class Curve:
 
     def solve(self, target: float) -> float:
         """log E* where the curve reaches ``target``; +inf if not by x_max, -inf if already at x_min."""
-        if self(self.x_max) < target:
+        ends = (self.params[1][-1], self.params[1][0]) if self.kind == "isotonic" else (self(self.x_max),
+                                                                                        self(self.x_min))
+        if ends[0] < target:
             return math.inf
-        if self(self.x_min) >= target:
+        if ends[1] >= target:
             return -math.inf
         if self.kind in SHAPES:
             a, b, m, s = self.params
             return float(m + s * SHAPES[self.kind][1]((target - a) / (b - a)))
-        from scipy.optimize import brentq
-
         xs, ys = self.params
         i = int(np.searchsorted(ys, target, side="left"))  # first grid point at or above the target
-        return float(brentq(lambda v: float(self(v)) - target, xs[i - 1], xs[i]))
+        # the cubic piece on [xs[i-1], xs[i]] rises from below the target to it: its first root there
+        coef = self._pchip.c[:, i - 1].copy()  # highest power first, in (x - xs[i-1])
+        coef[-1] -= target
+        roots = np.roots(coef)
+        h = xs[i] - xs[i - 1]
+        real = roots.real[np.abs(roots.imag) <= 1e-9 * np.maximum(1.0, np.abs(roots.real))]
+        inside = real[(real >= -1e-9 * h) & (real <= h * (1 + 1e-9))]
+        return float(xs[i - 1] + np.clip(inside.min(), 0.0, h)) if inside.size else float(xs[i])
 
 
 def fit_sigmoid(x: np.ndarray, y: np.ndarray, kind: str = "gompertz", start: Optional[Curve] = None) -> Curve:
