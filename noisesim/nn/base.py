@@ -96,10 +96,12 @@ class SimLayer(nn.Module):
         """The weights the matmul uses (quantized, plus noise when the noise model acts on weights) and
         the :class:`Operands` of this forward; ``norms(||w_row||)`` gives the output-broadcastable norms."""
         wq, r_w, w_norm = self.weight_stats()
-        act_key = self.act_quant.state_key()
+        key = None  # sigma is reused only outside autograd, and a compiled graph computes it in its fused kernels
+        if not (torch.is_grad_enabled() or torch.compiler.is_compiling()):
+            act_key = self.act_quant.state_key()
+            key = None if act_key is None else (act_key, self._cache_key)
         ops = Operands(self.noise_fan_in, lambda: (self.act_quant.full_range(), r_w),
-                       lambda: norms(w_norm) if norms is not None else _no_norms(self.name),
-                       key=None if act_key is None or torch.is_grad_enabled() else (act_key, self._cache_key))
+                       lambda: norms(w_norm) if norms is not None else _no_norms(self.name), key=key)
         n = self.noise
         return (n(wq, ops) if n is not None and n.acts_on == "weight" else wq), ops
 
