@@ -44,7 +44,7 @@ PYTHON = ("python", "python3", ".venv/bin/python")
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
-    """The default study (``python main.py``), small: 2 targets, 2 training steps, 64 test images."""
+    """The default study (``python main.py``), small: 2 targets, 64 test images."""
     from noisesim.experiment.main import main
 
     logs = tmp_path_factory.mktemp("logs")
