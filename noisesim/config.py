@@ -157,7 +157,7 @@ class SimConfig:
     Linear layers and matmuls; conv inputs keep calibrated ranges). Noise: noise_type, e_mac (photons/MAC), noise_per_channel,
     quantize_energy, noise_sigma (None: the model's default constant). Training switches:
     train_noise (learnable log-energies), train_bitwidth (learnable log2 bits;
-    weight_bits_only keeps activations fixed), train_qminmax (learnable activation ranges),
+    weight_bits_only keeps activations fixed, act_bits_only the weights), train_qminmax (learnable activation ranges),
     weight_learning / act_learning (``none``, or how learnable weight / activation ranges learn:
     ``ste``, ``lsq``, and for activations ``pact``; for quantization-aware training),
     bit_rounding (how learnt bits are rounded: none, round, discrete {2,4,8}, stochastic),
@@ -193,6 +193,7 @@ class SimConfig:
     train_noise: bool = setting(False, "learnable log-energies", A, expose=False)
     train_bitwidth: bool = setting(False, "train log2 bit-widths toward --target_weight_bits/--target_act_bits", A)
     weight_bits_only: bool = setting(False, "train weight bits only (activations stay fixed)", A, reaches="bits")
+    act_bits_only: bool = setting(False, "train activation bits only (weights stay fixed)", A, reaches="bits")
     train_qminmax: bool = setting(False, "train activation ranges (qmin/qmax)", A)
     weight_learning: str = setting("none", "how weight ranges learn in quantization-aware training: none (re-taken "
                                    "from the weights at every step), ste or lsq (learned step size)", T,
@@ -238,8 +239,11 @@ class SimConfig:
         if needs_quant and (self.weight_bits is None or self.act_bits is None):
             raise ConfigError(f"{self.noise_type} noise (noise_type {self.noise_type}) needs weight_bits and "
                               "act_bits: its scale is set by the quantizer ranges", "noise_type")
-        if self.train_bitwidth and self.weight_bits is None:
-            raise ConfigError("train_bitwidth needs weight_bits to start from", "train_bitwidth")
+        if self.weight_bits_only and self.act_bits_only:
+            raise ConfigError("weight_bits_only and act_bits_only exclude each other", "act_bits_only")
+        start = "act_bits" if self.act_bits_only else "weight_bits"
+        if self.train_bitwidth and getattr(self, start) is None:
+            raise ConfigError(f"train_bitwidth needs {start} to start from", "train_bitwidth")
         _check_choice("weight_learning", self.weight_learning, ("none",) + RANGE_LEARNING[:2])
         _check_choice("act_learning", self.act_learning, ("none",) + RANGE_LEARNING)
         if self.train_qminmax and self.act_observer == "percentile":
@@ -283,7 +287,8 @@ class SimConfig:
                            percentile=self.percentile,
                            learnable_range=self.weight_learning != "none" and self.weight_bits is not None,
                            learning="ste" if self.weight_learning == "none" else self.weight_learning,
-                           learnable_bits=self.train_bitwidth and self.weight_bits is not None,
+                           learnable_bits=(self.train_bitwidth and not self.act_bits_only
+                                           and self.weight_bits is not None),
                            bit_rounding=self.bit_rounding, per_channel_bits=self.per_channel_bitwidth)
 
     def act_quant(self, dynamic: bool = True) -> QuantConfig:

@@ -12,6 +12,7 @@ import noisesim
 from noisesim.allocate import (AllocationProblem, ClosedFormAllocator, GreedyAllocator, HessianAllocator, choose,
                                closed_form_energies, finite_difference_sensitivity, fisher_sensitivity, greedy,
                                round_to_budget, waterfill_bits, weight_hessian_trace)
+from noisesim.allocate.activation_bits import input_traces
 from noisesim.allocate.integer_program import BIT_CANDIDATES, weight_bit_costs
 from noisesim.allocate.sensitivity import Sensitivity, cautious_traces
 from noisesim.allocate.trained import AllocationPenalty, TrainedAllocator, TrainedSettings, fill_bits
@@ -34,6 +35,9 @@ def test_greedy_reproduces_the_hand_computed_sequence():
     assert r.low == ["a", "c"]  # a: 0.001, +c: 0.005, +d: 0.013 > 0.012 REJECT, +b: 0.025 REJECT
     assert [line.split()[0] for line in r.log[-5:-1]] == ["ACCEPT", "ACCEPT", "REJECT", "REJECT"]
     assert r.final == pytest.approx(0.895) and "2 of 4 layers low" in r.log[-1]
+    # a budget stops it early: once two layers are low, no further layer is tried
+    r = greedy(list(drops), evaluate, epsilon=1.0, done=lambda low: len(low) >= 2)
+    assert r.low == ["a", "c"] and r.log[-2] == "budget met: no further layer lowered"
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -79,6 +83,31 @@ def test_hutchinson_trace_matches_the_exact_hessian_trace():
     for i, name in enumerate(("0", "2")):
         exact = torch.diagonal(hess[i][i].reshape(params[i].numel(), -1)).sum().item()
         assert est.values[name].item() == pytest.approx(exact, rel=0.05)
+
+
+def test_input_traces_match_the_exact_hessian_and_the_per_sample_fisher():
+    """t_l of every layer's quantized input: Hutchinson against the exact Hessian trace of the batch-mean loss
+    (16-bit inputs, so that quantization barely moves the function), Fisher against per-sample gradients."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))
+    sim = noisesim.prepare(net, noisesim.SimConfig(weight_bits=None, act_bits=16))
+    x, y = torch.randn(32, 5), torch.randint(0, 3, (32,))
+    noisesim.calibrate(sim, [(x, y)])
+    hutchinson = input_traces(sim, [(x, y)], Classification(), estimator="hutchinson", iters=4000, tol=0.0)
+    fisher = input_traces(sim, [(x, y)], Classification(), estimator="fisher")
+    xq = sim[0].act_quant(x).detach()
+
+    def loss_of(name, t, labels):
+        return nn.functional.cross_entropy(net[2](torch.tanh(net[0](t)) if name == "0" else t), labels)
+
+    for name, t in (("0", xq), ("2", torch.tanh(net[0](xq)).detach())):
+        exact = torch.autograd.functional.hessian(lambda v: loss_of(name, v, y), t).reshape(t.numel(), -1).diagonal().sum().item()
+        assert hutchinson.extra["trace"][name] == pytest.approx(exact, rel=0.05)
+        grads = []
+        for i in range(len(t)):
+            ti = t[i:i + 1].clone().requires_grad_()
+            grads.append(torch.autograd.grad(loss_of(name, ti, y[i:i + 1]), ti)[0].pow(2).sum().item())
+        assert fisher.extra["trace"][name] == pytest.approx(np.mean(grads), rel=1e-3)
 
 
 def test_a_non_positive_weight_trace_is_not_free_to_quantize():

@@ -81,6 +81,19 @@ def test_regressions_named_in_the_issue(tmp_path, capsys, data):
     fails_cleanly(capsys, tmp_path, ["--data_path", str(data), "--log_dir", ""], "--log_dir")
 
 
+def test_bit_budgets_that_cannot_be_allocated(tmp_path, capsys, data):
+    base = ["--data_path", str(data), "--allocation", "greedy"]
+    fails_cleanly(capsys, tmp_path, [*base, "--quantity", "act_bits"], "--quantity act_bits", "--target_act_bits")
+    fails_cleanly(capsys, tmp_path, [*base, "--quantity", "weights_and_act_bits", "--target_act_bits", "3"],
+                  "--target_weight_bits")
+    fails_cleanly(capsys, tmp_path, [*base, "--quantity", "act_bits", "--target_act_bits", "3", "--act_bits", "none"],
+                  "--act_bits")
+    fails_cleanly(capsys, tmp_path, [*base, "--quantity", "act_bits", "--target_act_bits", "3", "--greedy_bits", "2",
+                                     "4"], "--greedy_bits 2 4", "HIGH > LOW")
+    fails_cleanly(capsys, tmp_path, [*base, "--quantity", "act_bits", "--target_act_bits", "0.5"],
+                  "--target_act_bits 0.5")
+
+
 def test_devices_folders_and_files_that_are_not_what_the_flag_needs(tmp_path, capsys, data):
     if not torch.cuda.is_available():
         fails_cleanly(capsys, tmp_path, ["--data_path", str(data), "--device", "cuda"], "--device cuda", "use cpu")

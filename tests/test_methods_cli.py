@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from noisesim.experiment.main import main
+from noisesim.reports.greedy import write_greedy
 from tests.helpers import make_fashion_mnist
 
 SMALL = ["--config", "none", "--train_batch_size", "16", "--val_batch_size", "64", "--eval_batches", "1",
@@ -73,3 +74,63 @@ def test_bit_width_methods_meet_the_budget_and_reach_the_budget_table(tmp_path, 
             assert average > 3.0  # the half bit above uniform's is spent
     budgets = (run / "budgets.md").read_text()
     assert budgets.count("| resnet20 |") == 5 and "vs uniform" in budgets
+
+
+def _act_bits(alloc):
+    """The input-element weighted average activation bits of an allocation file, and every layer's bits."""
+    layers = alloc["layers"].values()
+    bits = [layer["act_bits"] for layer in layers]
+    sizes = [layer["in_elems"] for layer in layers]
+    return sum(b * n for b, n in zip(bits, sizes)) / sum(sizes), bits
+
+
+def test_activation_bit_methods_meet_the_budget_and_reach_the_budget_table(tmp_path, data):
+    run, df = _run(tmp_path, data, "--noise_type", "none", "--quantity", "act_bits", "--target_act_bits", 3.5,
+                   "--allocation", "uniform", "trained", "greedy", "hessian", "closed_form",
+                   "--train_batches", 4, "--lambd", 5, "--lr", 0.1)
+    assert sorted(df["allocation"]) == ["closed_form", "greedy", "hessian", "trained", "uniform"]
+    for r in df.to_dict("records"):
+        alloc = _allocation(run, r["point_id"])
+        average, bits = _act_bits(alloc)
+        assert average == pytest.approx(alloc["average_act_bits"]) and average <= 3.5 + 1e-9
+        assert r["avg_act_bits"] == pytest.approx(average, abs=1e-6)  # what the model ran
+        assert r["avg_weight_bits"] == pytest.approx(8)  # the weights keep their bits
+        top = 16 if r["allocation"] == "trained" else 8  # trained bits may rise above where they started
+        assert all(float(b).is_integer() and 2 <= b <= top for b in bits)
+        if r["allocation"] == "uniform":
+            assert set(bits) == {3.0}
+        else:
+            assert average > 3.0 and len(set(bits)) > 1  # the half bit above uniform's is spent, unevenly
+        if r["allocation"] in ("hessian", "closed_form"):
+            assert r["alloc_backward"] > 0 and "input" in r["sensitivity"]
+    assert (run / "allocations" / f"{df.set_index('allocation').loc['greedy', 'point_id']}.log").is_file()
+    budgets = (run / "budgets.md").read_text()
+    assert budgets.count("| resnet20 |") == 5 and "| A 3.5 |" in budgets
+
+
+def test_the_classic_greedy_study_logs_accept_and_reject_for_every_layer(tmp_path, data):
+    run, df = _run(tmp_path, data, "--noise_type", "none", "--quantity", "act_bits", "--act_bits", 4,
+                   "--target_act_bits", 2, "--allocation", "greedy", "--greedy_bits", 4, 2, "--greedy_epsilon", 0.05)
+    log = (run / "allocations" / f"{df['point_id'].iloc[0]}.log").read_text().splitlines()
+    decided = [line for line in log if line.startswith(("act bits: ACCEPT", "act bits: REJECT"))]
+    assert len(decided) == 20 and log[0] == "act bits: 4 -> 2 bits, epsilon 0.05"
+    accepted = [line.split()[3].rstrip(":") for line in decided if "ACCEPT" in line]
+    _, bits = _act_bits(_allocation(run, df["point_id"].iloc[0]))
+    assert sorted(bits).count(2.0) == len(accepted) and set(bits) <= {2.0, 4.0}
+    report = (run / "greedy.md").read_text()  # the sensitivity table, least sensitive first, with the decisions
+    ranked = [line.split(" | ")[1] for line in report.splitlines() if line.startswith("| ") and "rank" not in line
+              and "---" not in line]
+    assert len(ranked) == 20 and ranked[:len(decided)] == [line.split()[3].rstrip(":") for line in decided]
+    assert "paired 95% bootstrap over 64 test examples" in report
+    assert run / "greedy_drops.png" in write_greedy(run)  # the bar chart (the run itself drew no plots)
+
+
+def test_weights_and_activation_bits_are_allocated_each_within_its_budget(tmp_path, data):
+    run, df = _run(tmp_path, data, "--noise_type", "none", "--quantity", "weights_and_act_bits",
+                   "--target_weight_bits", 4.5, "--target_act_bits", 3.5, "--allocation", "uniform", "closed_form")
+    for r in df.to_dict("records"):
+        alloc = _allocation(run, r["point_id"])
+        assert alloc["average_weight_bits"] <= 4.5 + 1e-9 and _act_bits(alloc)[0] <= 3.5 + 1e-9
+        if r["allocation"] == "closed_form":
+            assert alloc["average_weight_bits"] > 4 and _act_bits(alloc)[0] > 3
+    assert "| W 4.5, A 3.5 |" in (run / "budgets.md").read_text()

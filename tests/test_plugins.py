@@ -144,6 +144,9 @@ def bad_plugins(tmp_path, monkeypatch):
                                                                        "not a subclass of noisesim.noise.NoiseModel"]),
     ([*GOOD_MODEL, *GOOD_DATA, "--allocation", "badplug:NotANoise"], ["--allocation badplug:NotANoise",
                                                                        "not a subclass of noisesim.allocate.Allocator"]),
+    ([*GOOD_MODEL, *GOOD_DATA, "--allocation", "badplug:ReturnsNothing", "--weight_bits", "8", "--act_bits", "8",
+      "--quantity", "act_bits", "--target_act_bits", "3"],  # a method that does not declare activation bits
+     ["--allocation badplug:ReturnsNothing", "allocates energy or weight_bits only, not --quantity act_bits"]),
 ], ids=lambda v: v[1] if isinstance(v, list) and v and v[0].startswith("--") else None)
 def test_a_bad_plugin_is_one_line_naming_its_flag(bad_plugins, tmp_path, capsys, argv, words):
     fails_cleanly(capsys, tmp_path, [*argv, "--eval_batches", "1"], *words)

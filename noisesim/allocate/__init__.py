@@ -4,7 +4,7 @@ program), closed_form (Lagrangian optimum of the second-order loss)."""
 from noisesim.allocate.allocation import Allocation, LayerAllocation
 from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, Cost, NoSettings, measure_cost
 from noisesim.allocate.closed_form import ClosedFormAllocator, ClosedFormSettings, closed_form_energies, waterfill_bits
-from noisesim.allocate.greedy import GreedyAllocator, GreedySettings, greedy, greedy_bits
+from noisesim.allocate.greedy import GreedyAllocator, GreedySettings, greedy
 from noisesim.allocate.rounding import round_to_budget
 from noisesim.allocate.integer_program import HessianAllocator, choose, hessian_weight_bits
 from noisesim.allocate.sensitivity import (HutchinsonSettings, Sensitivity, SensitivitySettings, fisher_sensitivity, finite_difference_sensitivity,
@@ -32,6 +32,6 @@ __all__ = ["Allocation", "LayerAllocation", "AllocationJob", "AllocationProblem"
            "measure_cost", "METHOD_SETTINGS", "ClosedFormSettings", "GreedySettings", "HutchinsonSettings",
            "SensitivitySettings", "TrainingSettings",
            "ClosedFormAllocator", "closed_form_energies", "round_to_budget", "waterfill_bits", "GreedyAllocator",
-           "greedy", "greedy_bits", "HessianAllocator", "choose", "hessian_weight_bits", "Sensitivity",
+           "greedy", "HessianAllocator", "choose", "hessian_weight_bits", "Sensitivity",
            "fisher_sensitivity", "finite_difference_sensitivity", "hessian_sensitivity", "weight_hessian_trace",
            "TrainedAllocator", "TrainedSettings", "UniformAllocator"]

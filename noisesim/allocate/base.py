@@ -17,10 +17,12 @@ from typing import Any, Iterable, Iterator, Optional
 import torch
 from torch import nn
 
+from noisesim.allocate.activation_bits import act_sizes, set_act_bits
 from noisesim.allocate.allocation import Allocation
 
 
-QUANTITIES = ("energy", "weight_bits")
+QUANTITIES = ("energy", "weight_bits", "act_bits", "weights_and_act_bits")
+BIT_KINDS = {"weight_bits": ("weight",), "act_bits": ("act",), "weights_and_act_bits": ("weight", "act")}
 
 
 @dataclass
@@ -28,8 +30,9 @@ class AllocationProblem:
     """model: prepared and calibrated (its granularity fixed by ``noise_per_channel``);
     target_emac: the average energy budget in photons/MAC (None: no energy budget);
     batches / task: training data and its task; teacher: the float model (generated labels);
-    quantity: what is allocated, ``energy`` or ``weight_bits`` (per layer, under the weight-count
-    weighted average ``target_weight_bits``)."""
+    quantity: what is allocated, ``energy``, ``weight_bits`` (per layer, under the weight-count weighted
+    average ``target_weight_bits``), ``act_bits`` (input bits per layer, under the input-element weighted
+    average ``target_act_bits``) or ``weights_and_act_bits`` (both, each under its own budget)."""
 
     model: nn.Module
     target_emac: Optional[float]
@@ -39,12 +42,21 @@ class AllocationProblem:
     teacher: Optional[nn.Module] = None
     quantity: str = "energy"
     target_weight_bits: Optional[float] = None
+    target_act_bits: Optional[float] = None
 
     def __post_init__(self):
         if self.quantity not in QUANTITIES:
             raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)}, got {self.quantity!r}")
-        if self.quantity == "weight_bits" and self.target_weight_bits is None:
-            raise ValueError("allocating weight bits needs target_weight_bits")
+        for kind in self.bit_kinds():
+            if self.target_bits(kind) is None:
+                raise ValueError(f"allocating {kind} bits needs target_{kind}_bits")
+
+    def bit_kinds(self) -> tuple[str, ...]:
+        """The bit-widths allocated: (), ("weight",), ("act",) or both."""
+        return BIT_KINDS.get(self.quantity, ())
+
+    def target_bits(self, kind: str) -> Optional[float]:
+        return self.target_weight_bits if kind == "weight" else self.target_act_bits
 
 
 @dataclass(frozen=True)
@@ -144,3 +156,14 @@ def set_weight_bits(model: nn.Module, bits: dict[str, float]) -> None:
     layers = weight_layers(model)
     for name, b in bits.items():
         layers[name].set_bits(weight=b)
+
+
+def bit_sizes(model: nn.Module, kind: str) -> dict[str, int]:
+    """What a layer's ``kind`` ("weight" or "act") bits weigh in their budget: its weights, or its input elements
+    per sample."""
+    return {n: m.weight.numel() for n, m in weight_layers(model).items()} if kind == "weight" else act_sizes(model)
+
+
+def set_bits(model: nn.Module, kind: str, bits: dict[str, float]) -> None:
+    """Set the ``kind`` ("weight" or "act") bits of the named layers."""
+    (set_weight_bits if kind == "weight" else set_act_bits)(model, bits)

@@ -31,7 +31,9 @@ integer program of ``noisesim.allocate.integer_program``): rounding the continuo
 the budget (8 / 3.95 / 8 bits on layers of 400 / 1600 / 160 weights floor to 8 / 3 / 8, 4.30 bits of 5,
 where 7 / 4 / 8 costs a third less). A layer's weight-quantization noise, with step R_l / 2^b over its
 weights' range R_l, costs 1/2 tr(H_l) R_l^2 / 12 * 4^(-b) to second order, so a_l = tr(H_l) R_l^2
-(tr(H_l) by Hutchinson).
+(tr(H_l) by Hutchinson). Activation bits take the same program with the cost of each layer's input
+quantization, a_l / (2^b - 1)^2 over the input elements it weighs (``noisesim.allocate.activation_bits``;
+Fisher or Hutchinson by ``sensitivity``).
 """
 from __future__ import annotations
 
@@ -42,8 +44,9 @@ import numpy as np
 import torch
 
 from noisesim.allocate.allocation import Allocation
-from noisesim.allocate.base import (AllocationJob, AllocationProblem, Allocator, measure_cost, set_weight_bits,
-                                   weight_layers)
+from noisesim.allocate.activation_bits import act_bits_program
+from noisesim.allocate.base import (AllocationJob, AllocationProblem, Allocator, measure_cost, set_bits, weight_layers,
+                                    QUANTITIES)
 from noisesim.allocate.integer_program import choose
 from noisesim.allocate.sensitivity import (HutchinsonSettings, cautious_traces, fisher_sensitivity, hessian_sensitivity,
                                            weight_hessian_trace)
@@ -110,6 +113,7 @@ class ClosedFormAllocator(Allocator):
     by water-filling on Hutchinson weight traces (``iters`` Rademacher vectors per batch at most, ``tol``)."""
 
     name = "closed_form"
+    quantities = QUANTITIES
     granularities = ("layer", "channel")
     Settings = ClosedFormSettings
 
@@ -129,7 +133,7 @@ class ClosedFormAllocator(Allocator):
         self.memo_key: Optional[str] = None
 
     def allocate(self, problem: AllocationProblem) -> Allocation:
-        if problem.quantity == "weight_bits":
+        if problem.bit_kinds():
             return self._bits(problem)
         if problem.target_emac is None:
             raise ValueError("the closed form allocates an energy budget: it needs a target energy")
@@ -166,23 +170,37 @@ class ClosedFormAllocator(Allocator):
 
 
     def _bits(self, problem: AllocationProblem) -> Allocation:
+        """Whole bits minimising sum_l a_l 4^(-b_l) within each budget (weights, then activations)."""
+        model, methods, forward, backward, replaced_total = problem.model, [], 0, 0, 0
+        with measure_cost(model) as cost:
+            for kind in problem.bit_kinds():
+                target = problem.target_bits(kind)
+                if kind == "weight":
+                    bits, sens, replaced = self._weight_bits(problem, target)
+                else:
+                    bits, sens, replaced = act_bits_program(
+                        model, problem.batches, problem.task, target, range(WHOLE_BITS[0], WHOLE_BITS[1] + 1),
+                        self.estimator, self.batches, problem.teacher, self.iters, self.tol)
+                set_bits(model, kind, bits)
+                forward, backward = forward + sens.forward, backward + sens.backward
+                methods.append(sens.method)
+                replaced_total += len(replaced)
+        alloc = Allocation.from_model(model, self.name, problem.granularity)
+        alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=forward, alloc_backward=backward,
+                          sensitivity=" + ".join(methods), replaced_traces=replaced_total)
+        return alloc
+
+    def _weight_bits(self, problem: AllocationProblem, target: float):
+        """a_l = tr(H_l) R_l^2 from Hutchinson weight traces, then the integer program."""
         model = problem.model
         layers = weight_layers(model)
-        with measure_cost(model) as cost:
-            trace = weight_hessian_trace(model, problem.batches, problem.task, self.batches, problem.teacher,
-                                         self.iters, self.tol)
+        trace = weight_hessian_trace(model, problem.batches, problem.task, self.batches, problem.teacher,
+                                     self.iters, self.tol)
         names = [n for n in layers if n in trace.values]
         ranges = {n: float((layers[n].weight.max() - layers[n].weight.min()).detach()) for n in names}
         sizes = [layers[n].weight.numel() for n in names]
         safe, replaced = cautious_traces(trace, dict(zip(names, sizes)))
         a = np.array([safe[n] * ranges[n] ** 2 for n in names])
         levels = np.arange(WHOLE_BITS[0], WHOLE_BITS[1] + 1)
-        picks = choose(a[:, None] / a.max() * 4.0 ** -levels[None, :], np.outer(sizes, levels),
-                       problem.target_weight_bits * sum(sizes))
-        bits = [int(levels[k]) for k in picks]
-        set_weight_bits(model, dict(zip(names, bits)))
-        alloc = Allocation.from_model(model, self.name, problem.granularity)
-        alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=trace.forward,
-                          alloc_backward=trace.backward, sensitivity="weight_hessian_trace",
-                          replaced_traces=len(replaced))
-        return alloc
+        picks = choose(a[:, None] / a.max() * 4.0 ** -levels[None, :], np.outer(sizes, levels), target * sum(sizes))
+        return {n: int(levels[k]) for n, k in zip(names, picks)}, trace, replaced

@@ -7,6 +7,9 @@ perturbation costs Omega_l(k) and spends w_l(k) of a budget:
               w_l(E)     = M_l E          (MACs times energy), budget M * E_avg
     bits:     Omega_l(b) = tr(H_l) / n_l * ||Q_b(W_l) - W_l||^2      (HAWQ-V2/V3)
               w_l(b)     = n_l b          (model size in bits), budget N * b_avg
+    act bits: Omega_l(b) = a_l / (2^b - 1)^2  (input-Hessian trace times the step's variance,
+                                               ``noisesim.allocate.activation_bits``, by Hutchinson)
+              w_l(b)     = n_l b          (n_l: input elements per sample), budget N * b_avg
 
     minimise sum_l sum_k Omega_l(k) x_lk   s.t.  sum_k x_lk = 1,  sum_l sum_k w_l(k) x_lk <= budget,  x binary,
 
@@ -22,7 +25,8 @@ from typing import Sequence
 import numpy as np
 
 from noisesim.allocate.allocation import Allocation
-from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, measure_cost, set_weight_bits
+from noisesim.allocate.activation_bits import act_bits_program
+from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, measure_cost, set_bits, QUANTITIES
 from noisesim.allocate.sensitivity import HutchinsonSettings, cautious_traces, hessian_sensitivity, weight_hessian_trace
 from noisesim.nn.prepare import sim_layers
 from noisesim.quant.functional import fake_quant_ste, qparams
@@ -59,9 +63,11 @@ def choose(costs: np.ndarray, weights: np.ndarray, budget: float) -> list[int]:
 
 @ALLOCATORS.register("hessian")
 class HessianAllocator(Allocator):
-    """Energies per layer from Hutchinson sensitivities and the integer program above."""
+    """Energies, weight bits or activation bits per layer from Hutchinson sensitivities and the integer program
+    above."""
 
     name = "hessian"
+    quantities = QUANTITIES
     granularities = ("layer",)
     Settings = HutchinsonSettings
 
@@ -74,17 +80,8 @@ class HessianAllocator(Allocator):
 
     def allocate(self, problem: AllocationProblem) -> Allocation:
         model = problem.model
-        if problem.quantity == "weight_bits":
-            with measure_cost(model) as cost:
-                bits, trace, replaced = hessian_weight_bits(
-                    model, problem.batches, problem.task, problem.target_weight_bits, max_batches=self.batches,
-                    iters=self.iters, tol=self.tol, teacher=problem.teacher)
-            set_weight_bits(model, bits)
-            alloc = Allocation.from_model(model, self.name, problem.granularity)
-            alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=trace.forward,
-                              alloc_backward=trace.backward, sensitivity="weight_hessian_trace",
-                              replaced_traces=len(replaced))
-            return alloc
+        if problem.bit_kinds():
+            return self._bits(problem)
         if problem.target_emac is None:
             raise ValueError("the Hessian allocation spends an energy budget: it needs a target energy")
         e_avg = problem.target_emac
@@ -105,6 +102,30 @@ class HessianAllocator(Allocator):
         alloc.apply(model)
         alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=sens.forward,
                           alloc_backward=sens.backward, sensitivity="hutchinson", replaced_traces=len(replaced))
+        return alloc
+
+
+    def _bits(self, problem: AllocationProblem) -> Allocation:
+        """Weight bits (HAWQ-V3's program), then activation bits (the input-Hessian costs of
+        ``noisesim.allocate.activation_bits``), each within its budget."""
+        model, methods, forward, backward, replaced_total = problem.model, [], 0, 0, 0
+        with measure_cost(model) as cost:
+            for kind in problem.bit_kinds():
+                if kind == "weight":
+                    bits, sens, replaced = hessian_weight_bits(
+                        model, problem.batches, problem.task, problem.target_weight_bits, max_batches=self.batches,
+                        iters=self.iters, tol=self.tol, teacher=problem.teacher)
+                else:
+                    bits, sens, replaced = act_bits_program(
+                        model, problem.batches, problem.task, problem.target_act_bits, BIT_CANDIDATES, "hutchinson",
+                        self.batches, problem.teacher, self.iters, self.tol)
+                set_bits(model, kind, bits)
+                forward, backward = forward + sens.forward, backward + sens.backward
+                methods.append(sens.method)
+                replaced_total += len(replaced)
+        alloc = Allocation.from_model(model, self.name, problem.granularity)
+        alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=forward, alloc_backward=backward,
+                          sensitivity=" + ".join(methods), replaced_traces=replaced_total)
         return alloc
 
 

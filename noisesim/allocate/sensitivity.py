@@ -89,7 +89,7 @@ def _probing(layers: list[SimLayer], probe: Callable) -> Iterator[None]:
             m.noise.set_probe(None)
 
 
-def _loss(model: nn.Module, batch: Any, task: Any, teacher: Optional[nn.Module]) -> torch.Tensor:
+def model_loss(model: nn.Module, batch: Any, task: Any, teacher: Optional[nn.Module]) -> torch.Tensor:
     inputs, targets = inputs_and_targets(batch, task, teacher)
     return task.loss(call_model(model, inputs), targets)
 
@@ -145,7 +145,7 @@ def fisher_sensitivity(model: nn.Module, batches: Iterable, task: Any, max_batch
         for batch in units:
             size = len(split_batch(batch)[1]) if split_batch(batch)[1] is not None else 1
             state["scale"] = float(size)  # per-sample gradients of the batch-mean loss
-            _loss(model, batch, task, teacher).backward()
+            model_loss(model, batch, task, teacher).backward()
             samples += size
             forward += 1
     model.train(was_training)
@@ -154,7 +154,7 @@ def fisher_sensitivity(model: nn.Module, batches: Iterable, task: Any, max_batch
     return Sensitivity({n: (s / samples).float() for n, s in sums.items()}, "fisher", forward, forward)
 
 
-def _hutchinson(hvp: Callable[[list[torch.Tensor]], list[torch.Tensor]], shapes: list[torch.Tensor],
+def hutchinson_estimate(hvp: Callable[[list[torch.Tensor]], list[torch.Tensor]], shapes: list[torch.Tensor],
                 scales: list[torch.Tensor], reduce: list[Callable], iters: int, tol: float,
                 generator: torch.Generator) -> tuple[list[torch.Tensor], int]:
     """Mean over Rademacher v of reduce_j((v_j s_j) * (H (v s))_j) until every total changes by < tol."""
@@ -194,7 +194,7 @@ def hessian_sensitivity(model: nn.Module, batches: Iterable, task: Any, max_batc
             return t + delta
 
         with _probing(layers, probe):
-            loss = _loss(model, batch, task, teacher)
+            loss = model_loss(model, batch, task, teacher)
         ds = [d for _, d, _ in deltas]
         grads = torch.autograd.grad(loss, ds, create_graph=True)
         forward += 1
@@ -203,7 +203,7 @@ def hessian_sensitivity(model: nn.Module, batches: Iterable, task: Any, max_batc
         def hvp(vs):
             return torch.autograd.grad(sum((g * v).sum() for g, v in zip(grads, vs)), ds, retain_graph=True)
 
-        means, n = _hutchinson(hvp, ds, [s for _, _, s in deltas], [n_.per_channel_sum for n_, _, _ in deltas],
+        means, n = hutchinson_estimate(hvp, ds, [s for _, _, s in deltas], [n_.per_channel_sum for n_, _, _ in deltas],
                                iters, tol, generator)
         backward += n
         for (noise, _, _), m in zip(deltas, means):
@@ -217,7 +217,7 @@ def hessian_sensitivity(model: nn.Module, batches: Iterable, task: Any, max_batc
 
 @torch.no_grad()
 def _mean_loss(model: nn.Module, batches: list, task: Any, teacher: Optional[nn.Module]) -> float:
-    return sum(_loss(model, b, task, teacher).item() for b in batches) / len(batches)
+    return sum(model_loss(model, b, task, teacher).item() for b in batches) / len(batches)
 
 
 def finite_difference_sensitivity(model: nn.Module, batches: Iterable, task: Any, energy: float = 1.0,
@@ -292,14 +292,14 @@ def weight_hessian_trace(model: nn.Module, batches: Iterable, task: Any, max_bat
             w.requires_grad_(True)
         with noise_disabled(model):
             for batch in itertools.islice(batches, max_batches):
-                grads = torch.autograd.grad(_loss(model, batch, task, teacher), weights, create_graph=True)
+                grads = torch.autograd.grad(model_loss(model, batch, task, teacher), weights, create_graph=True)
                 forward += 1
 
                 def hvp(vs):
                     return torch.autograd.grad(sum((g * v).sum() for g, v in zip(grads, vs)), weights,
                                                retain_graph=True)
 
-                means, n = _hutchinson(hvp, weights, [torch.ones(()) for _ in weights],
+                means, n = hutchinson_estimate(hvp, weights, [torch.ones(()) for _ in weights],
                                        [lambda t: t.sum().reshape(1) for _ in weights], iters, tol, generator)
                 backward += n + 1
                 totals = [t + m for t, m in zip(totals, means)]

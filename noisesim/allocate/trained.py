@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from noisesim.allocate.allocation import Allocation
-from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, measure_cost
+from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, measure_cost, QUANTITIES
 from noisesim.energy import (average_act_bits, average_energy, average_weight_bits, bits_penalty,
                              energy_penalty)
 from noisesim.noise.base import NoiseModel
@@ -208,6 +208,7 @@ def fill_bits(model: nn.Module, penalty: AllocationPenalty) -> int:
 @ALLOCATORS.register("trained")
 class TrainedAllocator(Allocator):
     name = "trained"
+    quantities = QUANTITIES
     Settings = TrainingSettings
 
     def __init__(self, settings: TrainedSettings):

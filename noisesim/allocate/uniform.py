@@ -1,13 +1,14 @@
-"""Uniform allocation: every layer (and channel) at the budget, E_l = E_target; for weight bits, every
-layer at floor(b_target) (the largest uniform bit-width within the budget). A uniform point that trains
-bit-widths or activation ranges trains them as the trained method does, energies frozen."""
+"""Uniform allocation: every layer (and channel) at the budget, E_l = E_target; for weight or
+activation bits, every layer at max(2, floor(b_target)) (the largest uniform bit-width within the
+budget). A uniform point that trains bit-widths or activation ranges trains them as the trained
+method does, energies frozen."""
 from __future__ import annotations
 
 import dataclasses
 import math
 
 from noisesim.allocate.allocation import Allocation
-from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, set_weight_bits, weight_layers
+from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, bit_sizes, set_bits, QUANTITIES
 from noisesim.allocate.trained import TrainedAllocator, TrainingSettings
 from noisesim.registry import ALLOCATORS
 
@@ -15,6 +16,7 @@ from noisesim.registry import ALLOCATORS
 @ALLOCATORS.register("uniform")
 class UniformAllocator(Allocator):
     name = "uniform"
+    quantities = QUANTITIES
     Settings = TrainingSettings
 
     @classmethod
@@ -25,9 +27,9 @@ class UniformAllocator(Allocator):
         return cls()
 
     def allocate(self, problem: AllocationProblem) -> Allocation:
-        if problem.quantity == "weight_bits":
-            bits = max(2, math.floor(problem.target_weight_bits + 1e-9))
-            set_weight_bits(problem.model, {n: bits for n in weight_layers(problem.model)})
+        for kind in problem.bit_kinds():
+            bits = max(2, math.floor(problem.target_bits(kind) + 1e-9))
+            set_bits(problem.model, kind, {n: bits for n in bit_sizes(problem.model, kind)})
         alloc = Allocation.from_model(problem.model, self.name, problem.granularity)
         if problem.target_emac is not None:
             alloc = alloc.uniform(problem.target_emac)

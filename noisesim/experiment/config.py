@@ -28,8 +28,8 @@ from typing import Any, Optional
 
 import noisesim.data.registry  # noqa: F401  (registers the data sets)
 import noisesim.models.zoo  # noqa: F401  (registers the models)
-from noisesim.allocate import METHOD_SETTINGS
-from noisesim.allocate.base import QUANTITIES
+from noisesim.allocate import METHOD_SETTINGS, GreedySettings
+from noisesim.allocate.base import BIT_KINDS, QUANTITIES
 from noisesim.config import ConfigError, SimConfig, bits_problem
 from noisesim.registry import ALLOCATORS, DATASETS, MODELS
 from noisesim.settings import (at_least_one, check_field, coerce, exposed, in_range, include_settings, parse_bits,
@@ -128,8 +128,10 @@ class ExperimentConfig:
                                            unit="photons/MAC", parse=float, check=positive, reaches="noisy")
 
     # allocation
-    quantity: str = setting("energy", "what the allocation methods distribute: energy per MAC (toward --target_emac) "
-                            "or weight bits (toward --target_weight_bits)", A, choices=lambda: QUANTITIES)
+    quantity: str = setting("energy", "what the allocation methods distribute: energy per MAC (toward --target_emac), "
+                            "weight bits (toward --target_weight_bits), activation bits (toward "
+                            "--target_act_bits) or weights_and_act_bits (both budgets)", A,
+                            choices=lambda: QUANTITIES)
     allocation: tuple = setting(("uniform",), "allocation method(s)", A, sweep=True,
                                 choices=registered(ALLOCATORS))
     granularity: tuple = setting(("layer",), "one energy per layer or per output channel", A, sweep=True,
@@ -137,7 +139,8 @@ class ExperimentConfig:
     target_weight_bits: Optional[tuple] = setting(None, "average weight bits to train or allocate toward", A,
                                                   sweep=True, unit="bits", parse=float, check=in_range(1, 16),
                                                   reaches="bits")
-    target_act_bits: Optional[tuple] = setting(None, "average activation bits to train toward", A, sweep=True,
+    target_act_bits: Optional[tuple] = setting(None, "average activation bits to train or allocate toward", A,
+                                               sweep=True,
                                                unit="bits", parse=float, check=in_range(1, 16), reaches="bits")
     generated_labels: bool = setting(False, "train (allocations and quantization-aware training) on the float "
                                      "model's predictions instead of the labels", A)
@@ -194,13 +197,22 @@ class ExperimentConfig:
             if not set(self.granularity) & set(ALLOCATORS.get(a).granularities):
                 raise ConfigError(f"--allocation {a} allocates per {' or '.join(ALLOCATORS.get(a).granularities)} "
                                   f"only, not --granularity {' '.join(self.granularity)}", "granularity")
-        if self.quantity == "weight_bits" and not self.target_weight_bits:
-            raise ConfigError("--quantity weight_bits distributes a bit budget: give --target_weight_bits", "quantity")
+        for a in self.allocation:
+            if self.quantity not in ALLOCATORS.get(a).quantities:
+                raise ConfigError(f"--allocation {a} allocates {' or '.join(ALLOCATORS.get(a).quantities)} only, not "
+                                  f"--quantity {self.quantity}", "quantity")
+        for kind in BIT_KINDS.get(self.quantity, ()):
+            if not getattr(self, f"target_{kind}_bits"):
+                raise ConfigError(f"--quantity {self.quantity} distributes a bit budget: give --target_{kind}_bits",
+                                  "quantity")
+            if getattr(self, f"{kind}_bits") == (None,):
+                raise ConfigError(f"--quantity {self.quantity} allocates {kind} bits: give --{kind}_bits to start "
+                                  "from", "quantity")
         if self.quantity == "energy" and any(a != "uniform" for a in self.allocation) and \
                 self.noise_type == ("none",):
             raise ConfigError(f"--allocation {' '.join(self.allocation)} allocates energies: needs --noise_type "
                               "thermal, shot or weight", "allocation")
-        for owner in (QATSettings, IsoAccuracySettings):  # each checks its own combinations
+        for owner in (QATSettings, IsoAccuracySettings, GreedySettings):  # each checks its own combinations
             self.settings(owner)
         if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"--device {self.device}: use cpu or cuda[:N]", "device")
@@ -233,7 +245,7 @@ class ExperimentConfig:
 
     def trains_bits(self, p: Point) -> bool:
         """Whether the point's model needs learnable weight bit-widths."""
-        return self.train_bitwidth or (self.quantity == "weight_bits" and p.allocation == "trained")
+        return self.train_bitwidth or (self.quantity != "energy" and p.allocation == "trained")
 
     @classmethod
     def method_settings(cls) -> set[str]:
@@ -246,7 +258,7 @@ class ExperimentConfig:
         if name in self.method_settings() and name not in _fields(ALLOCATORS.get(p.allocation).Settings):
             return False
         return {"always": True, "noisy": p.noisy, "training": self.trains(p),
-                "bits": self.train_bitwidth or self.quantity == "weight_bits",
+                "bits": self.train_bitwidth or self.quantity != "energy",
                 "percentile": "percentile" in (self.weight_observer, self.act_observer), "qat": self.qat,
                 "never": False}[self.__dataclass_fields__[name].metadata["reaches"]]
 
@@ -255,7 +267,7 @@ class ExperimentConfig:
         and every value whose setting does not reach it is blank."""
         if not p.noisy and self.quantity == "energy":
             p = dataclasses.replace(p, allocation="uniform")
-        if p.allocation == "uniform" or self.quantity == "weight_bits":
+        if p.allocation == "uniform" or self.quantity != "energy":
             p = dataclasses.replace(p, granularity="layer")
         return dataclasses.replace(p, **{k: None for k in _fields(Point) if not self.reaches(k, p)})
 
@@ -289,10 +301,11 @@ class ExperimentConfig:
         if self.first_last_bits is not None:
             overrides = {k: {"weight_bits": self.first_last_bits, "act_bits": self.first_last_bits}
                          for k in ("first", "last")}
-        rounding = "round" if self.quantity == "weight_bits" and self.bit_rounding == "none" else self.bit_rounding
+        rounding = "round" if self.quantity != "energy" and self.bit_rounding == "none" else self.bit_rounding
         values.update(e_mac=p.energy or 1.0, noise_per_channel=p.granularity == "channel",
                       train_bitwidth=self.trains_bits(p),
-                      weight_bits_only=self.weight_bits_only or self.quantity == "weight_bits", bit_rounding=rounding,
+                      weight_bits_only=self.weight_bits_only or self.quantity == "weight_bits",
+                      act_bits_only=self.act_bits_only or self.quantity == "act_bits", bit_rounding=rounding,
                       overrides={**overrides, **self.overrides})
         return SimConfig(**values)
 

@@ -102,6 +102,9 @@ class RunFolder:
         if channels is not None:
             atomic_write(self.path / "layers" / f"{point_id}_channels.csv", lambda f: channels.to_csv(f, index=False))
         allocation.save(self.path / "allocations" / f"{point_id}.json")
+        if allocation.info.get("log"):  # a method's own log (greedy: each layer's drop, ACCEPT / REJECT)
+            text = "\n".join(allocation.info["log"]) + "\n"
+            atomic_write(self.path / "allocations" / f"{point_id}.log", lambda f: f.write(text))
 
     def has_allocation(self, point_id: str) -> bool:
         return (self.path / "allocations" / f"{point_id}.json").is_file()

@@ -120,6 +120,8 @@ def _summary(row: dict, prefix: str) -> str:
         text += f" {nominal} avg E={row['avg_emac']:.4g} ph ({row['avg_emac_aj']:.4g} aJ)/MAC"
     if row.get("avg_weight_bits") == row.get("avg_weight_bits"):
         text += f" W{row['avg_weight_bits']:.3g}"
+    if row.get("avg_act_bits") == row.get("avg_act_bits") and row.get("avg_act_bits") is not None:
+        text += f" A{row['avg_act_bits']:.3g}"
     text += f"  {row['metric']}={row['accuracy']:.4f} [{row['accuracy_lo']:.4f}, {row['accuracy_hi']:.4f}]"
     if row.get("steps"):
         text += f"  {row['steps']} steps{' (converged)' if row.get('converged') else ''}"

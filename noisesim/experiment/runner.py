@@ -240,7 +240,8 @@ class Experiment:
         if start is not None and target is not None:
             start.with_average_energy(target).apply(sim)
         problem = AllocationProblem(sim, target, p.granularity, self.train_data, self.task, teacher=self.model,
-                                    quantity=self.cfg.quantity, target_weight_bits=p.target_weight_bits)
+                                    quantity=self.cfg.quantity, target_weight_bits=p.target_weight_bits,
+                                    target_act_bits=p.target_act_bits)
         alloc = make_allocator(self.cfg, p, self.memo).allocate(problem)
         if not isinstance(alloc, Allocation):
             raise PluginError(f"--allocation {p.allocation}: allocate() returned {type(alloc).__name__}, not an "

@@ -1,4 +1,4 @@
-"""Everything drawn or written from a run's files: plots, quantization card, points and savings tables.
+"""Everything drawn or written from a run's files: plots, quantization card, points, savings and greedy tables.
 
 ``draw_run(run_dir)`` redraws one run (``main.py`` calls it at the end of every run,
 ``python main.py plot`` on demand); ``compare_runs(run_dirs, out_dir)`` puts runs that
@@ -17,6 +17,7 @@ import pandas as pd
 from noisesim.reports.cards import write_card
 from noisesim.reports.curves import (accuracy_vs_bits, accuracy_vs_energy, iso_accuracy, noise_bits_accuracy,
                                      photon_energy)
+from noisesim.reports.greedy import write_greedy
 from noisesim.reports.layers import bits_by_layer, by_layer, load_layers, snr_plots
 from noisesim.reports.points import write_points
 from noisesim.reports.savings import read_results, write_savings
@@ -75,7 +76,7 @@ def draw_run(run_dir: Path, plots: bool = True, target: Optional[dict] = None) -
     title = _title(df)
     paths = write_card(df, run_dir, title, {"this run": run_fields(run_dir)}) + write_points(df, run_dir)
     savings = write_savings([run_dir], run_dir, target)
-    paths += savings
+    paths += savings + write_greedy(run_dir, plots)
     if not plots:
         return paths
     paths += draw_results(df, run_dir, title)

@@ -234,17 +234,30 @@ def _bits(b: Any) -> str:
     return "float" if b is None or b != b else f"{int(b)}"
 
 
+def _budget(r: dict[str, Any]) -> str:
+    parts = [f"{kind} {r[f'target_{name}_bits']:g}" for kind, name in (("W", "weight"), ("A", "act"))
+             if r.get(f"target_{name}_bits") == r.get(f"target_{name}_bits") and r.get(f"target_{name}_bits")
+             is not None]
+    return ", ".join(parts)
+
+
 def budget_rows(run_dir: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
     """Bit-width allocations at equal budgets: every method's accuracy and, against the uniform allocation
-    at the same budget, the paired bootstrap difference (runs with ``--quantity weight_bits``)."""
+    at the same budget, the paired bootstrap difference (runs with ``--quantity weight_bits``, ``act_bits`` or
+    ``weights_and_act_bits``)."""
     run_dir = Path(run_dir)
     if not (run_dir / "results.csv").is_file():
         return []
     df = read_results(run_dir / "results.csv")
-    if "quantity" not in df or not (df["quantity"] == "weight_bits").any():
+    if "quantity" not in df or not (df["quantity"] != "energy").any():
         return []
+    df = df[df["quantity"] != "energy"]
+    for column in ("target_weight_bits", "target_act_bits", "avg_act_bits"):
+        if column not in df:
+            df = df.assign(**{column: np.nan})
     out = []
-    for (model, dataset, budget), g in df.groupby(["model", "dataset", "target_weight_bits"], sort=True):
+    keys = ["model", "dataset", "quantity", "target_weight_bits", "target_act_bits"]
+    for _, g in df.groupby(keys, sort=True, dropna=False):
         loaded = {r["allocation_label"]: (r, load_outcomes(run_dir, r["point_id"])) for r in g.to_dict("records")}
         loaded = {k: v for k, v in loaded.items() if v[1] is not None}
         if not loaded:
@@ -254,8 +267,9 @@ def budget_rows(run_dir: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
         uniform = loaded.get("uniform")
         for i, label in enumerate(allocation_order(loaded)):
             r, (outcomes, _, _) = loaded[label]
-            row = {"model": model, "dataset": dataset, "budget": budget, "allocation_label": label,
-                   "avg_weight_bits": r["avg_weight_bits"], "accuracy": r["accuracy"], "accuracy_lo": r["accuracy_lo"],
+            row = {"model": r["model"], "dataset": r["dataset"], "budget": _budget(r), "allocation_label": label,
+                   "avg_weight_bits": r["avg_weight_bits"], "avg_act_bits": r["avg_act_bits"],
+                   "accuracy": r["accuracy"], "accuracy_lo": r["accuracy_lo"],
                    "accuracy_hi": r["accuracy_hi"], "examples": outcomes.shape[1], "draws": outcomes.shape[0],
                    "alloc_seconds": r.get("alloc_seconds"), "alloc_forward": r.get("alloc_forward"),
                    "alloc_backward": r.get("alloc_backward")}
@@ -268,18 +282,25 @@ def budget_rows(run_dir: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
     return out
 
 
+def _avg_bits(v: Any) -> str:
+    return "float" if v is None or v != v else f"{v:.3f}"
+
+
 def budget_markdown(table: pd.DataFrame) -> str:
-    lines = ["| model | data | budget (avg W bits) | allocation | avg W bits | accuracy [95% CI] | examples × draws | "
+    lines = ["| model | data | budget (avg bits) | allocation | avg W / A bits | accuracy [95% CI] | examples × draws | "
              "vs uniform [95% CI] | wall s | forward / backward passes |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in table.to_dict("records"):
         diff = "—" if r.get("difference") is None or r.get("difference") != r.get("difference") else (
             f"{r['difference'] * 100:+.2f} pt [{r['difference_lo'] * 100:+.2f}, {r['difference_hi'] * 100:+.2f}]"
             + ("" if r["difference_lo"] > 0 or r["difference_hi"] < 0 else " not significant"))
-        lines.append(f"| {r['model']} | {r['dataset']} | {r['budget']:g} | {r['allocation_label']} | "
-                     f"{r['avg_weight_bits']:.3f} | {r['accuracy']:.2%} [{r['accuracy_lo']:.2%}, {r['accuracy_hi']:.2%}]"
+        lines.append(f"| {r['model']} | {r['dataset']} | {r['budget']} | {r['allocation_label']} | "
+                     f"{_avg_bits(r['avg_weight_bits'])} / {_avg_bits(r['avg_act_bits'])} | "
+                     f"{r['accuracy']:.2%} [{r['accuracy_lo']:.2%}, {r['accuracy_hi']:.2%}]"
                      f" | {r['examples']} × {r['draws']} | {diff} | {r['alloc_seconds']:.1f} | "
                      f"{int(r['alloc_forward'])} / {int(r['alloc_backward'])} |")
-    return "\n".join(lines) + "\n\nIntervals: 95% bootstrap over test examples (paired between methods).\n"
+    return "\n".join(lines) + ("\n\nBudget: the average weight (W, weighted by weight counts) and activation (A, "
+                               "weighted by input elements) bits. Intervals: 95% bootstrap over test examples "
+                               "(paired between methods).\n")
 
 
 def _iso_rows_of_runs(run_dirs: list[Path], labels: Sequence[str], overrides: Optional[dict[str, Any]]
