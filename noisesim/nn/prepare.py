@@ -3,7 +3,9 @@
 Conv1d, Conv2d, Linear and the ``Matmul`` / ``Einsum`` modules become SimConv, SimLinear,
 SimMatmul and SimEinsum, named by their module path. Before the swap, every
 ``nn.MultiheadAttention`` is decomposed into its projections and two products
-(``noisesim.nn.attention``), and matrix products written as function calls in a module's
+(``noisesim.nn.attention``), Hugging Face models get GPT-2's ``Conv1D`` as Linear and their attention
+products as modules (``noisesim.nn.hf_attention``), torchvision's Swin attention has its products routed to
+modules (``noisesim.nn.routed``), and matrix products written as function calls in a module's
 ``forward`` (``torch.matmul``, ``@``, ``bmm``, ``einsum``, ``F.scaled_dot_product_attention``)
 become modules (``noisesim.nn.functional``). What is still left out is named by the coverage
 report that ``noisesim.calibrate`` measures (``noisesim.coverage``). The model is deep-copied unless
@@ -24,9 +26,11 @@ from noisesim.nn.base import SimLayer
 from noisesim.nn.conv import SimConv
 from noisesim.nn.fold import fold_batchnorm
 from noisesim.nn.functional import instrument_functional
+from noisesim.nn.hf_attention import instrument_transformers
 from noisesim.nn.linear import SimLinear
 from noisesim.nn.matmul import Einsum, Matmul, SimEinsum, SimMatmul
 from noisesim.nn.residual import quantize_residuals
+from noisesim.nn.routed import route_products
 
 SIM_CLASSES = {nn.Conv1d: SimConv, nn.Conv2d: SimConv, nn.Linear: SimLinear, Matmul: SimMatmul,
                Einsum: SimEinsum}
@@ -48,8 +52,9 @@ def prepare(model: nn.Module, config: Optional[SimConfig] = None, inplace: bool 
 
     Steps: copy (unless ``inplace``) -> fold conv+BN (``config.fold_bn``) -> reroute
     residual adds / concatenations through quantizers (``config.quantize_residual``;
-    the result is a torch.fx GraphModule) -> decompose ``nn.MultiheadAttention`` -> turn
-    functional matrix products into modules -> swap layers. Run ``noisesim.calibrate``
+    the result is a torch.fx GraphModule) -> decompose ``nn.MultiheadAttention`` -> Hugging Face
+    Conv1D and attention, Swin's routed products -> turn functional matrix products into modules
+    -> swap layers. Run ``noisesim.calibrate``
     before evaluating a model with activation quantizers (it also measures the coverage).
     """
     config = config or SimConfig()
@@ -60,6 +65,8 @@ def prepare(model: nn.Module, config: Optional[SimConfig] = None, inplace: bool 
     if config.quantize_residual:
         model = quantize_residuals(model, config)
     model = decompose_attention(model)
+    model = instrument_transformers(model)
+    model = route_products(model)
     model, _ = instrument_functional(model)
     for m in model.modules():
         if isinstance(m, nn.TransformerEncoderLayer):
