@@ -30,7 +30,9 @@ def test_greedy_reproduces_the_hand_computed_sequence():
     def evaluate(low):  # additive drops plus a penalty when c and d are both low
         return 0.9 - sum(drops[n] for n in low) - (0.002 if {"c", "d"} <= low else 0)
 
-    r = greedy(list(drops), evaluate, epsilon=0.012)
+    calls = []
+    r = greedy(list(drops), lambda low: calls.append(low) or evaluate(low), epsilon=0.012)
+    assert len(calls) == len(set(calls)) == 1 + 4 + 3  # base, each alone, then ({a} known) {a,c}, {a,c,d}, {a,c,b}
     assert [n for n, _ in r.drops] == ["a", "c", "d", "b"]
     assert r.low == ["a", "c"]  # a: 0.001, +c: 0.005, +d: 0.013 > 0.012 REJECT, +b: 0.025 REJECT
     assert [line.split()[0] for line in r.log[-5:-1]] == ["ACCEPT", "ACCEPT", "REJECT", "REJECT"]

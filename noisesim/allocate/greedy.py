@@ -73,7 +73,15 @@ class GreedyResult:
 def greedy(layers: Sequence[str], evaluate_low: Callable[[frozenset], float], epsilon: float,
            done: Optional[Callable[[list[str]], bool]] = None) -> GreedyResult:
     """Run the three steps above; ``evaluate_low(set of low layers)`` gives the metric of a configuration;
-    ``done(low layers)``: stop lowering once it holds (a budget met)."""
+    ``done(low layers)``: stop lowering once it holds (a budget met). Each configuration is evaluated once (a
+    layer tried while none is low is its own single-layer configuration)."""
+    seen: dict[frozenset, float] = {}
+
+    def evaluate_low(low: frozenset, run=evaluate_low) -> float:
+        if low not in seen:
+            seen[low] = run(low)
+        return seen[low]
+
     base = evaluate_low(frozenset())
     drops = sorted(((name, base - evaluate_low(frozenset([name]))) for name in layers), key=lambda d: d[1])
     log = [f"base {base:.4f}"] + [f"sensitivity {name}: drop {d:+.4f}" for name, d in drops]
