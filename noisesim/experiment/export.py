@@ -5,13 +5,16 @@ them, and write hardware test-bench files for one convolution tile (the library:
     python main.py export logs/<run> --layer layer1.0.conv1 --array 8 --itile 0 --otile 0 --psum_bits 16
     python main.py export logs/<run> --integer_accuracy                # whole network in integers
     python main.py export logs/<run> --psum_bits 24 --psum_overflow saturate
+    python main.py export logs/<run> --onnx model.onnx                 # QDQ ONNX, checked by ONNX Runtime
 
 The network is the run's point ``--point`` (default: its first), prepared and calibrated as the run did
 (with --qat runs, the trained network kept in the run folder). Every exported layer's output is recovered
 from its integers on one evaluation batch; the command prints the per-layer recovery error and exits 1
 when one exceeds ``--tolerance`` (relative to the layer's output range), 2 on bad input (nothing written).
 A psum that does not fit ``--psum_bits`` stops the export (``--psum_overflow error``, the default) or is
-written wrapped (two's complement) or saturated; either way ``checks.csv`` counts them per layer.
+written wrapped (two's complement) or saturated; either way ``checks.csv`` counts them per layer. With
+``--onnx FILE`` it writes the noise-free quantized network in QDQ form instead (``noisesim.export.onnx``), runs it
+with ONNX Runtime on one evaluation batch and prints the largest output difference and the top-1 agreement.
 """
 from __future__ import annotations
 
@@ -59,6 +62,8 @@ def build_parser(prog: str = PROG) -> Parser:
     p.add_argument("--itile", type=int, default=0, help="input-channel tile of the array's rows (default: 0)")
     p.add_argument("--otile", type=int, default=0, help="output-channel tile of the array's columns (default: 0)")
     p.add_argument("--sample", type=int, default=0, help="which sample of the batch feeds the tile (default: 0)")
+    p.add_argument("--onnx", metavar="FILE", help="write the noise-free quantized network as QDQ ONNX (opset 13) to "
+                   "FILE instead, and compare ONNX Runtime's outputs with noisesim's on one evaluation batch")
     return p
 
 
@@ -100,6 +105,8 @@ def _run(args) -> int:
         raise _Error(f"--point {args.point}: not a point of {run} ({', '.join(list(points)[:5])}, ...)")
     pid = args.point or next(iter(points))
     sim = exp.build(points[pid])
+    if args.onnx:
+        return _onnx(sim, exp, Path(args.onnx))
     layers, skipped = export_model(sim)
     if not layers:
         raise _Error(f"{run}: no layer of point {pid} has quantized weights and inputs to export")
@@ -142,6 +149,24 @@ def _run(args) -> int:
           f"layer's output range (tolerance {args.tolerance:g}); {overflows} psums overflow {args.psum_bits} bits"
           f"{handled if overflows else ''}")
     return 0 if worst <= args.tolerance else 1
+
+
+def _onnx(sim, exp: Experiment, path: Path) -> int:
+    from noisesim.export.onnx import compare_with_onnxruntime, to_onnx
+
+    if not path.parent.is_dir():
+        raise _Error(f"--onnx {path}: no folder {path.parent}")
+    batch, _ = split_batch(peek(exp.val_data))
+    inputs = tuple(batch) if isinstance(batch, (tuple, list)) else batch
+    if isinstance(inputs, dict):
+        raise _Error("--onnx: models that take a dict of inputs are exported with noisesim.export.to_onnx")
+    names = tuple(f"input_{i}" for i in range(len(inputs))) if isinstance(inputs, tuple) else ("input",)
+    print(to_onnx(sim, inputs, path, input_names=names))
+    worst, agree, n, margins = compare_with_onnxruntime(path, sim, inputs, names)
+    ties = f" (where they differ, noisesim's top-2 margins: {', '.join(f'{m:.3g}' for m in margins)})" if margins else ""
+    print(f"ONNX Runtime against noisesim on {n} evaluation examples: largest output difference {worst:.3g}, "
+          f"top-1 agreement {agree:.2%}{ties}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -83,8 +83,8 @@ class SimLayer(nn.Module):
             if w.requires_grad and not self.weight_quant.learnable:
                 self.calibrate_weight_quant(w.detach())
             return self._weight_stats(w)
-        if torch.compiler.is_compiling():  # a compiled graph fuses these ops; a cache key would be a guard per layer
-            return self._weight_stats(w)
+        if torch.compiler.is_compiling() or self.weight_quant.export_form:  # a compiled graph fuses these ops (a
+            return self._weight_stats(w)  # cache key would be a guard per layer); an exported one quantizes weights
         key = (w._version, w.data_ptr(), w.dtype, w.device, self.weight_quant.state_key())
         if key != self._cache_key:
             with torch.no_grad():

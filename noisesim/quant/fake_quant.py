@@ -54,6 +54,7 @@ class FakeQuantize(nn.Module):
         self.version = 0  # bumped when the range or bits change; lets layers cache quantized weights
         self._fused: Optional[tuple] = None
         self._ready = False  # Python copy of ``calibrated`` once it is True (no tensor read per forward)
+        self.export_form = False  # set by noisesim.export.onnx while exporting: the fused, exportable ops
 
     @property
     def enabled(self) -> bool:
@@ -171,6 +172,10 @@ class FakeQuantize(nn.Module):
             return x
         if self.cfg.dynamic:
             return self._dynamic(x)
+        if self.export_form:
+            from noisesim.export.onnx import fake_quant_for_export
+
+            return fake_quant_for_export(self, x)
         if not self.is_calibrated():
             raise RuntimeError("fake quantizer used before calibration: run noisesim.calibrate(model, batches)")
         fixed = not self.learnable and float(self.cfg.bits).is_integer()
