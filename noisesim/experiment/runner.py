@@ -218,12 +218,13 @@ class Experiment:
             train, val = hold_out(self.data.train, cfg.qat_val_samples, qp.seed)
             val = DeviceBatches(val, self.device)
         t0 = time.time()
-        result = quantization_aware_training(
-            sim, DeviceBatches(train, self.device), val, self.task,
-            QATConfig.from_settings(cfg.settings(QATSettings), qp.noisy, cfg.lambd[0], cfg.generated_labels,
-                                    cfg.progress),
-            teacher=self.model, state_path=None if path is None else path.with_suffix(".resume.pt"),
-            save=distributed.is_main())
+        with self.phases("quantization-aware training"):
+            result = quantization_aware_training(
+                sim, DeviceBatches(train, self.device), val, self.task,
+                QATConfig.from_settings(cfg.settings(QATSettings), qp.noisy, cfg.lambd[0], cfg.generated_labels,
+                                        cfg.progress),
+                teacher=self.model, state_path=None if path is None else path.with_suffix(".resume.pt"),
+                save=distributed.is_main())
         info = {"qat_key": key, "qat_seconds": round(time.time() - t0, 1), "qat_steps": len(result.train.history),
                 "qat_best_epoch": result.best_epoch, "qat_val_accuracy": result.best_score, **init}
         state = {k: v for k, v in sim.state_dict().items() if ".noise." not in k or cfg.qat_energies}

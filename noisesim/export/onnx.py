@@ -28,7 +28,6 @@ from noisesim.context import noise_disabled
 from noisesim.export.integers import ExportError
 from noisesim.noise.base import NoiseModel
 from noisesim.quant.fake_quant import FakeQuantize
-from noisesim.quant.functional import qparams
 
 OPSET = 13
 NOISE_FREE = "the ONNX file holds the noise-free quantized network: analog noise is not an ONNX operator"
@@ -47,21 +46,6 @@ def _check(sim: nn.Module) -> None:
             raise ExportError(f"{name}: {q.cfg.bits:g} bits do not fit ONNX's 8-bit QuantizeLinear")
         if not q.is_calibrated():
             raise ExportError(f"{name}: not calibrated (run noisesim.calibrate first)")
-
-
-def fake_quant_for_export(q: FakeQuantize, x: torch.Tensor) -> torch.Tensor:
-    """``q``'s fake quantization written with the fused ops the exporter turns into QuantizeLinear /
-    DequantizeLinear (in an 8-bit container, behind a Clip to the quantizer's own grid when it is narrower)."""
-    scale, zp, qmin, qmax = qparams(q.lo.detach(), q.hi.detach(), q.cfg.bits, q.cfg.symmetric)
-    scale, zp = scale.float(), zp.round().to(torch.int32)
-    lo8, hi8 = (-128, 127) if qmin < 0 else (0, 255)  # ONNX's int8 / uint8
-    if (int(qmin), int(qmax)) != (lo8, hi8):
-        shape = q._shape(scale, x.dim()) if scale.numel() > 1 else scale
-        z = q._shape(zp, x.dim()).float() if zp.numel() > 1 else zp.float()
-        x = torch.maximum(torch.minimum(x, shape * (int(qmax) - z)), shape * (int(qmin) - z))
-    if scale.numel() == 1:
-        return torch.fake_quantize_per_tensor_affine(x, scale.reshape(()), zp.reshape(()), lo8, hi8)
-    return torch.fake_quantize_per_channel_affine(x, scale, zp, q.ch_axis, lo8, hi8)
 
 
 @contextlib.contextmanager

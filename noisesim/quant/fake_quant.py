@@ -173,9 +173,7 @@ class FakeQuantize(nn.Module):
         if self.cfg.dynamic:
             return self._dynamic(x)
         if self.export_form:
-            from noisesim.export.onnx import fake_quant_for_export
-
-            return fake_quant_for_export(self, x)
+            return self._exportable(x)
         if not self.is_calibrated():
             raise RuntimeError("fake quantizer used before calibration: run noisesim.calibrate(model, batches)")
         fixed = not self.learnable and float(self.cfg.bits).is_integer()
@@ -202,6 +200,21 @@ class FakeQuantize(nn.Module):
         if learning == "lsq":
             return lsq_fake_quant(x, scale, zp, qmin, qmax)
         return fake_quant_ste(x, scale, zp, qmin, qmax)
+
+    def _exportable(self, x: torch.Tensor) -> torch.Tensor:
+        """This fake quantization written with the fused ops PyTorch's ONNX exporter turns into QuantizeLinear /
+        DequantizeLinear: in an 8-bit container (int8 or uint8), behind a clamp to this quantizer's own grid,
+        [s (q_min - z), s (q_max - z)], when that grid is narrower (``noisesim.export.onnx``)."""
+        scale, zp, qmin, qmax = qparams(self.lo.detach(), self.hi.detach(), self.cfg.bits, self.cfg.symmetric)
+        scale, zp = scale.float(), zp.round().to(torch.int32)
+        lo8, hi8 = (-128, 127) if qmin < 0 else (0, 255)
+        if (int(qmin), int(qmax)) != (lo8, hi8):
+            s = self._shape(scale, x.dim()) if scale.numel() > 1 else scale
+            z = self._shape(zp, x.dim()).float() if zp.numel() > 1 else zp.float()
+            x = torch.maximum(torch.minimum(x, s * (int(qmax) - z)), s * (int(qmin) - z))
+        if scale.numel() == 1:
+            return torch.fake_quantize_per_tensor_affine(x, scale.reshape(()), zp.reshape(()), lo8, hi8)
+        return torch.fake_quantize_per_channel_affine(x, scale, zp, self.ch_axis, lo8, hi8)
 
     def full_range(self) -> torch.Tensor:
         """R = (q_max - q_min) * scale: one value, or one per channel (per-channel ranges or bits); for a

@@ -20,12 +20,13 @@ import seaborn as sns
 from noisesim.reports.curves import aj_axis, allocation_palette, save, style
 
 POINT_FIELDS = ("point_id", "noise_type", "allocation_label", "nominal_emac", "weight_bits", "act_bits",
-                "target_weight_bits", "accuracy")
+                "target_weight_bits", "target_act_bits", "accuracy")
 
 
 def load_layers(run_dir: Path, results: pd.DataFrame, channels: bool = False) -> pd.DataFrame:
     """The per-layer (or per-channel) files of every row, tagged with the row's point fields and a
-    ``layer`` index (execution order)."""
+    ``layer`` index (execution order). A point field the file has itself (the bits each layer runs at) keeps the
+    file's values; the point's setting is then ``point_<field>``."""
     frames = []
     suffix = "_channels.csv" if channels else ".csv"
     for _, row in results.iterrows():
@@ -39,7 +40,7 @@ def load_layers(run_dir: Path, results: pd.DataFrame, channels: bool = False) ->
         df["layer"] = df["name"].map(order)
         for k in POINT_FIELDS:
             if k in row:
-                df[k] = row[k]
+                df[f"point_{k}" if k in df.columns else k] = row[k]
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -144,8 +145,10 @@ def bits_by_layer(layers: pd.DataFrame, stem: Path, max_points: int = 6, title: 
     for i, pid in enumerate(ids):
         g = df[df["point_id"] == pid].sort_values("layer")
         r = g.iloc[0]
-        label = f"W{r['weight_bits']:g}A{r['act_bits']:g}" if pd.isna(r.get("target_weight_bits")) else \
-            f"trained, target W{r['target_weight_bits']:g}"
+        targets = [f"{k} {r[f'target_{n}_bits']:g}" for k, n in (("W", "weight"), ("A", "act"))
+                   if pd.notna(r.get(f"target_{n}_bits"))]
+        label = f"{r['allocation_label']}, target {' '.join(targets)}" if targets else \
+            f"W{r['point_weight_bits']:g}A{r['point_act_bits']:g}"
         if r["noise_type"] != "none":
             label += f", {r['noise_type']} {r['allocation_label']} E={r['nominal_emac']:g}"
         for ax, col in zip(axes, ("weight_bits", "act_bits")):
