@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import torchvision
+from torchvision.models import ConvNeXt, SwinTransformer
+from torchvision.models.convnext import CNBlockConfig
+from torchvision.models.swin_transformer import PatchMergingV2, SwinTransformerBlockV2
 from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, T5Config, T5Model,
                           WhisperConfig)
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
@@ -42,14 +44,22 @@ def _whisper():
 
 def _vision(factory):
     def build():
-        x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-        return factory(num_classes=10), (x,), lambda o: o
+        x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        return factory(), (x,), lambda o: o
     return build
 
 
+def _swin(v2: bool = False):
+    """Two stages of two blocks on 8 x 8 patches: the second block of the first stage shifts its 4 x 4 windows."""
+    blocks = dict(block=SwinTransformerBlockV2, downsample_layer=PatchMergingV2) if v2 else {}
+    return SwinTransformer(patch_size=[4, 4], embed_dim=24, depths=[2, 2], num_heads=[2, 4], window_size=[4, 4],
+                           num_classes=10, **blocks)
+
+
 FAMILIES = {"GPT-2": _gpt2, "Llama-style decoder (grouped-query attention)": _llama, "T5": _t5,
-            "Whisper-style encoder": _whisper, "Swin": _vision(torchvision.models.swin_t),
-            "Swin V2": _vision(torchvision.models.swin_v2_t), "ConvNeXt": _vision(torchvision.models.convnext_tiny)}
+            "Whisper-style encoder": _whisper, "Swin": _vision(_swin), "Swin V2": _vision(lambda: _swin(v2=True)),
+            "ConvNeXt": _vision(lambda: ConvNeXt([CNBlockConfig(24, 48, 2), CNBlockConfig(48, None, 2)],
+                                                 num_classes=10))}
 
 
 def _call(model, inputs):

@@ -25,7 +25,8 @@ NEAR_TIE = 0.1
 @pytest.fixture(scope="module")
 def fmnist():
     data = build_data("fashion_mnist", val_batch_size=500)
-    return [b[0] for b in itertools.islice(data.train, 4)], next(iter(data.val))
+    batches = list(itertools.islice(data.train, 4))
+    return [b[0] for b in batches], [b[1] for b in batches], next(iter(data.val))
 
 
 def _qdq(path):
@@ -34,7 +35,7 @@ def _qdq(path):
 
 
 def test_resnet20_w8a8_in_onnx_runtime_agrees_on_real_test_images(tmp_path, fmnist):
-    train, (x, _) = fmnist
+    train, _, (x, _) = fmnist
     sim = noisesim.prepare(build_model("resnet20", "fashion_mnist", 10, 1),
                            noisesim.SimConfig(weight_bits=8, act_bits=8, weight_per_channel=True))
     noisesim.calibrate(sim, train)
@@ -47,16 +48,15 @@ def test_resnet20_w8a8_in_onnx_runtime_agrees_on_real_test_images(tmp_path, fmni
 
 def test_a_w4a4_network_after_qat_steps_exports_its_learnt_ranges(tmp_path, fmnist):
     """Learnable (PACT / LSQ) ranges, trained a few steps: 4-bit grids in 8-bit containers behind a Clip."""
-    train, (x, _) = fmnist
+    train, y_train, (x, _) = fmnist
     torch.manual_seed(0)
     sim = noisesim.prepare(build_model("resnet20", "fashion_mnist", 10, 1),
                            noisesim.SimConfig(weight_bits=4, act_bits=4, weight_per_channel=True,
                                               act_learning="pact", weight_learning="lsq"))
     noisesim.calibrate(sim, train)
-    data = build_data("fashion_mnist", train_batch_size=64)
     opt = torch.optim.SGD(sim.parameters(), lr=1e-3)
     sim.train()
-    for xb, yb in itertools.islice(data.train, 3):
+    for xb, yb in zip(train[:3], y_train[:3]):
         opt.zero_grad()
         F.cross_entropy(sim(xb), yb).backward()
         opt.step()
@@ -95,7 +95,7 @@ def test_efficientnet_lite0_and_minilm_in_onnx_runtime(tmp_path):
 
 
 def test_what_qdq_cannot_express_is_one_line_naming_the_module(tmp_path, fmnist):
-    train, (x, _) = fmnist
+    train, _, (x, _) = fmnist
     model = build_model("resnet20", "fashion_mnist", 10, 1)
     learning = noisesim.prepare(model, noisesim.SimConfig(weight_bits=8, act_bits=8, train_bitwidth=True))
     noisesim.calibrate(learning, train[:1])
