@@ -98,7 +98,8 @@ def input_traces(model: nn.Module, batches: Iterable, task: Any, max_batches: in
             loss = model_loss(model, batch, task, teacher)
         forward += 1
         ds = [d for _, _, d in deltas]
-        size = len(split_batch(batch)[1]) if split_batch(batch)[1] is not None else 1
+        targets = split_batch(batch)[1]
+        size = len(targets) if targets is not None else 1
         if estimator == "fisher":  # per-sample gradients of the batch-mean loss are size x the batch gradient
             grads = torch.autograd.grad(loss, ds)
             backward += 1
@@ -151,7 +152,8 @@ def act_bits_program(model: nn.Module, batches: Iterable, task: Any, b_avg: floa
     sizes = act_sizes(model)
     a, replaced = cautious_traces(sens, sizes)
     names = list(a)
-    costs = np.array([act_bit_costs(a, candidates)[n] for n in names])
+    costs = act_bit_costs(a, candidates)
+    costs = np.array([costs[n] for n in names])
     n = np.array([sizes[k] for k in names], float)
     picks = choose(costs, n[:, None] * np.array(candidates, float)[None, :], b_avg * n.sum())
     return {k: int(candidates[i]) for k, i in zip(names, picks)}, sens, replaced

@@ -12,7 +12,7 @@ import abc
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -167,3 +167,21 @@ def bit_sizes(model: nn.Module, kind: str) -> dict[str, int]:
 def set_bits(model: nn.Module, kind: str, bits: dict[str, float]) -> None:
     """Set the ``kind`` ("weight" or "act") bits of the named layers."""
     (set_weight_bits if kind == "weight" else set_act_bits)(model, bits)
+
+
+def bit_allocation(problem: AllocationProblem, method: str, solve: Callable[[str, float], tuple]) -> Allocation:
+    """Each kind of bits the problem allocates in turn: ``solve(kind, target)`` returns (name -> bits, its
+    ``Sensitivity``, the layers whose estimate was replaced); the bits are applied, and the allocation carries the
+    cost (wall time, forward / backward passes summed over kinds), the estimators and the replaced count."""
+    model, methods, forward, backward, replaced_total = problem.model, [], 0, 0, 0
+    with measure_cost(model) as cost:
+        for kind in problem.bit_kinds():
+            bits, sens, replaced = solve(kind, problem.target_bits(kind))
+            set_bits(model, kind, bits)
+            forward, backward = forward + sens.forward, backward + sens.backward
+            methods.append(sens.method)
+            replaced_total += len(replaced)
+    alloc = Allocation.from_model(model, method, problem.granularity)
+    alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=forward, alloc_backward=backward,
+                      sensitivity=" + ".join(methods), replaced_traces=replaced_total)
+    return alloc

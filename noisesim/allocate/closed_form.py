@@ -45,8 +45,8 @@ import torch
 
 from noisesim.allocate.allocation import Allocation
 from noisesim.allocate.activation_bits import act_bits_program
-from noisesim.allocate.base import (AllocationJob, AllocationProblem, Allocator, measure_cost, set_bits, weight_layers,
-                                    QUANTITIES)
+from noisesim.allocate.base import (AllocationJob, AllocationProblem, Allocator, bit_allocation, measure_cost,
+                                    weight_layers, QUANTITIES)
 from noisesim.allocate.integer_program import choose
 from noisesim.allocate.sensitivity import (HutchinsonSettings, cautious_traces, fisher_sensitivity, hessian_sensitivity,
                                            weight_hessian_trace)
@@ -171,24 +171,14 @@ class ClosedFormAllocator(Allocator):
 
     def _bits(self, problem: AllocationProblem) -> Allocation:
         """Whole bits minimising sum_l a_l 4^(-b_l) within each budget (weights, then activations)."""
-        model, methods, forward, backward, replaced_total = problem.model, [], 0, 0, 0
-        with measure_cost(model) as cost:
-            for kind in problem.bit_kinds():
-                target = problem.target_bits(kind)
-                if kind == "weight":
-                    bits, sens, replaced = self._weight_bits(problem, target)
-                else:
-                    bits, sens, replaced = act_bits_program(
-                        model, problem.batches, problem.task, target, range(WHOLE_BITS[0], WHOLE_BITS[1] + 1),
-                        self.estimator, self.batches, problem.teacher, self.iters, self.tol)
-                set_bits(model, kind, bits)
-                forward, backward = forward + sens.forward, backward + sens.backward
-                methods.append(sens.method)
-                replaced_total += len(replaced)
-        alloc = Allocation.from_model(model, self.name, problem.granularity)
-        alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=forward, alloc_backward=backward,
-                          sensitivity=" + ".join(methods), replaced_traces=replaced_total)
-        return alloc
+        def solve(kind: str, target: float):
+            if kind == "weight":
+                return self._weight_bits(problem, target)
+            return act_bits_program(problem.model, problem.batches, problem.task, target,
+                                    range(WHOLE_BITS[0], WHOLE_BITS[1] + 1), self.estimator, self.batches,
+                                    problem.teacher, self.iters, self.tol)
+
+        return bit_allocation(problem, self.name, solve)
 
     def _weight_bits(self, problem: AllocationProblem, target: float):
         """a_l = tr(H_l) R_l^2 from Hutchinson weight traces, then the integer program."""

@@ -26,7 +26,8 @@ import numpy as np
 
 from noisesim.allocate.allocation import Allocation
 from noisesim.allocate.activation_bits import act_bits_program
-from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, measure_cost, set_bits, QUANTITIES
+from noisesim.allocate.base import (AllocationJob, AllocationProblem, Allocator, bit_allocation, measure_cost,
+                                    QUANTITIES)
 from noisesim.allocate.sensitivity import HutchinsonSettings, cautious_traces, hessian_sensitivity, weight_hessian_trace
 from noisesim.nn.prepare import sim_layers
 from noisesim.quant.functional import fake_quant_ste, qparams
@@ -108,25 +109,15 @@ class HessianAllocator(Allocator):
     def _bits(self, problem: AllocationProblem) -> Allocation:
         """Weight bits (HAWQ-V3's program), then activation bits (the input-Hessian costs of
         ``noisesim.allocate.activation_bits``), each within its budget."""
-        model, methods, forward, backward, replaced_total = problem.model, [], 0, 0, 0
-        with measure_cost(model) as cost:
-            for kind in problem.bit_kinds():
-                if kind == "weight":
-                    bits, sens, replaced = hessian_weight_bits(
-                        model, problem.batches, problem.task, problem.target_weight_bits, max_batches=self.batches,
-                        iters=self.iters, tol=self.tol, teacher=problem.teacher)
-                else:
-                    bits, sens, replaced = act_bits_program(
-                        model, problem.batches, problem.task, problem.target_act_bits, BIT_CANDIDATES, "hutchinson",
-                        self.batches, problem.teacher, self.iters, self.tol)
-                set_bits(model, kind, bits)
-                forward, backward = forward + sens.forward, backward + sens.backward
-                methods.append(sens.method)
-                replaced_total += len(replaced)
-        alloc = Allocation.from_model(model, self.name, problem.granularity)
-        alloc.info.update(alloc_seconds=round(cost.seconds, 3), alloc_forward=forward, alloc_backward=backward,
-                          sensitivity=" + ".join(methods), replaced_traces=replaced_total)
-        return alloc
+        def solve(kind: str, target: float):
+            if kind == "weight":
+                return hessian_weight_bits(problem.model, problem.batches, problem.task, target,
+                                           max_batches=self.batches, iters=self.iters, tol=self.tol,
+                                           teacher=problem.teacher)
+            return act_bits_program(problem.model, problem.batches, problem.task, target, BIT_CANDIDATES,
+                                    "hutchinson", self.batches, problem.teacher, self.iters, self.tol)
+
+        return bit_allocation(problem, self.name, solve)
 
 
 def weight_bit_costs(model, trace: dict[str, float], candidates: Sequence[int] = BIT_CANDIDATES) -> dict[str, list[float]]:

@@ -72,5 +72,7 @@ def route_products(model: nn.Module) -> nn.Module:
     for m in model.modules():
         if isinstance(m, swin.ShiftedWindowAttention) and not hasattr(m, "scores"):  # V2 derives from it
             m.scores, m.mix = Matmul(), Matmul()
-            m.__class__ = classes.setdefault(type(m), _routed(type(m)))
+            if type(m) not in classes:
+                classes[type(m)] = _routed(type(m))
+            m.__class__ = classes[type(m)]
     return model

@@ -235,10 +235,8 @@ def _bits(b: Any) -> str:
 
 
 def _budget(r: dict[str, Any]) -> str:
-    parts = [f"{kind} {r[f'target_{name}_bits']:g}" for kind, name in (("W", "weight"), ("A", "act"))
-             if r.get(f"target_{name}_bits") == r.get(f"target_{name}_bits") and r.get(f"target_{name}_bits")
-             is not None]
-    return ", ".join(parts)
+    return ", ".join(f"{kind} {r[f'target_{name}_bits']:g}" for kind, name in (("W", "weight"), ("A", "act"))
+                     if pd.notna(r.get(f"target_{name}_bits")))
 
 
 def budget_rows(run_dir: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
