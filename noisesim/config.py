@@ -16,18 +16,21 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from noisesim.registry import NOISE_MODELS, OBSERVERS
-from noisesim.settings import (ConfigError, in_range, parse_bits, parse_mapping, percentile_range, positive,
-                               registered, setting)
+from noisesim.settings import (ConfigError, at_least_one, in_range, parse_bits, parse_mapping, parse_optional_int,
+                               percentile_range, positive, registered, setting)
 
 BIT_ROUNDING = ("none", "round", "discrete", "discrete_linear", "stochastic")
 NOISE_BITS_RANGES = ("span", "relu")  # the R_out of the noise bits (docs/physics.md, "Conventions")
 RANGE_LEARNING = ("ste", "lsq", "pact")  # how a learnable range learns (noisesim.quant.functional)
 MIN_BITS, MAX_BITS = 2, 16
 PHOTON_ENERGY_AJ = 0.128  # photon energy at 1550 nm, attojoules (h c / 1550 nm)
+ADC_RANGES = ("minmax", "percentile", "full_scale")  # how an ADC's range is set (HardwareConfig)
+WALDEN_FOM_FJ = 10.0  # fJ per conversion step: B. Murmann, "ADC Performance Survey 1997-2024" (docs/hardware.md)
 
 
 # the groups of the simulation's settings in main.py's help (noisesim.experiment.config orders them)
-Q, T, N, A, R = "quantization", "quantization-aware training", "analog noise", "allocation", "run"
+Q, T, N, H, A, R = ("quantization", "quantization-aware training", "analog noise", "hardware", "allocation",
+                    "run")
 
 
 def pattern_problem(pattern: str) -> Optional[str]:
@@ -62,14 +65,28 @@ def noise_types() -> tuple[str, ...]:
     return NOISE_MODELS.names() + ("none",)
 
 
+def noise_parts(kind: str) -> list[str]:
+    """The noise models of a noise type: ``thermal+shot`` -> [thermal, shot] (several sources at once)."""
+    return kind.split("+")
+
+
 def _check_noise_type(kind: str) -> None:
-    """``none``, a registered noise model or an import path to one."""
-    if ":" not in kind:  # a name
-        _check_choice("noise_type", kind, noise_types())
-        return
-    problem = NOISE_MODELS.problem(kind)
-    if problem is not None:
-        raise ConfigError(f"noise_type {kind}: {problem}", "noise_type")
+    """``none``, a registered noise model, an import path to one, or a sum of those joined by ``+``."""
+    parts = noise_parts(kind)
+    for part in parts:
+        if ":" not in part:  # a name
+            _check_choice("noise_type", part, noise_types() if len(parts) == 1 else NOISE_MODELS.names())
+            continue
+        problem = NOISE_MODELS.problem(part)
+        if problem is not None:
+            raise ConfigError(f"noise_type {kind}: {problem}", "noise_type")
+    if len(set(parts)) < len(parts):
+        raise ConfigError(f"noise_type {kind} names a noise model twice", "noise_type")
+
+
+def needs_quantizers(kind: str) -> bool:
+    """Whether a noise type's scale is set by the quantizer ranges (any of its models' is)."""
+    return kind != "none" and any(NOISE_MODELS.get(p).needs_quantizers for p in noise_parts(kind))
 
 
 @dataclass(frozen=True)
@@ -117,7 +134,8 @@ class QuantConfig:
 class NoiseConfig:
     """One analog noise model (see docs/physics.md).
 
-    kind: a registered noise model (``thermal``, ``shot``, ``weight``, ...) or ``none``.
+    kind: a registered noise model (``thermal``, ``shot``, ``weight``, ...), several joined by ``+``
+    (``thermal+shot``: independent sources on the same energy), or ``none``.
     e_mac: energy per MAC in photons (> 0). per_channel: one energy per output channel.
     learnable: the log-energy trains. quantize_energy: round E to whole repeats/photons
     (straight-through). sigma: the model's noise constant (sigma_t for thermal, sigma_w for
@@ -146,6 +164,38 @@ class NoiseConfig:
             raise ConfigError(f"e_mac must be > 0 photons/MAC, got {self.e_mac}", "e_mac")
         if self.sigma is not None and not self.sigma > 0:
             raise ConfigError(f"noise_sigma must be > 0, got {self.sigma}", "noise_sigma")
+        if self.sigma is not None and "+" in self.kind:
+            raise ConfigError(f"noise_sigma sets one model's constant; {self.kind} sums several, each with its "
+                              "own default", "noise_sigma")
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """How one layer's matmul is laid out on the hardware (docs/hardware.md).
+
+    tile_rows: N, the rows of one array: a fan-in D is computed as ceil(D / N) partial sums over
+    consecutive slices of the fan-in, each with its own noise, then added digitally (None: one array
+    holds the whole fan-in). adc_bits: every partial sum is read out by a symmetric ADC of that many
+    bits over [-r, r] (None: no ADC). adc_range: how r is set, ``minmax`` / ``percentile`` (observed on
+    the partial sums during calibration, noise off) or ``full_scale`` (the bound N max|w| max|x| of the
+    quantizer ranges). percentile: the percentile observer's.
+    """
+
+    tile_rows: Optional[int] = None
+    adc_bits: Optional[float] = None
+    adc_range: str = "minmax"
+    percentile: float = 99.99
+
+    def __post_init__(self):
+        if self.tile_rows is not None and self.tile_rows < 1:
+            raise ConfigError(f"tile_rows must be >= 1 (or none), got {self.tile_rows}", "tile_rows")
+        _check_bits("adc_bits", self.adc_bits)
+        _check_choice("adc_range", self.adc_range, ADC_RANGES)
+
+    @property
+    def active(self) -> bool:
+        """Whether the layer leaves the plain one-array, no-ADC path."""
+        return self.tile_rows is not None or self.adc_bits is not None
 
 
 @dataclass(frozen=True)
@@ -182,7 +232,9 @@ class SimConfig:
                                 check=percentile_range, reaches="percentile")
     act_dynamic: bool = setting(False, "per-token activation ranges taken at run time for Linear and matmul "
                                 "inputs (conv inputs keep calibrated ranges)", Q)
-    noise_type: str = setting("none", "noise model(s)", N, sweep=True, choices=registered(NOISE_MODELS, "none"))
+    noise_type: str = setting("none", "noise model(s); several sources at once are joined by + (thermal+shot: "
+                              "independent variances add, each source at the same energy)", N, sweep=True,
+                              choices=registered(NOISE_MODELS, "none", sums=True))
     e_mac: float = setting(10.0, "energy per MAC of uniform allocations (used without --target_emac)", N,
                            sweep=True, unit="photons/MAC", check=positive, reaches="noisy")
     noise_per_channel: bool = setting(False, "one energy per output channel", N, expose=False)
@@ -222,6 +274,18 @@ class SimConfig:
     noise_bits_range: str = setting("span", "R_out of the noise bits: span (the calibrated pre-activation span) or "
                                     "relu (its positive part, the reference implementation's post-ReLU range)", N,
                                     choices=lambda: NOISE_BITS_RANGES, reaches="noisy")
+    tile_rows: Optional[int] = setting(None, "rows N of one array: a fan-in D is split into ceil(D/N) analog partial "
+                                       "sums, each with its own noise, added digitally (none: one array holds "
+                                       "every fan-in)", H, unit="rows", parse=parse_optional_int, check=at_least_one)
+    adc_bits: Optional[float] = setting(None, "bits of the ADC that reads out every partial sum (none: no ADC)", H,
+                                        unit="bits", parse=parse_bits, check=bits_problem)
+    adc_range: str = setting("minmax", "how the ADC range [-r, r] is set: minmax or percentile of the partial sums "
+                             "at calibration (noise off), or full_scale (N max|w| max|x|)", H,
+                             choices=lambda: ADC_RANGES, reaches="adc")
+    adc_fom: float = setting(WALDEN_FOM_FJ, "ADC energy per conversion step (Walden figure of merit; one conversion "
+                             "costs adc_fom * 2^adc_bits)", H, unit="fJ", check=positive, reaches="adc")
+    dac_fom: float = setting(WALDEN_FOM_FJ, "DAC energy per conversion step (one conversion per input value costs "
+                             "dac_fom * 2^act_bits)", H, unit="fJ", check=positive, reaches="hardware")
     ignore: tuple[str, ...] = setting((), "layers left in float: first, last or layer-name regexes", Q, parse=str,
                                       check=pattern_problem)
     overrides: dict[str, dict[str, Any]] = setting({}, "per-layer exceptions: a mapping (JSON on the command line) "
@@ -235,8 +299,7 @@ class SimConfig:
         _check_choice("bit_rounding", self.bit_rounding, BIT_ROUNDING)
         if not self.e_mac > 0:
             raise ConfigError(f"e_mac must be > 0 photons/MAC, got {self.e_mac}", "e_mac")
-        needs_quant = self.noise_type != "none" and NOISE_MODELS.get(self.noise_type).needs_quantizers
-        if needs_quant and (self.weight_bits is None or self.act_bits is None):
+        if needs_quantizers(self.noise_type) and (self.weight_bits is None or self.act_bits is None):
             raise ConfigError(f"{self.noise_type} noise (noise_type {self.noise_type}) needs weight_bits and "
                               "act_bits: its scale is set by the quantizer ranges", "noise_type")
         if self.weight_bits_only and self.act_bits_only:
@@ -260,7 +323,8 @@ class SimConfig:
                 raise ConfigError(f"override {pattern!r} sets unknown fields {sorted(unknown)}", "overrides")
         for pattern in self.ignore:
             _compile(pattern)
-        for prefix, build in (("weight_", self.weight_quant), ("act_", self.act_quant), ("", self.noise)):
+        for prefix, build in (("weight_", self.weight_quant), ("act_", self.act_quant), ("", self.noise),
+                              ("", self.hardware)):
             try:  # the per-concept configs validate what is theirs; name the field as SimConfig does
                 build()
             except ConfigError as e:
@@ -309,6 +373,11 @@ class SimConfig:
                            sigma=self.noise_sigma, seed=self.seed, key=key,
                            record_snr=self.record_snr, as_quantizer=self.noise_as_quantizer,
                            bits_range=self.noise_bits_range)
+
+    def hardware(self) -> HardwareConfig:
+        """The layer's array size and ADC."""
+        return HardwareConfig(tile_rows=self.tile_rows, adc_bits=self.adc_bits, adc_range=self.adc_range,
+                              percentile=self.percentile)
 
     # -- JSON -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -12,17 +12,25 @@ x outputs), counted at the layer's last forward.
 Average weight bits are weighted by each layer's weight count; average activation bits by
 the layer's input elements (or, with ``max_act``, the bits of the largest input map); average
 noise bits by MACs. Every average goes through :func:`weighted_mean`.
+
+Energy per inference in joules (docs/hardware.md), per layer and in total, with
+:class:`EnergyCosts`:
+
+    optical  MACs x E x h nu                         (E photons per MAC, h nu the photon energy)
+    ADC      T x outputs x FOM_adc x 2^b_adc          (one conversion per tile partial sum)
+    DAC      inputs x FOM_dac x 2^b_act               (one conversion per input value, reused by its MACs)
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import torch
 from torch import nn
 
 from noisesim.batches import call_model
-from noisesim.config import PHOTON_ENERGY_AJ
+from noisesim.config import PHOTON_ENERGY_AJ, WALDEN_FOM_FJ, SimConfig
 from noisesim.context import noise_disabled
 from noisesim.coverage import Coverage, counting_macs, coverage_from, coverage_of
 from noisesim.nn.base import SimLayer
@@ -64,6 +72,31 @@ def bits_penalty(w_avg: torch.Tensor, a_avg: Optional[torch.Tensor], w_target: O
 def photons_to_aj(photons: float | torch.Tensor, photon_energy: float = PHOTON_ENERGY_AJ):
     """Energy per MAC in attojoules."""
     return photons * photon_energy
+
+
+@dataclass(frozen=True)
+class EnergyCosts:
+    """What one photon and one conversion cost: photon_energy in aJ (h nu; 0.128 at 1550 nm), adc_fom and
+    dac_fom in fJ per conversion step (Walden figure of merit: a b-bit conversion costs FOM 2^b)."""
+
+    photon_energy: float = PHOTON_ENERGY_AJ
+    adc_fom: float = WALDEN_FOM_FJ
+    dac_fom: float = WALDEN_FOM_FJ
+
+    @classmethod
+    def of(cls, cfg: SimConfig) -> "EnergyCosts":
+        return cls(cfg.photon_energy, cfg.adc_fom, cfg.dac_fom)
+
+
+def layer_joules(m: SimLayer, costs: EnergyCosts) -> dict[str, float]:
+    """Energy per inference (one sample) of layer ``m`` in joules at its last forward: optical, adc, dac and
+    their total (a part the layer does not model, e.g. the ADC of a layer without one, counts 0)."""
+    e = m.energy()
+    optical = 0.0 if e is None else m.macs * float(e.detach().float().mean()) * costs.photon_energy * 1e-18
+    adc = 0.0 if m.adc is None else m.conversions * costs.adc_fom * 2 ** m.adc.bits * 1e-15
+    act_bits = m.act_quant.mean_bits()
+    dac = 0.0 if not math.isfinite(act_bits) else m.input_conversions() * costs.dac_fom * 2 ** act_bits * 1e-15
+    return {"optical": optical, "adc": adc, "dac": dac, "total": optical + adc + dac}
 
 
 # -- model-level quantities ------------------------------------------------------
@@ -147,22 +180,29 @@ def _value(fn: Callable[[], Optional[torch.Tensor]]) -> float:
     return float("nan") if v is None else float(v.detach())
 
 
-def energy_report(model: nn.Module, example_input=None, photon_energy: float = PHOTON_ENERGY_AJ) -> pd.DataFrame:
+def energy_report(model: nn.Module, example_input=None, photon_energy: float = PHOTON_ENERGY_AJ,
+                  costs: Optional[EnergyCosts] = None) -> pd.DataFrame:
     """One row per instrumented layer.
 
     Columns: name, kind, fan_in, macs (per sample), e_mac (photons, mean over channels),
     e_mac_aj, e_min, e_max, weight_bits, act_bits, noise_type, weights, in_elems, snr
-    (linear, if recorded), snr_db, noise_bits (ENOB equivalent, mean over channels).
+    (linear, if recorded), snr_db, noise_bits (ENOB equivalent, mean over channels); the hardware: tiles
+    (partial sums per output), adc_bits, conversions (ADC conversions per sample), adc_clip_rate (of the
+    conversions since the last reset), and energy per inference in joules: energy_optical_j, energy_adc_j,
+    energy_dac_j, energy_j (``costs``; default: ``photon_energy`` and the default converter costs).
     ``example_input`` runs a noise-free forward first (needed if none has run yet).
     ``df.attrs`` holds the totals: macs, avg_energy (photons), avg_energy_aj, avg_weight_bits, avg_act_bits,
-    avg_noise_bits (MAC-weighted), and ``coverage`` (the fraction of all MACs that run instrumented, measured
+    avg_noise_bits (MAC-weighted), energy_j / energy_optical_j / energy_adc_j / energy_dac_j (per inference),
+    energy_per_mac_j, adc_clip_rate (over every ADC), and ``coverage`` (the fraction of all MACs that run instrumented, measured
     at calibration; NaN before) with ``uncovered`` (what runs uninstrumented, one text).
     """
     if example_input is not None:
         count_macs(model, example_input)
+    costs = costs or EnergyCosts(photon_energy=photon_energy)
     nan = float("nan")
     rows = []
     for m in _layers(model):
+        joules = layer_joules(m, costs)
         e = m.energy()
         e = None if e is None else e.detach().float()
         noise = m.noise
@@ -180,6 +220,9 @@ def energy_report(model: nn.Module, example_input=None, photon_energy: float = P
             "weights": m.weight_count, "in_elems": m.in_elems,
             "snr": snr, "snr_db": 10 * math.log10(snr) if snr > 0 and math.isfinite(snr) else nan,
             "noise_bits": nan if nb is None else nb.mean().item(),
+            "tiles": m.tiles, "adc_bits": nan if m.adc is None else m.adc.bits, "conversions": m.conversions,
+            "adc_clip_rate": nan if m.adc is None else m.adc.clip_rate(),
+            **{f"energy_{k}_j" if k != "total" else "energy_j": v for k, v in joules.items()},
         })
     import pandas as pd
 
@@ -191,6 +234,11 @@ def energy_report(model: nn.Module, example_input=None, photon_energy: float = P
                         avg_weight_bits=_value(lambda: average_weight_bits(model)),
                         avg_act_bits=_value(lambda: average_act_bits(model)),
                         avg_noise_bits=_value(lambda: average_noise_bits(model)))
+    adcs = [m.adc for m in _layers(model) if m.adc is not None]
+    conversions = sum(float(a.conversions) for a in adcs)
+    df.attrs.update({k: float(df[k].sum()) for k in ("energy_j", "energy_optical_j", "energy_adc_j", "energy_dac_j")},
+                    energy_per_mac_j=float(df["energy_j"].sum()) / max(int(df["macs"].sum()), 1),
+                    adc_clip_rate=sum(float(a.clipped) for a in adcs) / conversions if conversions else nan)
     cov = coverage_of(model)
     df.attrs.update(coverage=nan if cov is None else cov.fraction,
                     uncovered="" if cov is None else "; ".join(

@@ -55,7 +55,7 @@ def percentile_range(v: float) -> Optional[str]:
     return None if 50 < v <= 100 else "must be in (50, 100]"
 
 
-REACHES = ("always", "noisy", "training", "bits", "percentile", "qat", "never")
+REACHES = ("always", "noisy", "training", "bits", "percentile", "qat", "hardware", "adc", "never")
 
 
 def setting(default: Any, help: str, group: str, *, sweep: bool = False, unit: str = "", record: bool = True,
@@ -71,7 +71,8 @@ def setting(default: Any, help: str, group: str, *, sweep: bool = False, unit: s
     ``--no-flag``). reaches: which sweep points the value can change: ``always``; ``noisy`` (points
     with analog noise); ``training`` (points that train energies, bits or ranges); ``bits`` (points
     that train or allocate bit-widths); ``percentile`` (with the percentile observer); ``qat`` (with
-    quantization-aware training); ``never`` (iso-accuracy targets, search and output settings).
+    quantization-aware training); ``hardware`` (runs that model tiles or ADCs); ``adc`` (runs with ADCs);
+    ``never`` (iso-accuracy targets, search and output settings).
     A point's results row leaves the setting blank where it does not reach, and its id hashes
     exactly the cells that are not blank (docs/results.md). expose: a flag of ``main.py`` (False:
     set by the experiment from the point, e.g. per-channel noise from ``--granularity``). Without
@@ -148,6 +149,11 @@ def parse_bits(text: str) -> Optional[int]:
     return int(text)
 
 
+def parse_optional_int(text: str) -> Optional[int]:
+    """An integer, or none / off for no value."""
+    return None if str(text).lower() in ("none", "off") else int(text)
+
+
 def parse_mapping(text: str) -> dict:
     """A JSON object (on the command line) or a YAML mapping."""
     value = json.loads(text)
@@ -156,13 +162,14 @@ def parse_mapping(text: str) -> dict:
     return value
 
 
-def registered(registry, *extra: str) -> Callable[[], tuple]:
+def registered(registry, *extra: str, sums: bool = False) -> Callable[[], tuple]:
     """The choices of a registry (and ``extra`` names such as ``none``); import paths and plugins are
-    checked by the registry itself (``check_field``)."""
+    checked by the registry itself (``check_field``). ``sums``: a value may also join several names with
+    ``+`` (``thermal+shot``)."""
     def names() -> tuple:
         return registry.names() + extra
 
-    names.registry, names.extra = registry, extra
+    names.registry, names.extra, names.sums = registry, extra, sums
     return names
 
 
@@ -170,7 +177,11 @@ def choice_problem(choices: Callable[[], tuple], v: Any) -> Optional[str]:
     """Why ``v`` is not one of ``choices`` (None when it is); a registry's choices also take import paths."""
     registry = getattr(choices, "registry", None)
     if registry is not None:
-        return registry.problem(str(v), choices.extra)
+        parts = str(v).split("+") if choices.sums else [str(v)]
+        if len(parts) == 1:
+            return registry.problem(parts[0], choices.extra)
+        problems = [f"{part}: {problem}" for part in parts if (problem := registry.problem(part))]
+        return problems[0] if problems else None
     return None if v in choices() else f"unknown; choose from {', '.join(map(str, choices()))}"
 
 

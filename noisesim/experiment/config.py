@@ -38,7 +38,7 @@ from noisesim.stats.isoaccuracy import IsoAccuracySettings
 from noisesim.train.qat import QATSettings
 
 GRANULARITIES = ("layer", "channel")
-GROUPS = ("model and data", "quantization", "quantization-aware training", "analog noise", "allocation",
+GROUPS = ("model and data", "quantization", "quantization-aware training", "analog noise", "hardware", "allocation",
           "evaluation and search", "run")
 
 
@@ -82,7 +82,7 @@ def allocation_label(method: str, granularity: str) -> str:
     return "uniform" if method == "uniform" else f"{method.replace('_', ' ')} per {granularity}"
 
 
-M, Q, T, N, A, E, R = GROUPS
+M, Q, T, N, H, A, E, R = GROUPS
 
 
 @dataclass(frozen=True)
@@ -260,7 +260,8 @@ class ExperimentConfig:
         return {"always": True, "noisy": p.noisy, "training": self.trains(p),
                 "bits": self.train_bitwidth or self.quantity != "energy",
                 "percentile": "percentile" in (self.weight_observer, self.act_observer), "qat": self.qat,
-                "never": False}[self.__dataclass_fields__[name].metadata["reaches"]]
+                "hardware": self.tile_rows is not None or self.adc_bits is not None,
+                "adc": self.adc_bits is not None, "never": False}[self.__dataclass_fields__[name].metadata["reaches"]]
 
     def _effective(self, p: Point) -> Point:
         """The point as it runs: a noise-free point of an energy sweep is uniform, a uniform one is per layer,

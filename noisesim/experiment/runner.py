@@ -29,11 +29,13 @@ from noisesim.allocate import Allocation, AllocationJob, AllocationProblem, Allo
 from noisesim.batches import split_batch
 from noisesim.data.registry import build_data
 from noisesim.data.tensors import DeviceBatches, TensorBatches, hold_out, peek
+from noisesim.energy import EnergyCosts
 from noisesim.experiment.config import ExperimentConfig, Point
 from noisesim.experiment.folder import RunFolder
 from noisesim.experiment.phases import Phases
 from noisesim.io import load_partial, load_state_dict, save_checkpoint
 from noisesim.models.zoo import build_model
+from noisesim.nn.adc import ADC
 from noisesim.provenance import provenance
 from noisesim.quant.fake_quant import FakeQuantize
 from noisesim.registry import ALLOCATORS, MODELS, PluginError, one_line
@@ -271,10 +273,12 @@ class Experiment:
                         writer.add_scalar(f"train/{pid}/{k}", v, h["step"])
         for n in sim.modules():
             if isinstance(n, noisesim.noise.NoiseModel):
-                n.reset_snr()  # SNR of the evaluation only
+                n.reset_snr()  # SNR and ADC clipping of the evaluation only
+            elif isinstance(n, ADC):
+                n.reset_counts()
         draws = self.cfg.mc_repeats if p.noisy else 1
         scores = self.evaluate(torch.compile(sim) if self.cfg.compile else sim, draws)
-        report = noisesim.energy_report(sim, photon_energy=self.cfg.photon_energy)
+        report = noisesim.energy_report(sim, costs=EnergyCosts.of(self.cfg))
         channels = noisesim.channel_report(sim) if p.granularity == "channel" or self.cfg.record_snr else None
         row: dict[str, Any] = {"point_id": pid, **dataclasses.asdict(p), "allocation_label": p.label,
                                **self.cfg.recorded_for(p), **scores.columns("accuracy"), "metric": self.task.name,
@@ -286,6 +290,9 @@ class Experiment:
                    avg_act_bits=a["avg_act_bits"], avg_noise_bits=a["avg_noise_bits"],
                    mean_snr_db=float(report["snr_db"].mean()) if report["snr_db"].notna().any() else None,
                    macs=a["macs"], coverage=a["coverage"], uncovered=a["uncovered"] or None, **{k: v for k, v in alloc.info.items() if not isinstance(v, (list, dict))})
+        if self.cfg.tile_rows is not None or self.cfg.adc_bits is not None:  # the hardware is modelled
+            row.update({k: a[k] for k in ("energy_j", "energy_optical_j", "energy_adc_j", "energy_dac_j",
+                                          "energy_per_mac_j", "adc_clip_rate")})
         if self.cfg.noise_as_quantizer and p.noisy:
             with noisesim.noise_as_quantizer(sim):
                 row.update(self.evaluate(sim, draws, "equivalent quantizer").columns("noise_bits_accuracy"))

@@ -16,7 +16,10 @@ import torch
 from torch import nn
 
 from noisesim.config import SimConfig
+from noisesim.nn.adc import ADC
+from noisesim.nn.tiles import Norms, tile_fan_ins
 from noisesim.noise import NoiseModel, Operands, make_noise
+from noisesim.ops import along_dim
 from noisesim.quant.fake_quant import FakeQuantize
 
 
@@ -45,6 +48,18 @@ class SimLayer(nn.Module):
                                                       out_channel_dim, has_weights=weight is not None)
         self._cache_key: Optional[tuple] = None
         self._cache: Optional[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None
+        hw = cfg.hardware()
+        self.tile_rows = hw.tile_rows
+        self.adc = ADC(hw) if hw.adc_bits is not None else None
+        self.tiles = 1  # partial sums per output, at the last forward
+        self.conversions = 0  # ADC conversions per sample (tiles x outputs) at the last forward
+        self._fan_in_tiles: Optional[tuple] = None
+        self._full_scale_key: Optional[tuple] = None
+
+    @property
+    def tiled(self) -> bool:
+        """Whether the forward computes partial sums (tiles or an ADC) instead of the one plain product."""
+        return self.tile_rows is not None or self.adc is not None
 
     @torch.no_grad()
     def calibrate_weight_quant(self, weight: torch.Tensor) -> None:
@@ -105,14 +120,70 @@ class SimLayer(nn.Module):
         ops = Operands(self.noise_fan_in, lambda: (self.act_quant.full_range(), r_w),
                        lambda: norms(w_norm) if norms is not None else _no_norms(self.name), key=key)
         n = self.noise
-        return (n(wq, ops) if n is not None and n.acts_on == "weight" else wq), ops
+        if n is None or n.acts_on == "output":
+            return wq, ops
+        return (n(wq, ops) if n.acts_on == "weight" else n.perturb_weight(wq, ops)), ops
 
     def finish(self, y: torch.Tensor, ops: Operands) -> torch.Tensor:
         """Count MACs and add the output noise (if the noise model acts on outputs) to the fresh output ``y``."""
         self.out_elems = y[0].numel() if y.dim() > 1 else y.numel()
         self.macs = self.fan_in * self.out_elems
         n = self.noise
-        return n(y, ops, inplace=True) if n is not None and n.acts_on == "output" else y
+        return n(y, ops, inplace=True) if n is not None and n.acts_on in ("output", "both") else y
+
+    # -- tiles and ADC ----------------------------------------------------------
+    def finish_tiles(self, product: Callable[[int], tuple[torch.Tensor, Callable[[], Norms]]],
+                     plain: Callable[[], torch.Tensor], ops: Operands, bias: Optional[torch.Tensor] = None,
+                     bias_dim: int = -1) -> torch.Tensor:
+        """The output computed as partial sums: ``product(N)`` gives them, shape (T, *output), and their norms
+        (``plain()``: the one product without bias, when one tile holds the whole fan-in); each gets the output
+        noise with its tile's fan-in, then the ADC; they are summed, then the bias added."""
+        rows = self.tile_rows or self.fan_in
+        if rows >= self.fan_in:
+            p, tile_ops = plain().unsqueeze(0), ops
+        else:
+            p, norms = product(rows)
+            tile_ops = Operands(self._tile_fan_ins(rows, p), ops._ranges, norms, key=ops.key,
+                                fan_in_key=(self.fan_in, rows))
+        self.tiles = p.shape[0]
+        n = self.noise
+        if n is not None and n.acts_on in ("output", "both"):
+            p = n(p, tile_ops, inplace=True)
+        if self.adc is not None:
+            if self.adc.rule == "full_scale":
+                self._set_full_scale(min(rows, self.fan_in))
+            p = self.adc(p)
+        y = p.sum(0)
+        self.out_elems = y[0].numel() if y.dim() > 1 else y.numel()
+        self.macs = self.fan_in * self.out_elems
+        self.conversions = self.tiles * self.out_elems if self.adc is not None else 0
+        return y if bias is None else y + along_dim(bias, y.dim(), bias_dim)
+
+    def _tile_fan_ins(self, rows: int, p: torch.Tensor) -> torch.Tensor:
+        """The products each tile sums, shaped (T, 1, ..., 1) like the partial sums ``p`` (kept while D and N)."""
+        key = (self.fan_in, rows, p.dim(), p.device, p.dtype)
+        if self._fan_in_tiles is None or self._fan_in_tiles[0] != key:
+            d = torch.tensor(tile_fan_ins(self.fan_in, rows), dtype=p.dtype, device=p.device)
+            self._fan_in_tiles = (key, d.reshape(-1, *(1,) * (p.dim() - 1)))
+        return self._fan_in_tiles[1]
+
+    def input_conversions(self) -> int:
+        """DAC conversions per sample: every input value once (a product of two activations: both operands)."""
+        return self.in_elems
+
+    def operand_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(max|x|, max|w|) from the quantizer ranges: what a full-scale ADC range is built from."""
+        return quantizer_bound(self.act_quant), quantizer_bound(self.weight_quant, self.weight)
+
+    @torch.no_grad()
+    def _set_full_scale(self, rows: int) -> None:
+        """r = N max|w| max|x|, recomputed when a quantizer range changes."""
+        quants = [q for q in (*self.activation_quantizers(), self.weight_quant) if q is not None]
+        key = (rows, *(q.state_key() for q in quants))
+        if key != self._full_scale_key:
+            x_max, w_max = self.operand_bounds()
+            self.adc.set_bound(rows * x_max * w_max)
+            self._full_scale_key = key
 
     # -- allocation -----------------------------------------------------------
     def energy(self) -> Optional[torch.Tensor]:
@@ -155,6 +226,17 @@ class SimLayer(nn.Module):
     def weight_count(self) -> int:
         w = getattr(self, "weight", None)
         return 0 if w is None else w.numel()
+
+
+def quantizer_bound(q: Optional[FakeQuantize], values: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The largest magnitude quantizer ``q`` represents (``values``' own without a quantizer)."""
+    if q is None or not q.enabled:
+        if values is None:
+            raise ValueError("a full_scale ADC range needs quantized inputs (act_bits) or use adc_range minmax")
+        return values.detach().abs().max()
+    if q.cfg.dynamic:
+        raise ValueError("a full_scale ADC range needs calibrated input ranges, not act_dynamic")
+    return torch.maximum(q.lo.detach().abs(), q.hi.detach().abs()).max()
 
 
 def _no_norms(name: str):

@@ -1,7 +1,8 @@
 """SimConv: an instrumented Conv1d / Conv2d (any stride, padding, dilation, groups).
 
 Fan-in D = k_h * k_w * C_in / groups (``fan_in_groups=False``: the noise takes k_h * k_w * C_in, the
-reference implementation's convention; MACs are counted with the true D either way). For shot noise, ||x_patch|| of every output is
+reference implementation's convention; MACs are counted with the true D either way; tiles take each tile's
+true fan-in). For shot noise, ||x_patch|| of every output is
 computed exactly: x^2 is summed over the input channels of each group and convolved with
 a ones kernel of the same geometry (stride, padding, dilation), then square-rooted.
 """
@@ -15,6 +16,7 @@ from torch import nn
 
 from noisesim.config import SimConfig
 from noisesim.nn.base import SimLayer
+from noisesim.nn.tiles import conv_psums, conv_windows
 
 _CONV_FN = {1: F.conv1d, 2: F.conv2d}
 _FLOAT_CLS = {1: nn.Conv1d, 2: nn.Conv2d}
@@ -35,11 +37,12 @@ class SimConv(SimLayer):
         self.bias = (None if conv.bias is None else
                      nn.Parameter(conv.bias.detach().clone(), requires_grad=conv.bias.requires_grad))
         fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
-        self._init_sim(cfg, name, fan_in, self.out_channels, 1, layer_index, self.weight,
+        self._init_sim(cfg, name, fan_in, self.out_channels, -(self.dims + 1), layer_index, self.weight,
                        noise_fan_in=fan_in if cfg.fan_in_groups else fan_in * self.groups)
         ones = torch.ones((self.groups, 1) + tuple(self.kernel_size), dtype=self.weight.dtype,
                           device=self.weight.device)
         self.register_buffer("patch_kernel", ones, persistent=False)
+        self._windows = None  # the tiles' input windows (noisesim.nn.tiles.conv_windows), per (rows, device)
 
     @classmethod
     def from_float(cls, conv: nn.Module, cfg: SimConfig, name: str = "", layer_index: int = 0) -> "SimConv":
@@ -82,7 +85,18 @@ class SimConv(SimLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq = self.quantize_input(x)
         w, ops = self.perturbed_weight(lambda w_norm: self.norms(xq, w_norm))
+        if self.tiled:
+            return self.finish_tiles(lambda rows: self._psums(xq, w, rows), lambda: self._conv(xq, w, None, self.groups),
+                                     ops, self.bias, -(self.dims + 1))
         return self.finish(self._conv(xq, w, self.bias, self.groups), ops)
+
+    def _psums(self, xq: torch.Tensor, w: torch.Tensor, rows: int):
+        key = (rows, w.device)
+        if self._windows is None or self._windows[0] != key:
+            self._windows = (key, conv_windows(self.in_channels // self.groups, math.prod(self.kernel_size),
+                                               self.groups, rows, w.device))
+        x, padding = self._pad(xq)
+        return conv_psums(x, w, self.stride, padding, self.dilation, self.groups, rows, self._windows[1])
 
     def extra_repr(self) -> str:
         return (f"{self.name or 'conv'}: {self.in_channels}->{self.out_channels} k={tuple(self.kernel_size)} "

@@ -6,6 +6,7 @@ from torch import nn
 
 from noisesim.config import SimConfig
 from noisesim.nn.base import SimLayer
+from noisesim.nn.tiles import linear_psums
 
 
 class SimLinear(SimLayer):
@@ -36,6 +37,9 @@ class SimLinear(SimLayer):
         xq = self.quantize_input(x)
         # ||w_row|| per output feature lies along the last dim of the output already
         w, ops = self.perturbed_weight(lambda w_norm: (xq.norm(dim=-1, keepdim=True), w_norm))
+        if self.tiled:
+            return self.finish_tiles(lambda rows: linear_psums(xq, w, rows), lambda: nn.functional.linear(xq, w), ops,
+                                     self.bias)
         return self.finish(nn.functional.linear(xq, w, self.bias), ops)
 
     def extra_repr(self) -> str:

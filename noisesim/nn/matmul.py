@@ -11,7 +11,8 @@ simulation follows the equation, rewrite it as ``ij,j->i`` for hardware that sum
 Thermal scale: R_a * R_b. Shot scale: (||a_row||, ||b_col||); for an einsum they are computed
 as sqrt(einsum(a^2, 1)) and sqrt(einsum(1, b^2)), which sums the squares over exactly the
 contracted indices. A weight-acting noise model has no weights here and leaves the product exact.
-Energies are per layer (the output width of a matmul is not a fixed channel count).
+Energies are per layer (the output width of a matmul is not a fixed channel count). Tiles split the
+contracted dimension (an einsum: its one summed index that both operands carry).
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ import torch
 from torch import nn
 
 from noisesim.config import SimConfig
-from noisesim.nn.base import SimLayer
+from noisesim.nn.base import SimLayer, quantizer_bound
+from noisesim.nn.tiles import einsum_psums, matmul_psums
 from noisesim.noise import Operands
 from noisesim.quant.fake_quant import FakeQuantize
 
@@ -64,6 +66,7 @@ class _SimProduct(SimLayer, abc.ABC):
         cfg = dataclasses.replace(cfg, noise_per_channel=False)
         self._init_sim(cfg, name, 1, 1, -1, layer_index)
         self.act_quant_b = FakeQuantize(cfg.act_quant(), token_axis=-2)  # dynamic: one range per output column
+        self.in_elems_b = 0
 
     def activation_quantizers(self) -> list[FakeQuantize]:
         return [self.act_quant, self.act_quant_b]
@@ -80,11 +83,24 @@ class _SimProduct(SimLayer, abc.ABC):
     def norms(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(||a_row||, ||b_col||), each broadcastable to the output."""
 
+    @abc.abstractmethod
+    def psums(self, a: torch.Tensor, b: torch.Tensor, rows: int):
+        """The product as partial sums over tiles of ``rows`` (``noisesim.nn.tiles``)."""
+
+    def operand_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return quantizer_bound(self.act_quant), quantizer_bound(self.act_quant_b)
+
+    def input_conversions(self) -> int:
+        return self.in_elems + self.in_elems_b
+
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         aq, bq = self.quantize_input(a), self.act_quant_b(b)
+        self.in_elems_b = bq[0].numel() if bq.dim() > 1 else bq.numel()
         self.fan_in = self.fan_in_of(aq, bq)
         ops = Operands(self.fan_in, lambda: (self.act_quant.full_range(), self.act_quant_b.full_range()),
                        lambda: self.norms(aq, bq))
+        if self.tiled:
+            return self.finish_tiles(lambda rows: self.psums(aq, bq, rows), lambda: self.product(aq, bq), ops)
         return self.finish(self.product(aq, bq), ops)
 
 
@@ -107,6 +123,9 @@ class SimMatmul(_SimProduct):
     def norms(self, a, b):
         b_norm = b.norm(dim=-2, keepdim=True) if b.dim() > 1 else b.norm()
         return a.norm(dim=-1, keepdim=True), b_norm
+
+    def psums(self, a, b, rows):
+        return matmul_psums(a, b, rows)
 
     def extra_repr(self) -> str:
         return f"{self.name or 'matmul'}: a @ b"
@@ -136,6 +155,13 @@ class SimEinsum(_SimProduct):
         a2 = torch.einsum(self.equation, a.pow(2), torch.ones_like(b))
         b2 = torch.einsum(self.equation, torch.ones_like(a), b.pow(2))
         return a2.sqrt(), b2.sqrt()
+
+    def psums(self, a, b, rows):
+        try:
+            return einsum_psums(self.equation, a, b, rows)
+        except ValueError as e:
+            raise ValueError(f"layer {self.name}: {e}; leave it on one array with overrides "
+                             f"{{\"{self.name}\": {{\"tile_rows\": null, \"adc_bits\": null}}}}") from None
 
     def extra_repr(self) -> str:
         return f"{self.name or 'einsum'}: {self.equation}"

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-from noisesim.config import NoiseConfig
+import dataclasses
+
+from noisesim.config import NoiseConfig, noise_parts
 from noisesim.noise.base import NoiseModel, Operands
 from noisesim.noise.shot import ShotNoise
+from noisesim.noise.sum import NoiseSum
 from noisesim.noise.thermal import ThermalNoise
 from noisesim.noise.weight import WeightNoise
 from noisesim.registry import NOISE_MODELS, PluginError
@@ -16,9 +19,17 @@ def make_noise(cfg: NoiseConfig, fan_in: int, channels: int, channel_dim: int,
     """The noise model of ``cfg.kind`` for a layer whose output channels lie on ``channel_dim``.
 
     None for ``none``, and for a weight-acting model on a layer without weights (a product of
-    two activations). A weight-acting model's channels lie on dim 0 of the weight."""
+    two activations). A weight-acting model's channels lie on dim 0 of the weight. A sum
+    (``thermal+shot``) is a :class:`NoiseSum` of its models (those that act on this layer)."""
     if cfg.kind == "none":
         return None
+    parts = noise_parts(cfg.kind)
+    if len(parts) > 1:
+        classes = [NOISE_MODELS.get(p) for p in parts]
+        kept = [(p, c) for p, c in zip(parts, classes) if has_weights or c.acts_on != "weight"]
+        if len(kept) == 1:
+            return make_noise(dataclasses.replace(cfg, kind=kept[0][0]), fan_in, channels, channel_dim, has_weights)
+        return NoiseSum(cfg, fan_in, channels, channel_dim, kept) if kept else None
     cls = NOISE_MODELS.get(cfg.kind)
     if cls.acts_on == "weight":
         if not has_weights:
@@ -36,4 +47,4 @@ def _noise_model_class(obj, origin: str) -> type:
 
 NOISE_MODELS.adapt = _noise_model_class
 
-__all__ = ["NoiseModel", "Operands", "ThermalNoise", "ShotNoise", "WeightNoise", "make_noise"]
+__all__ = ["NoiseModel", "Operands", "ThermalNoise", "ShotNoise", "WeightNoise", "NoiseSum", "make_noise"]

@@ -44,11 +44,15 @@ class Operands:
     of the input receptive field and of the weight row of every output, each broadcastable to
     the output. ``key``: a value that changes whenever ``ranges()`` may change, or None when the
     ranges follow the data (dynamic quantizers) or carry gradients (nothing is then reused).
+    For the partial sums of a tiled layer (tile dimension first) ``fan_in`` is a tensor of each tile's
+    fan-in D_t, shaped to broadcast along that dimension, and ``fan_in_key`` a value naming it.
     """
 
-    def __init__(self, fan_in: int, ranges: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-                 norms: Callable[[], tuple[torch.Tensor, torch.Tensor]], key: Optional[tuple] = None):
+    def __init__(self, fan_in: int | torch.Tensor, ranges: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                 norms: Callable[[], tuple[torch.Tensor, torch.Tensor]], key: Optional[tuple] = None,
+                 fan_in_key: Optional[tuple] = None):
         self.fan_in, self.key = fan_in, key
+        self.fan_in_key = fan_in if fan_in_key is None else fan_in_key
         self._ranges, self._norms = ranges, norms
         self.read_norms = False
 
@@ -121,7 +125,10 @@ class NoiseModel(nn.Module, abc.ABC):
 
     # -- energy ---------------------------------------------------------------
     def energy(self) -> torch.Tensor:
-        """E in photons per MAC, one value or one per output channel."""
+        """E in photons per MAC, one value or one per output channel (a source of a ``NoiseSum`` reads the sum's)."""
+        owner = self.__dict__.get("_energy_owner")
+        if owner is not None:
+            return owner.energy()
         e = torch.exp(self.log_energy)
         if self.cfg.quantize_energy:
             e = ste(e, torch.round(e).clamp_min(1.0))
@@ -174,7 +181,7 @@ class NoiseModel(nn.Module, abc.ABC):
         if ops.key is None or self._data_dependent:
             return self.std(ops, ndim), True
         e = self.log_energy
-        key = (ops.key, ops.fan_in, ndim, e._version, e.data_ptr(), self.cfg)
+        key = (ops.key, ops.fan_in_key, ndim, e._version, e.data_ptr(), self.cfg)
         if key == self._std_key:
             return self._std, False
         std = self.std(ops, ndim)
