@@ -312,6 +312,9 @@ class SimConfig:
         if self.train_qminmax and self.act_observer == "percentile":
             raise ConfigError("train_qminmax learns the ranges the percentile act_observer would set; use minmax, "
                               "ema, aciq or mse", "train_qminmax")
+        if self.adc_bits is not None and self.adc_range == "full_scale" and (self.act_bits is None or self.act_dynamic):
+            raise ConfigError("adc_range full_scale builds the range from the calibrated input range: it needs "
+                              "act_bits (and no act_dynamic); or use adc_range minmax", "adc_range")
         if self.photon_energy <= 0:
             raise ConfigError(f"photon_energy must be > 0, got {self.photon_energy}", "photon_energy")
         object.__setattr__(self, "ignore", tuple(self.ignore))

@@ -3,7 +3,8 @@
 ``calibrating(model)``: every activation quantizer observes (values pass through in float),
 every noise model is silent and records the range of the tensor it would perturb; on a normal
 exit the quantizers freeze their observed ranges. ``calibrate(model, batches)`` runs it over
-batches in eval mode without gradients. ``noise_disabled(model)``: no noise inside.
+batches in eval mode without gradients, then, for ADCs whose range is observed, a second pass
+in which only the ADCs observe the partial sums of the now quantized inputs (noise off). ``noise_disabled(model)``: no noise inside.
 ``noise_as_quantizer(model)``: every noise model is replaced by its equivalent uniform
 quantizer (the noise bits) inside. Each restores every module's previous state on exit.
 """
@@ -18,6 +19,7 @@ from torch import nn
 
 from noisesim.batches import call_model, split_batch
 from noisesim.coverage import counting_macs, coverage_from, record_coverage
+from noisesim.nn.adc import ADC
 from noisesim.nn.base import SimLayer
 from noisesim.noise.base import NoiseModel
 from noisesim.quant.fake_quant import FakeQuantize
@@ -57,17 +59,27 @@ def noise_as_quantizer(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def activation_quantizers(model: nn.Module) -> list[FakeQuantize]:
-    """Every enabled quantizer of ``model`` that sees activations (not a layer's weight quantizer)."""
-    weight_quants = {id(m.weight_quant) for m in model.modules() if isinstance(m, SimLayer)}
-    return [m for m in model.modules() if isinstance(m, FakeQuantize) and m.enabled and id(m) not in weight_quants]
+    """Every enabled quantizer of ``model`` that sees activations (not a layer's weight quantizer, not an ADC)."""
+    others = {id(m.weight_quant) for m in model.modules() if isinstance(m, SimLayer)}
+    others |= {id(m.quant) for m in model.modules() if isinstance(m, ADC)}
+    return [m for m in model.modules() if isinstance(m, FakeQuantize) and m.enabled and id(m) not in others]
+
+
+def _adcs(model: nn.Module, observed: bool = False) -> list[FakeQuantize]:
+    """The quantizers of the ADCs (``observed``: only those whose range is observed on data, not set from the
+    full-scale bound)."""
+    return [m.quant for m in model.modules() if isinstance(m, ADC) and not (observed and m.rule == "full_scale")]
 
 
 @contextlib.contextmanager
-def calibrating(model: nn.Module) -> Iterator[nn.Module]:
-    """Observe activation ranges (noise off); freeze the observers on a normal exit.
+def calibrating(model: nn.Module, adcs: bool = False) -> Iterator[nn.Module]:
+    """Observe activation ranges (noise off, ADCs passing partial sums through); freeze the observers on a
+    normal exit. ``adcs``: observe the ranges of the ADCs alone (the inputs are then quantized with their frozen
+    ranges).
 
     Weight quantizers were calibrated on the weights at ``prepare`` time and are left alone."""
-    acts, noises = activation_quantizers(model), _noise_models(model)
+    acts = _adcs(model, observed=True) if adcs else activation_quantizers(model) + _adcs(model)
+    noises = _noise_models(model)
     for q in acts:
         q.start_calibration()
     for n in noises:
@@ -95,10 +107,14 @@ def calibrate(model: nn.Module, batches: Iterable[Any], max_batches: Optional[in
     model.eval()
     seen = 0
     cov = None
+    kept: list = []  # the inputs again for the ADCs' pass, if there are ADCs to calibrate
+    adcs = bool(_adcs(model, observed=True))
     try:
         with calibrating(model):
             for batch in itertools.islice(batches, max_batches):
                 inputs, _ = split_batch(batch)
+                if adcs:
+                    kept.append(inputs)
                 if seen == 0:
                     with counting_macs() as counter:
                         call_model(model, inputs)
@@ -110,5 +126,13 @@ def calibrate(model: nn.Module, batches: Iterable[Any], max_batches: Optional[in
         model.train(was_training)
     if seen == 0:
         raise ValueError("calibrate() got no batches")
+    if kept:
+        model.eval()
+        try:
+            with calibrating(model, adcs=True):
+                for inputs in kept:
+                    call_model(model, inputs)
+        finally:
+            model.train(was_training)
     record_coverage(model, cov, min_coverage)
     return model

@@ -94,6 +94,19 @@ def test_bit_budgets_that_cannot_be_allocated(tmp_path, capsys, data):
                   "--target_act_bits 0.5")
 
 
+def test_hardware_flags_and_noise_sums(tmp_path, capsys, data):
+    base = ["--data_path", str(data)]
+    fails_cleanly(capsys, tmp_path, [*base, "--tile_rows", "0"], "--tile_rows 0", ">= 1")
+    fails_cleanly(capsys, tmp_path, [*base, "--tile_rows", "many"], "--tile_rows")
+    fails_cleanly(capsys, tmp_path, [*base, "--adc_bits", "1"], "--adc_bits 1")
+    fails_cleanly(capsys, tmp_path, [*base, "--noise_type", "thermal+bogus"], "--noise_type thermal+bogus", "bogus")
+    fails_cleanly(capsys, tmp_path, [*base, "--noise_type", "thermal+thermal"], "--noise_type", "twice")
+    fails_cleanly(capsys, tmp_path, [*base, "--noise_type", "thermal+shot", "--noise_sigma", "0.02"],
+                  "--noise_sigma", "thermal+shot")
+    fails_cleanly(capsys, tmp_path, [*base, "--noise_type", "shot", "--act_bits", "none", "--adc_bits", "6",
+                                     "--adc_range", "full_scale"], "--adc_range", "act_bits")
+
+
 def test_devices_folders_and_files_that_are_not_what_the_flag_needs(tmp_path, capsys, data):
     if not torch.cuda.is_available():
         fails_cleanly(capsys, tmp_path, ["--data_path", str(data), "--device", "cuda"], "--device cuda", "use cpu")

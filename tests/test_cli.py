@@ -1,5 +1,6 @@
 """main.py end to end on tiny generated Fashion-MNIST files: every flag's path and every error."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -120,6 +121,22 @@ def test_overrides_and_dynamic_ranges_reach_the_layers(tmp_path, data):
     layers = pd.read_csv(next((tmp_path / "logs/run/layers").glob("*.csv"))).set_index("name")
     assert code == 0 and layers.loc["fc", "act_bits"] == 16 and layers.loc["fc", "weight_bits"] == 12
     assert layers.loc["conv1", "act_bits"] == 8 and '"fc"' in df["overrides"].iloc[0]
+
+
+def test_tiles_adcs_and_noise_sums_reach_the_layers_and_the_results(tmp_path, data):
+    """ResNet-20 on arrays of 64 rows with 6-bit ADCs under thermal+shot noise: a fan-in of 144 (16 channels x 9
+    taps) is 3 tiles, every tile's partial sum one conversion, and the energy per inference splits into its
+    optical, ADC and DAC parts in results.csv and the layers file."""
+    code, df = run(tmp_path, data, "--noise_type", "thermal+shot", "--e_mac", 5, "--tile_rows", 64, "--adc_bits", 6,
+                   "--overrides", '{"first": {"tile_rows": null}}', "--eval_batches", 1)
+    r = df.iloc[0]
+    assert code == 0 and r["noise_type"] == "thermal+shot" and r["tile_rows"] == 64 and r["adc_bits"] == 6
+    layers = pd.read_csv(tmp_path / "logs/run/layers" / f"{r['point_id']}.csv").set_index("name")
+    assert layers.loc["conv1", "tiles"] == 1 and layers.loc["layer1.0.conv1", "tiles"] == 3
+    assert layers.loc["layer1.0.conv1", "conversions"] == 3 * 16 * 28 * 28
+    assert math.isclose(r["energy_j"], layers["energy_j"].sum(), rel_tol=1e-9)
+    assert math.isclose(r["energy_j"], r["energy_optical_j"] + r["energy_adc_j"] + r["energy_dac_j"], rel_tol=1e-9)
+    assert r["energy_adc_j"] > 100 * r["energy_optical_j"] and 0 <= r["adc_clip_rate"] < 0.01
 
 
 def test_config_file_sets_defaults(tmp_path, data):

@@ -179,11 +179,14 @@ class SimLayer(nn.Module):
     def _set_full_scale(self, rows: int) -> None:
         """r = N max|w| max|x|, recomputed when a quantizer range changes."""
         quants = [q for q in (*self.activation_quantizers(), self.weight_quant) if q is not None]
-        key = (rows, *(q.state_key() for q in quants))
-        if key != self._full_scale_key:
+
+        def key():
+            return (rows, self.adc.quant.state_key(), *(q.state_key() for q in quants))
+
+        if key() != self._full_scale_key:
             x_max, w_max = self.operand_bounds()
             self.adc.set_bound(rows * x_max * w_max)
-            self._full_scale_key = key
+            self._full_scale_key = key()
 
     # -- allocation -----------------------------------------------------------
     def energy(self) -> Optional[torch.Tensor]:

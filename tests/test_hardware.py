@@ -1,0 +1,204 @@
+"""The hardware model (docs/hardware.md): array tiles, ADCs, several noise sources, energy in joules.
+
+Every expectation is computed here from the shapes, the operands and the formulas, not read back from
+the layer that is tested."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+from torch import nn
+
+import noisesim
+from noisesim.energy import EnergyCosts
+from noisesim.nn import Einsum, Matmul
+
+FLOAT = dict(weight_bits=None, act_bits=None)
+
+
+class Products(nn.Module):
+    """Every kind of product a tile splits: conv (plain, grouped, depthwise, strided / dilated, 1-D), Linear,
+    matmul and einsum."""
+
+    def __init__(self, groups: int, stride: int, dilation: int, padding, mode: str):
+        super().__init__()
+        pad = padding if isinstance(padding, str) else padding
+        self.conv = nn.Conv2d(3, 12, 3, padding=1, padding_mode=mode)
+        self.grouped = nn.Conv2d(12, 12, 3, stride=stride, dilation=dilation, padding=pad, groups=groups)
+        self.depthwise = nn.Conv2d(12, 12, 3, padding=1, groups=12)
+        self.conv1d = nn.Conv1d(12, 6, 4, padding="same")
+        self.linear = nn.Linear(6 * 4, 10)
+        self.matmul, self.einsum = Matmul(), Einsum("bij,bjk->bik")
+
+    def forward(self, x):
+        y = self.depthwise(self.grouped(self.conv(x)))
+        y = self.conv1d(y.flatten(2)[..., :4]).flatten(1)
+        y = self.linear(y).unsqueeze(-1)
+        z = self.matmul(y, y.transpose(1, 2))
+        return self.einsum(z, z).flatten(1)
+
+
+@settings(max_examples=12, deadline=None)
+@given(rows=st.integers(1, 120), groups=st.sampled_from([1, 3, 12]), stride=st.integers(1, 2),
+       dilation=st.integers(1, 2), padding=st.sampled_from([0, 1, "same"]),
+       mode=st.sampled_from(["zeros", "reflect", "circular"]))
+def test_with_noise_and_adc_off_a_tiled_network_equals_the_untiled_one(rows, groups, stride, dilation, padding, mode):
+    if padding == "same" and stride > 1:
+        stride = 1  # PyTorch allows "same" only at stride 1
+    torch.manual_seed(rows)
+    model = Products(groups, stride, dilation, padding, mode).eval()
+    x = torch.randn(3, 3, 11, 11)
+    plain = noisesim.prepare(model, noisesim.SimConfig(**FLOAT))
+    tiled = noisesim.prepare(model, noisesim.SimConfig(**FLOAT, tile_rows=rows))
+    with torch.no_grad():
+        want, got = plain(x), tiled(x)
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-5 * want.abs().max())
+    tiles = {m.name: m.tiles for m in noisesim.sim_layers(tiled)}
+    assert tiles["conv"] == math.ceil(27 / rows) and tiles["linear"] == math.ceil(24 / rows)
+    assert tiles["grouped"] == math.ceil(12 // groups * 9 / rows) and tiles["depthwise"] == math.ceil(9 / rows)
+
+
+def _linear_sim(noise_type, rows=None, x_scale=1.0, w_scale=1.0, **kw):
+    torch.manual_seed(0)
+    layer, x = nn.Linear(200, 8), torch.randn(20000, 200) * x_scale
+    with torch.no_grad():
+        layer.weight.mul_(w_scale)
+    sim = noisesim.prepare(layer, noisesim.SimConfig(noise_type=noise_type, e_mac=4.0, seed=3, tile_rows=rows, **kw))
+    noisesim.calibrate(sim, [x[:2000]])
+    return sim, x
+
+
+def _noise(sim, x):
+    with torch.no_grad():
+        noisy = sim(x)
+        with noisesim.noise_disabled(sim):
+            clean = sim(x)
+    return noisy - clean
+
+
+def test_thermal_noise_per_tile_adds_up_to_the_untiled_variance():
+    """sigma_t = sigma R_w R_x sqrt(D_t / E) for each of the tiles of 64, 64, 64, 8 rows: their variances add
+    to sigma^2 R_w^2 R_x^2 D / E, the untiled layer's."""
+    sim, x = _linear_sim("thermal", rows=64)
+    r_x, r_w = sim.act_quant.full_range(), sim.weight_quant.full_range()
+    want = 0.01 * r_x * r_w * math.sqrt(200 / 4.0)
+    got = _noise(sim, x).std()
+    assert sim.tiles == 4 and abs(got / want - 1) < 0.02, (got, want)
+
+
+def test_shot_noise_per_tile_follows_each_tiles_own_operands():
+    """sigma_t = ||x_t|| ||w_t|| / sqrt(D_t E): the variance summed over the tiles, computed from the operands'
+    slices, is not the untiled ||x||^2 ||w||^2 / (D E) when inputs and weights weigh on different tiles."""
+    scales = [torch.tensor([3.0, 1, 1, 1]).repeat_interleave(50), torch.tensor([1.0, 3, 1, 1]).repeat_interleave(50)]
+    sim, x = _linear_sim("shot", rows=50, x_scale=scales[0], w_scale=scales[1], weight_bits=None, act_bits=None)
+    w = sim.weight.detach()
+    slices = [slice(i, i + 50) for i in range(0, 200, 50)]
+    var = sum(x[:, s].norm(dim=1, keepdim=True) ** 2 * w[:, s].norm(dim=1) ** 2 / (50 * 4.0) for s in slices)
+    untiled = x.norm(dim=1, keepdim=True) ** 2 * w.norm(dim=1) ** 2 / (200 * 4.0)
+    noise = _noise(sim, x)
+    ratio = (noise ** 2 / var).mean()  # E[n^2 / var] = 1, over 160 000 outputs
+    assert abs(ratio - 1) < 0.02, ratio
+    assert (noise ** 2 / untiled).mean() < 0.7  # the tiles change shot noise: 20/50 against 144/200 here
+
+
+def test_noise_sources_add_their_variances():
+    """thermal+shot: var = var_thermal + var_shot at the same energy; thermal+weight likewise."""
+    def var(kind):
+        sim, x = _linear_sim(kind)
+        return _noise(sim, x).var()
+
+    thermal, shot, weight = var("thermal"), var("shot"), var("weight")
+    assert abs(var("thermal+shot") / (thermal + shot) - 1) < 0.03
+    assert abs(var("thermal+weight") / (thermal + weight) - 1) < 0.05
+
+
+def test_a_sum_keeps_one_energy_and_drops_weight_noise_on_a_product_of_activations():
+    model = nn.Sequential(nn.Linear(4, 4))
+    sim = noisesim.prepare(model, noisesim.SimConfig(noise_type="thermal+shot", e_mac=3.0))
+    assert [n for n, _ in sim.named_parameters() if "log_energy" in n] == ["0.noise.log_energy"]
+    mm = noisesim.prepare(Matmul(), noisesim.SimConfig(noise_type="thermal+weight"))
+    assert mm.noise.kind == "thermal"
+
+
+def test_adc_quantizes_every_partial_sum_on_its_grid():
+    """With 6 bits over [-r, r] every tile's partial sum is a multiple of s = r / 31, so the output minus the
+    bias is one too; the error variance is T s^2 / 12 (within 10%)."""
+    sim, x = _linear_sim("none", rows=64, adc_bits=6, adc_range="minmax")
+    with torch.no_grad():
+        y = sim(x) - sim.bias
+        sim.adc.quant.disable()
+        exact = sim(x) - sim.bias
+    s = sim.adc.bound() / 31
+    k = y / s
+    assert (k - k.round()).abs().max() < 1e-3
+    assert abs((y - exact).var() / (4 * s ** 2 / 12) - 1) < 0.1
+
+
+def test_adc_ranges_and_clipping_counts():
+    """minmax: r = the largest |partial sum| at calibration, and twice the inputs clip exactly the partial sums
+    beyond r; full_scale: r = N max|w| max|x| from the quantizer ranges, and nothing clips."""
+    sim, x = _linear_sim("none", rows=64, adc_bits=8, adc_range="minmax")
+    xq, wq = sim.act_quant(x[:2000]), sim.weight_quant(sim.weight.detach())
+    psums = torch.stack([xq[:, s] @ wq[:, s].t() for s in (slice(0, 64), slice(64, 128), slice(128, 192),
+                                                             slice(192, 200))])
+    assert torch.isclose(sim.adc.bound(), psums.abs().max(), rtol=1e-5)
+    sim.adc.reset_counts()
+    with torch.no_grad():
+        sim(2 * x[:2000])
+    xq2 = sim.act_quant(2 * x[:2000])
+    psums2 = torch.stack([xq2[:, s] @ wq[:, s].t() for s in (slice(0, 64), slice(64, 128), slice(128, 192),
+                                                               slice(192, 200))])
+    want = (psums2.abs() > sim.adc.bound()).float().mean().item()
+    assert want > 0.01 and abs(sim.adc.clip_rate() - want) < 1e-4
+    full, x = _linear_sim("none", rows=64, adc_bits=8, adc_range="full_scale")
+    with torch.no_grad():
+        full(3 * x)
+    x_max = max(abs(full.act_quant.lo.item()), abs(full.act_quant.hi.item()))
+    w_max = max(full.weight_quant.lo.abs().max().item(), full.weight_quant.hi.abs().max().item())
+    assert math.isclose(full.adc.bound().item(), 64 * x_max * w_max, rel_tol=1e-5)
+    assert full.adc.clip_rate() == 0
+
+
+def test_energy_per_inference_in_joules():
+    """optical MACs E h nu + ADC T outputs FOM 2^b + DAC inputs FOM 2^b_act, per sample, from the shapes."""
+    sim, x = _linear_sim("thermal", rows=64, adc_bits=6)
+    costs = EnergyCosts(photon_energy=0.2, adc_fom=5.0, dac_fom=2.0)
+    report = noisesim.energy_report(nn.Sequential(sim), x[:10], costs=costs)
+    macs = 200 * 8
+    optical, adc, dac = macs * 4.0 * 0.2e-18, 4 * 8 * 5e-15 * 2 ** 6, 200 * 2e-15 * 2 ** 8
+    row = report.iloc[0]
+    assert math.isclose(row["energy_optical_j"], optical, rel_tol=1e-6)
+    assert math.isclose(row["energy_adc_j"], adc, rel_tol=1e-6) and row["conversions"] == 32
+    assert math.isclose(row["energy_dac_j"], dac, rel_tol=1e-6)
+    assert math.isclose(report.attrs["energy_j"], optical + adc + dac, rel_tol=1e-6)
+    assert math.isclose(report.attrs["energy_per_mac_j"], (optical + adc + dac) / macs, rel_tol=1e-6)
+
+
+def test_tiles_per_layer_through_overrides_and_an_einsum_they_cannot_split():
+    model = nn.Sequential(nn.Linear(100, 100), nn.Linear(100, 10))
+    sim = noisesim.prepare(model, noisesim.SimConfig(**FLOAT, tile_rows=32, overrides={"first": {"tile_rows": None}}))
+    with torch.no_grad():
+        sim(torch.randn(2, 100))
+    assert [m.tiles for m in noisesim.sim_layers(sim)] == [1, 4]
+    two_sums = noisesim.prepare(Einsum("ij,jk->i"), noisesim.SimConfig(**FLOAT, tile_rows=2))
+    with pytest.raises(ValueError, match="tile_rows"):
+        two_sums(torch.randn(3, 4), torch.randn(4, 5))
+
+
+def test_fisher_sensitivities_see_the_tiles():
+    """A probe on the partial sums sums each tile's unit variance: for thermal noise the tiled layer's
+    sensitivity equals the untiled one's (same total variance)."""
+    from noisesim.allocate.sensitivity import fisher_sensitivity
+    from noisesim.data.tasks import Classification
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(96, 32), nn.ReLU(), nn.Linear(32, 4))
+    x, y = torch.randn(64, 96), torch.randint(0, 4, (64,))
+    got = []
+    for rows in (None, 20):
+        sim = noisesim.prepare(model, noisesim.SimConfig(noise_type="thermal", tile_rows=rows))
+        noisesim.calibrate(sim, [x])
+        got.append(fisher_sensitivity(sim, [(x, y)], Classification()).per_layer())
+    for name in got[0]:
+        assert math.isclose(got[0][name], got[1][name], rel_tol=1e-3), (name, got)
