@@ -34,7 +34,7 @@ FIELDS = {f.name for f in dataclasses.fields(ExperimentConfig)}
 
 
 def test_parser_yaml_keys_and_config_fields_are_one_set(tmp_path):
-    dests = {a.dest for a in build_parser()._actions} - {"help", "config"}
+    dests = {a.dest for a in build_parser()._actions} - {"help", "config", "hardware"}
     assert dests == FIELDS
     yaml_file = tmp_path / "all.yaml"
     yaml_file.write_text(yaml.safe_dump(ExperimentConfig().to_dict()))

@@ -4,6 +4,7 @@ Every expectation is computed here from the shapes, the operands and the formula
 the layer that is tested."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -202,3 +203,75 @@ def test_fisher_sensitivities_see_the_tiles():
         got.append(fisher_sensitivity(sim, [(x, y)], Classification()).per_layer())
     for name in got[0]:
         assert math.isclose(got[0][name], got[1][name], rel_tol=1e-3), (name, got)
+
+
+# -- the joint allocation of light and ADC bits ------------------------------------------------------------------
+def _joint_problem(layers, seed, bits=(2, 8)):
+    from noisesim.allocate import JointProblem
+
+    rng = np.random.default_rng(seed)
+    macs = rng.integers(10_000, 1_000_000, layers).astype(float)
+    conversions = macs / rng.choice([9, 64, 256], layers)
+    p = dict(c=rng.lognormal(0, 1.5, layers), a=rng.lognormal(2, 1.5, layers), macs=macs, conversions=conversions,
+             photon=0.128e-18, fom=10e-15, bits=bits, e_min=1e-3)
+    uniform = float(np.sum(macs * 0.128e-18 * 5) + np.sum(conversions * 10e-15 * 2 ** 6))
+    return JointProblem(budget=uniform, **p)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_joint_closed_form_matches_slsqp(seed):
+    """The stationary point with one multiplier against SciPy's SLSQP on the same problem (continuous bits)."""
+    from scipy.optimize import minimize
+
+    from noisesim.allocate.joint import continuous
+
+    p = _joint_problem(5, seed)
+    e, b = continuous(p)
+    assert math.isclose(p.spend(e, b), p.budget, rel_tol=1e-6)
+    n = len(e)
+
+    def split(z):
+        return np.exp(z[:n]), z[n:]
+
+    res = minimize(lambda z: p.loss(*split(z)), np.concatenate([np.log(np.full(n, 5.0)), np.full(n, 6.0)]),
+                   method="SLSQP", bounds=[(math.log(p.e_min), 30)] * n + [p.bits] * n,
+                   constraints=[{"type": "eq", "fun": lambda z: p.spend(*split(z)) / p.budget - 1}],
+                   options={"maxiter": 1000, "ftol": 1e-12})
+    assert res.success, res.message
+    assert p.loss(e, b) <= res.fun * (1 + 1e-4), (p.loss(e, b), res.fun)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_joint_whole_bits_match_brute_force(seed):
+    """Every vector of whole bits (7^3), each with its exact energies: the integer program finds the best."""
+    import itertools
+
+    from noisesim.allocate.joint import whole_bits
+
+    p = _joint_problem(3, seed)
+    e, b = whole_bits(p)
+    assert np.all(b == np.round(b)) and p.spend(e, b) <= p.budget * (1 + 1e-9)
+    best = min(p.loss(p.energies_for(np.array(bb, float)), np.array(bb, float))
+               for bb in itertools.product(range(2, 9), repeat=3)
+               if np.all(p.energies_for(np.array(bb, float)) > 0))
+    assert p.loss(e, b) <= best * (1 + 1e-6), (p.loss(e, b), best)
+
+
+def test_joint_allocation_spends_the_uniform_budget_better():
+    """On a small network with 64-row arrays and 6-bit ADCs at 5 photons/MAC: the joint allocation keeps the
+    uniform point's joules (light + ADCs) and predicts a smaller loss increase."""
+    from noisesim.allocate import AllocationProblem, JointAllocator
+    from noisesim.data.tasks import Classification
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+    x, y = torch.randn(256, 256), torch.randint(0, 10, (256,))
+    sim = noisesim.prepare(model, noisesim.SimConfig(noise_type="thermal", e_mac=5.0, tile_rows=64, adc_bits=6))
+    noisesim.calibrate(sim, [x])
+    alloc = JointAllocator(batches=2).allocate(AllocationProblem(sim, 5.0, "layer", [(x[:128], y[:128])] * 2,
+                                                                 Classification()))
+    report = noisesim.energy_report(sim, x[:8])
+    spent = report.attrs["energy_optical_j"] + report.attrs["energy_adc_j"]
+    assert math.isclose(spent, alloc.info["budget_j"], rel_tol=1e-6)
+    assert alloc.info["predicted_loss"] < alloc.info["uniform_predicted_loss"]
+    assert set(report["adc_bits"]) != {6.0} and all(float(b).is_integer() for b in report["adc_bits"])

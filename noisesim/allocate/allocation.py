@@ -35,12 +35,14 @@ from noisesim.nn.prepare import sim_layers
 @dataclass
 class LayerAllocation:
     """One layer's share. ``energy``: photons/MAC (one value, or one per output channel; None: no noise).
-    ``weight_bits``: one value or one per output channel (None: float weights). ``act_bits``: input bits."""
+    ``weight_bits``: one value or one per output channel (None: float weights). ``act_bits``: input bits.
+    ``adc_bits``: the bits of the ADC that reads its partial sums (None: no ADC)."""
 
     macs: int
     energy: Optional[list[float]] = None
     weight_bits: Optional[list[float]] = None
     act_bits: Optional[float] = None
+    adc_bits: Optional[float] = None
     weights: int = 0
     in_elems: int = 0
 
@@ -72,7 +74,7 @@ class Allocation:
                 macs=m.macs, energy=_values(m.energy()),
                 weight_bits=_values(wq.bits()) if wq is not None and wq.enabled else None,
                 act_bits=m.act_quant.mean_bits() if m.act_quant.enabled else None,
-                weights=m.weight_count, in_elems=m.in_elems)
+                adc_bits=None if m.adc is None else m.adc.bits, weights=m.weight_count, in_elems=m.in_elems)
         if not layers:
             raise ValueError("model has no instrumented layer: call noisesim.prepare first")
         return cls(layers, method, granularity)
@@ -98,6 +100,8 @@ class Allocation:
             elif a.weight_bits is not None:
                 weight_bits = sum(a.weight_bits) / len(a.weight_bits)
             m.set_bits(weight=weight_bits, act=a.act_bits)
+            if a.adc_bits is not None and m.adc is not None:
+                m.adc.quant.set_bits(a.adc_bits)
         return model
 
     # -- averages -----------------------------------------------------------------

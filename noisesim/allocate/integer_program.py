@@ -44,7 +44,8 @@ def choose(costs: np.ndarray, weights: np.ndarray, budget: float) -> list[int]:
     to start at 0 and all are scaled so that the smallest positive difference is 1 (or the largest is
     1e6, whichever is smaller; larger costs make HiGHS unstable): HiGHS stops at an
     absolute gap of 1e-6, which costs of 1e-8 (layers of small trace) would otherwise fall under, and
-    the relative gap is set to 0.
+    the relative gap is set to 0. The budget constraint is divided by the budget, since HiGHS's feasibility
+    tolerance is absolute.
     """
     from scipy.optimize import Bounds, LinearConstraint, milp  # SciPy loads when a program is solved
 
@@ -54,7 +55,9 @@ def choose(costs: np.ndarray, weights: np.ndarray, budget: float) -> list[int]:
     positive = shifted[shifted > 0]
     scaled = shifted / max(positive.min(), positive.max() * 1e-6) if positive.size else shifted
     one_each = np.kron(np.eye(layers), np.ones(k))
-    constraints = [LinearConstraint(one_each, 1, 1), LinearConstraint(weights.reshape(1, -1), -np.inf, budget)]
+    unit = abs(budget) or 1.0  # the budget as 1: HiGHS's feasibility tolerance is absolute (1e-7; budgets in J are less)
+    constraints = [LinearConstraint(one_each, 1, 1), LinearConstraint(weights.reshape(1, -1) / unit, -np.inf,
+                                                                       budget / unit)]
     res = milp(scaled.reshape(-1), constraints=constraints, integrality=np.ones(layers * k), bounds=Bounds(0, 1),
                options={"mip_rel_gap": 0.0})
     if res.x is None:

@@ -116,10 +116,13 @@ def fisher_sensitivity(model: nn.Module, batches: Iterable, task: Any, max_batch
     """c_{l,c} = sum over the channel's elements of E_samples[(d loss / d t_i)^2 * s_i^2].
 
     Output noise: per-sample gradients of a mean loss are B times the batch gradient. Weight noise
-    is shared by a batch, so its gradients are taken sample by sample (``max_samples`` of them)."""
+    is shared by a batch, so its gradients are taken sample by sample (``max_samples`` of them).
+    ``extra["gradient_power"]``: per layer, sum_i E_samples[(d loss / d t_i)^2] over every element of the
+    perturbed tensor (every tile's partial sum), what a noise of unit variance on each would cost."""
     layers = _noisy_layers(model)
     weight_noise = any(m.noise.acts_on == "weight" for m in layers)
     sums = {m.name: torch.zeros(m.noise.channels, dtype=torch.float64) for m in layers}
+    power = {m.name: 0.0 for m in layers}
     names = {id(m.noise): m.name for m in layers}
     state = {"scale": 1.0}
 
@@ -129,7 +132,9 @@ def fisher_sensitivity(model: nn.Module, batches: Iterable, task: Any, max_batch
 
         def accumulate(g):
             with torch.no_grad():
-                sums[name] += noise.per_channel_sum((g * state["scale"]).pow(2) * var).double().cpu()
+                g2 = (g * state["scale"]).pow(2)
+                sums[name] += noise.per_channel_sum(g2 * var).double().cpu()
+                power[name] += float(g2.sum())
             return g
 
         delta.register_hook(accumulate)
@@ -151,7 +156,8 @@ def fisher_sensitivity(model: nn.Module, batches: Iterable, task: Any, max_batch
     model.train(was_training)
     if samples == 0:
         raise ValueError("sensitivity estimation got no batches")
-    return Sensitivity({n: (s / samples).float() for n, s in sums.items()}, "fisher", forward, forward)
+    return Sensitivity({n: (s / samples).float() for n, s in sums.items()}, "fisher", forward, forward,
+                       {"gradient_power": {n: p / samples for n, p in power.items()}})
 
 
 def hutchinson_estimate(hvp: Callable[[list[torch.Tensor]], list[torch.Tensor]], shapes: list[torch.Tensor],

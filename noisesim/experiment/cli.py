@@ -23,6 +23,12 @@ from noisesim.settings import coerce, default_of
 from noisesim.usage import Parser, UsageError
 
 DEFAULT_STUDY = Path(__file__).resolve().parents[1] / "configs" / "default_study.yaml"
+HARDWARE = Path(__file__).resolve().parents[1] / "configs" / "hardware"  # the hardware presets (docs/hardware.md)
+
+
+def hardware_presets() -> list[str]:
+    """The names of the shipped hardware presets."""
+    return sorted(p.stem for p in HARDWARE.glob("*.yaml"))
 
 
 class _Boolean(argparse.BooleanOptionalAction):
@@ -83,6 +89,8 @@ def build_parser(prog: str = "main.py", defaults: Optional[dict[str, Any]] = Non
                "flags override them.")
     p.add_argument("--config", help=f"YAML file of defaults (keys are flag names without dashes), or 'none' for "
                    f"the plain defaults (default: {DEFAULT_STUDY.name}, the default study)")
+    p.add_argument("--hardware", help="a hardware preset over those defaults: array rows, ADC, converter costs, noise "
+                   f"sources ({', '.join(hardware_presets())}, or a YAML file of such keys; flags override it)")
     groups = {g: p.add_argument_group(g) for g in GROUPS}
     for f in dataclasses.fields(config):
         add_flag(groups[f.metadata["group"]], f, defaults)
@@ -97,8 +105,11 @@ def parse_args(argv: Optional[Sequence[str]] = None, prog: str = "main.py",
     if config_path is None:
         config_path = str(DEFAULT_STUDY)
     defaults = {} if config_path.lower() == "none" else load_yaml(config_path, config)
+    hardware = _flag_value(argv, "--hardware", "a preset name or a YAML file")
+    if hardware is not None:
+        defaults.update(load_yaml(_hardware_path(hardware), config, "--hardware"))
     parser = build_parser(prog, defaults, "" if config_path.lower() == "none" else config_path, config)
-    values = {k: v for k, v in vars(parser.parse_args(argv)).items() if k != "config"}
+    values = {k: v for k, v in vars(parser.parse_args(argv)).items() if k not in ("config", "hardware")}
     try:
         cfg = config.from_dict(values)
         cfg.check_paths()
@@ -112,33 +123,48 @@ def parse_args(argv: Optional[Sequence[str]] = None, prog: str = "main.py",
 
 def _config_path(argv: list[str]) -> Optional[str]:
     """The value of the last ``--config`` (as argparse would take it), or None."""
+    return _flag_value(argv, "--config", "a YAML file (or none)")
+
+
+def _flag_value(argv: list[str], flag: str, what: str) -> Optional[str]:
+    """The value of the last ``flag`` (as argparse would take it), or None."""
     found = None
     for i, a in enumerate(argv):
-        if a == "--config":
+        if a == flag:
             if i + 1 >= len(argv):
-                raise UsageError("--config needs a YAML file (or none)")
+                raise UsageError(f"{flag} needs {what}")
             found = argv[i + 1]
-        elif a.startswith("--config="):
+        elif a.startswith(f"{flag}="):
             found = a.split("=", 1)[1]
     return found
 
 
-def load_yaml(path: str, config: type = ExperimentConfig) -> dict[str, Any]:
+def _hardware_path(name: str) -> str:
+    """The YAML file of hardware preset ``name`` (a shipped name, or a path)."""
+    if (HARDWARE / f"{name}.yaml").is_file():
+        return str(HARDWARE / f"{name}.yaml")
+    if Path(name).is_file():
+        return name
+    raise UsageError(f"--hardware {name}: no such preset or file; choose from {', '.join(hardware_presets())} "
+                     "or give a YAML file")
+
+
+def load_yaml(path: str, config: type = ExperimentConfig, flag: str = "--config") -> dict[str, Any]:
     """The YAML file's settings as parser defaults (keys checked against the config's fields)."""
     if not Path(path).is_file():
-        raise UsageError(f"--config {path}: no such file")
+        raise UsageError(f"{flag} {path}: no such file")
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise UsageError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})")
+        raise UsageError(f"{flag} {path}: not valid YAML ({str(e).splitlines()[0]})")
     if not isinstance(data, dict):
-        raise UsageError(f"--config {path}: expected a mapping of flag names to values")
+        raise UsageError(f"{flag} {path}: expected a mapping of flag names to values")
     fields = {f.name: f for f in dataclasses.fields(config)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise UsageError(f"--config {path}: unknown keys {', '.join(unknown)}")
+        raise UsageError(f"{flag} {path}: unknown keys {', '.join(unknown)}")
     try:
         values = {k: coerce(fields[k], v) for k, v in data.items()}
     except ValueError as e:
-        raise UsageError(f"--config {path}: {e}")
+        raise UsageError(f"{flag} {path}: {e}")
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}

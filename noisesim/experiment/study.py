@@ -8,7 +8,8 @@ scripts — its presets, grids and settings are data (``noisesim/configs/studies
 
 A study file holds ``about`` (what it measures), ``presets`` (the offline presets it runs by
 default, from ``noisesim/configs/presets/``), ``settings`` (main.py's YAML keys, for every run),
-``per_preset`` (the study's settings per preset, ``imagenet`` included), ``variants`` (run folders
+``per_preset`` (the study's settings per preset, ``imagenet`` included), ``hardware`` (a hardware preset of
+``noisesim/configs/hardware/`` under every run's settings, as ``--hardware``), ``variants`` (run folders
 per preset, each with its own ``settings`` and ``per_preset``; ``folder`` / ``suffix`` place them,
 by default ``<log_dir>/<study>/<preset's run name>-<variant>``), ``compare`` (variants compared per
 preset afterwards: plots and a card with one column per setting), ``collect`` (plots copied from every
@@ -38,7 +39,7 @@ from noisesim.usage import Parser, UsageError, fail
 
 PROG = "noisesim study"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-KEYS = {"about", "presets", "settings", "per_preset", "variants", "compare", "collect", "extends"}
+KEYS = {"about", "presets", "hardware", "settings", "per_preset", "variants", "compare", "collect", "extends"}
 VARIANT_KEYS = {"settings", "per_preset", "folder", "suffix"}
 
 
@@ -132,7 +133,8 @@ def plan(name: str, study: dict, log_dir: Path, imagenet: Optional[str], presets
             bases = [(m, {"model": m, "data_path": imagenet}) for m in (models or base["models"])] if imagenet \
                 else [(base["run_name"], {})]
             for run_name, own in bases:
-                flags = ["--config", "none", *to_flags({**settings, **own}), "--log_dir", str(folder),
+                hardware = ["--hardware", study["hardware"]] if study.get("hardware") else []
+                flags = ["--config", "none", *hardware, *to_flags({**settings, **own}), "--log_dir", str(folder),
                          "--run_name", f"{run_name}{suffix}", "--resume", *extra]
                 runs.append(Run(folder / f"{run_name}{suffix}", flags, run_name, variant))
     return runs

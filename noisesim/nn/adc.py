@@ -53,6 +53,19 @@ class ADC(nn.Module):
             self._count(p.detach())
         return self.quant(p)
 
+    def convert_and_sum(self, p: torch.Tensor) -> torch.Tensor:
+        """The converted partial sums (T, *output) summed over the tiles. Outside autograd, the codes are summed as
+        integers and scaled once (the same values, one pass fewer over the partial sums)."""
+        q = self.quant
+        if torch.is_grad_enabled() or not q.enabled or q.calibrating or q.export_form or q.learnable \
+                or p.dtype != torch.float32 or not float(q.cfg.bits).is_integer() or torch.compiler.is_compiling():
+            return self(p).sum(0)
+        if not q.is_calibrated():
+            raise RuntimeError("ADC used before calibration: run noisesim.calibrate(model, batches)")
+        self._count(p)
+        _, _, qmin, qmax, s, _ = q._fused_qparams()
+        return torch.mul(p, 1.0 / s).round_().clamp_(qmin, qmax).sum(0).mul_(s)
+
     @torch.no_grad()
     def _count(self, p: torch.Tensor) -> None:
         r = self.bound()

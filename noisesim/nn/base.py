@@ -152,8 +152,9 @@ class SimLayer(nn.Module):
         if self.adc is not None:
             if self.adc.rule == "full_scale":
                 self._set_full_scale(min(rows, self.fan_in))
-            p = self.adc(p)
-        y = p.sum(0)
+            y = self.adc.convert_and_sum(p)
+        else:
+            y = p.sum(0)
         self.out_elems = y[0].numel() if y.dim() > 1 else y.numel()
         self.macs = self.fan_in * self.out_elems
         self.conversions = self.tiles * self.out_elems if self.adc is not None else 0

@@ -18,6 +18,7 @@ from noisesim.reports.cards import write_card
 from noisesim.reports.curves import (accuracy_vs_bits, accuracy_vs_energy, iso_accuracy, noise_bits_accuracy,
                                      photon_energy)
 from noisesim.reports.greedy import write_greedy
+from noisesim.reports.joules import write_joules
 from noisesim.reports.layers import bits_by_layer, by_layer, load_layers, snr_plots
 from noisesim.reports.points import write_points
 from noisesim.reports.savings import read_results, write_savings
@@ -77,6 +78,8 @@ def draw_run(run_dir: Path, plots: bool = True, target: Optional[dict] = None) -
     paths = write_card(df, run_dir, title, {"this run": run_fields(run_dir)}) + write_points(df, run_dir)
     savings = write_savings([run_dir], run_dir, target)
     paths += savings + write_greedy(run_dir, plots)
+    if "energy_j" in df:
+        paths += write_joules(df, load_layers(run_dir, df), run_dir, plots, title)
     if not plots:
         return paths
     paths += draw_results(df, run_dir, title)

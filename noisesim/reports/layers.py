@@ -134,13 +134,17 @@ def by_layer(layers: pd.DataFrame, column: str, ylabel: str, stem: Path, log: bo
 
 
 def bits_by_layer(layers: pd.DataFrame, stem: Path, max_points: int = 6, title: str = "") -> list[Path]:
-    """Weight and activation bits of every layer for up to ``max_points`` rows (one curve each)."""
+    """Weight, activation and (where the layers have ADCs) ADC bits of every layer for up to ``max_points`` rows
+    (one curve each)."""
     df = layers.dropna(subset=["act_bits"])
     if df.empty:
         return []
     style()
     ids = list(dict.fromkeys(df["point_id"]))[:max_points]
-    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), sharey=True)
+    panels = [("weight_bits", "weight"), ("act_bits", "activation")]
+    if "adc_bits" in df and df["adc_bits"].notna().any():
+        panels.append(("adc_bits", "ADC"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.5 * len(panels), 3.0), sharey=True)
     palette = sns.color_palette("deep", 10)
     for i, pid in enumerate(ids):
         g = df[df["point_id"] == pid].sort_values("layer")
@@ -151,9 +155,9 @@ def bits_by_layer(layers: pd.DataFrame, stem: Path, max_points: int = 6, title: 
             f"W{r['point_weight_bits']:g}A{r['point_act_bits']:g}"
         if r["noise_type"] != "none":
             label += f", {r['noise_type']} {r['allocation_label']} E={r['nominal_emac']:g}"
-        for ax, col in zip(axes, ("weight_bits", "act_bits")):
+        for ax, (col, _) in zip(axes, panels):
             ax.plot(g["layer"], g[col], marker="o", ms=3, lw=1, color=palette[i % 10], label=label)
-    for ax, what in zip(axes, ("weight", "activation")):
+    for ax, (_, what) in zip(axes, panels):
         ax.set_title(f"{what} bits", fontsize=8)
         _xticks(ax, df[df["point_id"] == ids[0]])
     axes[0].set_ylabel("bits")
