@@ -275,3 +275,24 @@ def test_joint_allocation_spends_the_uniform_budget_better():
     assert math.isclose(spent, alloc.info["budget_j"], rel_tol=1e-6)
     assert alloc.info["predicted_loss"] < alloc.info["uniform_predicted_loss"]
     assert set(report["adc_bits"]) != {6.0} and all(float(b).is_integer() for b in report["adc_bits"])
+
+
+@pytest.mark.parametrize("name", ["photonic", "imc"])
+def test_hardware_presets_set_their_settings_under_the_flags(name, tmp_path):
+    """A preset applies over the --config defaults, flags override it, and every key of its file is a setting;
+    each constant in the file carries its source (a comment)."""
+    import yaml
+
+    from noisesim.experiment.cli import HARDWARE, parse_args
+    from noisesim.usage import UsageError
+
+    text = (HARDWARE / f"{name}.yaml").read_text()
+    preset = yaml.safe_load(text)
+    cfg = parse_args(["--config", "none", "--hardware", name])
+    assert all(getattr(cfg, k) in (v, (v,)) for k, v in preset.items())
+    assert parse_args(["--config", "none", "--hardware", name, "--tile_rows", "32"]).tile_rows == 32
+    assert "Murmann" in text and "Sources" in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tile_rows: 0\n")
+    with pytest.raises(UsageError, match="tile_rows"):
+        parse_args(["--config", "none", "--hardware", str(bad)])
