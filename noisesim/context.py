@@ -134,5 +134,8 @@ def calibrate(model: nn.Module, batches: Iterable[Any], max_batches: Optional[in
                     call_model(model, inputs)
         finally:
             model.train(was_training)
+    for m in model.modules():  # a full-scale ADC range follows the frozen input ranges at once
+        if isinstance(m, SimLayer) and m.adc is not None and m.adc.rule == "full_scale":
+            m.set_full_scale_bound()
     record_coverage(model, cov, min_coverage)
     return model

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -137,6 +138,11 @@ def test_tiles_adcs_and_noise_sums_reach_the_layers_and_the_results(tmp_path, da
     assert math.isclose(r["energy_j"], layers["energy_j"].sum(), rel_tol=1e-9)
     assert math.isclose(r["energy_j"], r["energy_optical_j"] + r["energy_adc_j"] + r["energy_dac_j"], rel_tol=1e-9)
     assert r["energy_adc_j"] > 100 * r["energy_optical_j"] and 0 <= r["adc_clip_rate"] < 0.01
+    from noisesim.experiment.export import main as export
+
+    assert export([str(tmp_path / "logs/run"), "--psum_bits", "24"]) == 0  # the integers recover every tile's codes
+    with np.load(tmp_path / "logs/run/export/tiles.npz") as tiles:
+        assert tiles["layer1.0.conv1/adc_code"].shape == (3, 16, 28, 28)
 
 
 def test_config_file_sets_defaults(tmp_path, data):

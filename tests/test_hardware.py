@@ -2,6 +2,7 @@
 
 Every expectation is computed here from the shapes, the operands and the formulas, not read back from
 the layer that is tested."""
+import dataclasses
 import math
 
 import numpy as np
@@ -296,3 +297,40 @@ def test_hardware_presets_set_their_settings_under_the_flags(name, tmp_path):
     bad.write_text("tile_rows: 0\n")
     with pytest.raises(UsageError, match="tile_rows"):
         parse_args(["--config", "none", "--hardware", str(bad)])
+
+
+# -- integer export of the tiles ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("adc", [None, "minmax", "full_scale"])
+def test_integer_export_writes_every_tiles_psum_and_adc_code(adc, tmp_path):
+    """With 20-row arrays (and 6-bit ADCs): the tiles' integer psums add up to the untiled psum exactly, the codes
+    recover the fake-quantized output to float rounding, and the export reads back with its tiles and ADC."""
+    from noisesim.export.integers import export_model, load_export, save_export
+    from noisesim.export.verify import captured_inputs, integer_psum, tile_vectors, verify_layers
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1, groups=2),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(16 * 8 * 8, 10))
+    x = torch.rand(8, 3, 8, 8)
+    hw = dict(tile_rows=20) if adc is None else dict(tile_rows=20, adc_bits=6, adc_range=adc)
+    sim = noisesim.calibrate(noisesim.prepare(model, noisesim.SimConfig(**hw)), [x])
+    layers, skipped = export_model(sim)
+    assert not skipped and [li.tile_rows for li in layers.values()] == [20, 20, 20]
+    assert max(c.relative_error for c in verify_layers(sim, x, layers)) < 1e-5
+    captured = captured_inputs(sim, x)
+    for name, li in layers.items():
+        x_int = li.input_grid.quantize(captured[name][0])
+        untiled = integer_psum(dataclasses.replace(li, tile_rows=None), x_int)
+        assert torch.equal(integer_psum(li, x_int).sum(0), untiled)
+    save_export(layers, tmp_path)
+    back = load_export(tmp_path)
+    assert {n: (li.tile_rows, li.adc_bits, li.adc_scale) for n, li in back.items()} == \
+        {n: (li.tile_rows, li.adc_bits, pytest.approx(li.adc_scale)) for n, li in layers.items()}
+    tiles = tile_vectors(back, captured, sample=2)
+    out = tiles["5/output"]
+    assert tiles["5/psum"].shape == (math.ceil(1024 / 20), 10)
+    assert np.allclose(out, captured["5"][1][2].numpy(), rtol=1e-5, atol=1e-6)
+    if adc is not None:
+        codes = tiles["2/adc_code"]
+        assert codes.shape == (math.ceil(72 / 20), 16, 8, 8) and np.abs(codes).max() <= 31
+        assert np.allclose(codes.sum(0) * layers["2"].adc_scale + layers["2"].bias.numpy()[:, None, None],
+                           captured["2"][1][2].numpy(), rtol=1e-5, atol=1e-6)

@@ -13,6 +13,8 @@ from its integers on one evaluation batch; the command prints the per-layer reco
 when one exceeds ``--tolerance`` (relative to the layer's output range), 2 on bad input (nothing written).
 A psum that does not fit ``--psum_bits`` stops the export (``--psum_overflow error``, the default) or is
 written wrapped (two's complement) or saturated; either way ``checks.csv`` counts them per layer. With
+layers on analog tiles (``--tile_rows``) or with ADCs it also writes ``tiles.npz``: for one sample, each such
+layer's input integers, every tile's psum and ADC code, and the output they give. With
 ``--onnx FILE`` it writes the noise-free quantized network in QDQ form instead (``noisesim.export.onnx``), runs it
 with ONNX Runtime on one evaluation batch and prints the largest output difference and the top-1 agreement.
 """
@@ -23,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 
 from noisesim.batches import split_batch
@@ -33,7 +36,8 @@ from noisesim.experiment.folder import RunFolder
 from noisesim.experiment.runner import Experiment
 from noisesim.export.hardware import OVERFLOW, write_tile
 from noisesim.export.integers import ExportError, export_model, save_export
-from noisesim.export.verify import captured_inputs, checks_frame, integer_inference, overflow_report, verify_layers
+from noisesim.export.verify import (captured_inputs, checks_frame, integer_inference, overflow_report, tile_vectors,
+                                    verify_layers)
 from noisesim.io import atomic_write
 from noisesim.train.loop import evaluate
 from noisesim.usage import Parser, UsageError, fail
@@ -129,6 +133,10 @@ def _run(args) -> int:
             raise _Error(f"--sample {args.sample}: the batch holds {len(x)} samples")
         paths = write_tile(layers[args.layer], x, out / "hardware", args.array, args.itile, args.otile,
                            args.psum_bits, args.sample, args.psum_overflow)
+    tiles = tile_vectors(layers, captured_inputs(sim, batch), args.sample)
+    if tiles:  # the analog tiles' psums and ADC codes of one sample, for an RTL test bench
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "tiles.npz", lambda f: np.savez_compressed(f, **tiles), binary=True)
     atomic_write(out / "checks.csv", lambda f: report.to_csv(f, index=False))
     save_export(layers, out, {"run": str(run), "point_id": pid, "skipped": skipped, "psum_bits": args.psum_bits,
                               "psum_overflow": args.psum_overflow})
@@ -143,6 +151,9 @@ def _run(args) -> int:
         print(f"evaluation set: fake-quantized {exp.task.name} {fake:.4f}, integer-only {integer:.4f}")
     if args.layer:
         print(f"test-bench files: {len(paths)} in {out / 'hardware'}")
+    if tiles:
+        print(f"analog tiles (psums{' and ADC codes' if any(k.endswith('adc_code') for k in tiles) else ''} of sample "
+              f"{args.sample}): {out / 'tiles.npz'}")
     worst = report["relative_error"].max()
     handled = {"error": "", "wrap": " (written wrapped)", "saturate": " (written saturated)"}[args.psum_overflow]
     print(f"integers: {out / 'integers.npz'} ({len(layers)} layers); largest recovery error {worst:.3g} of a "

@@ -13,6 +13,12 @@ which equals the fake-quantized layer's output up to float rounding. ``bias_int`
 (Δx · Δw)) is the bias on the psum grid for hardware that adds it as an integer (its rounding
 error, at most Δx·Δw/2 per output, is reported separately).
 
+A layer on arrays of N rows (``tile_rows``) accumulates one psum per tile, over consecutive slices of N
+products of its fan-in (input channel × kernel tap within a group, as ``noisesim.nn.tiles``); with an ADC
+of b bits and step s (``adc_scale``, output units) each tile's psum becomes a code and the output is
+
+    code_t = clamp(round(psum_t · Δx · Δw / s), -(2^(b-1) - 1), 2^(b-1) - 1),    y = s · Σ_t code_t + bias.
+
 ``export_model`` collects every such layer; ``save_export`` writes one ``integers.npz`` (arrays
 named ``<layer>/<field>``) and a ``manifest.json`` (per layer: kind, shapes, bits, zero points,
 stride / padding / dilation / groups, and which arrays hold what); ``load_export`` reads them back.
@@ -93,6 +99,14 @@ class LayerIntegers:
     padding: tuple = ()
     dilation: tuple = ()
     groups: int = 1
+    tile_rows: Optional[int] = None  # N rows per array (None: one psum over the whole fan-in)
+    adc_scale: Optional[float] = None  # the ADC's step s in output units (None: no ADC)
+    adc_bits: Optional[int] = None
+
+    @property
+    def adc_levels(self) -> int:
+        """q_max of the ADC: codes lie in [-q_max, q_max]."""
+        return 2 ** (self.adc_bits - 1) - 1
 
     @property
     def weight_scale(self) -> torch.Tensor:
@@ -117,6 +131,8 @@ class LayerIntegers:
         if self.bias is not None:
             out["bias"] = self.bias.numpy().astype(np.float32)
             out["bias_int"] = self.bias_int.numpy().astype(np.int64)
+        if self.adc_scale is not None:
+            out["adc_scale"] = np.array([self.adc_scale], dtype=np.float32)
         return out
 
     def manifest(self) -> dict[str, Any]:
@@ -125,6 +141,9 @@ class LayerIntegers:
         return {"kind": self.kind, "weight_shape": list(self.weight.shape), "weight": grid(self.weight_grid),
                 "input": grid(self.input_grid), "bias": self.bias is not None, "stride": list(self.stride),
                 "padding": list(self.padding), "dilation": list(self.dilation), "groups": self.groups,
+                "tile_rows": self.tile_rows,
+                "adc": None if self.adc_bits is None else {"bits": self.adc_bits, "qmin": -self.adc_levels,
+                                                           "qmax": self.adc_levels, "signed": True},
                 "arrays": sorted(f"{self.name}/{k}" for k in self.arrays())}
 
 
@@ -133,9 +152,6 @@ def export_layer(layer: SimLayer) -> LayerIntegers:
     """The integers of one instrumented Conv or Linear layer (quantized weights and inputs, calibrated)."""
     if not isinstance(layer, (SimConv, SimLinear)):
         raise ExportError(f"{layer.name}: only Conv and Linear layers carry weights to export")
-    if layer.adc is not None:
-        raise ExportError(f"{layer.name}: its partial sums go through an ADC, whose codes the integer export does not "
-                          "write yet (docs/hardware.md)")
     wg, xg = Grid.of(layer.weight_quant, f"{layer.name} weights"), Grid.of(layer.act_quant, f"{layer.name} inputs")
     if xg.scale.numel() != 1:
         raise ExportError(f"{layer.name}: inputs need one scale per tensor")
@@ -146,7 +162,13 @@ def export_layer(layer: SimLayer) -> LayerIntegers:
     if isinstance(layer, SimConv) and (isinstance(layer.padding, str) or layer.padding_mode != "zeros"):
         raise ExportError(f"{layer.name}: padding {layer.padding!r} ({layer.padding_mode}) is not zero padding "
                           "by a number of pixels")
-    return LayerIntegers(layer.name, "conv" if isinstance(layer, SimConv) else "linear", w, wg, xg, bias, **conv)
+    adc = {}
+    if layer.adc is not None:
+        grid = Grid.of(layer.adc.quant, f"{layer.name} ADC")
+        adc = dict(adc_scale=float(grid.scale.reshape(())), adc_bits=grid.bits)
+    return LayerIntegers(layer.name, "conv" if isinstance(layer, SimConv) else "linear", w, wg, xg, bias, **conv,
+                         tile_rows=layer.tile_rows if layer.tile_rows and layer.tile_rows < layer.fan_in else None,
+                         **adc)
 
 
 def export_model(model: nn.Module, skip_unexportable: bool = True) -> tuple[dict[str, LayerIntegers], dict[str, str]]:
@@ -170,7 +192,10 @@ def save_export(layers: dict[str, LayerIntegers], out_dir: str | Path, extra: Op
     atomic_write(out / "integers.npz", lambda f: np.savez_compressed(f, **arrays), binary=True)
     manifest = {"conventions": "x_int = clamp(round(x/input_scale) + input_zero_point); psum = sum((x_int - "
                                "input_zero_point) * (weight_int - weight_zero_point)) in int64; y = psum * input_scale"
-                               " * weight_scale + bias", "layers": {n: li.manifest() for n, li in layers.items()},
+                               " * weight_scale + bias; with tile_rows N, one psum per slice of N products of the "
+                               "fan-in (input channel x kernel tap within a group); with an adc, code = clamp(round("
+                               "psum * input_scale * weight_scale / adc_scale), qmin, qmax) per tile and y = adc_scale"
+                               " * sum(codes) + bias", "layers": {n: li.manifest() for n, li in layers.items()},
                 **(extra or {})}
     atomic_write(out / "manifest.json", lambda f: f.write(json.dumps(manifest, indent=1, default=str)))
     return [out / "integers.npz", out / "manifest.json"]
@@ -202,10 +227,12 @@ def load_export(out_dir: str | Path) -> dict[str, LayerIntegers]:
                 raise ValueError(f"weight_int of shape {list(weight.shape)}, the manifest says {m['weight_shape']}")
             conv = dict(stride=tuple(m["stride"]), padding=tuple(m["padding"]), dilation=tuple(m["dilation"]),
                         groups=m["groups"]) if m["kind"] == "conv" else {}
+            adc = {} if not m.get("adc") else dict(adc_scale=float(a["adc_scale"][0]), adc_bits=m["adc"]["bits"])
             layers[name] = LayerIntegers(
                 name, m["kind"], weight, grid("weight", a["weight_scale"], a["weight_zero_point"]),
                 grid("input", a["input_scale"], a["input_zero_point"]),
-                torch.from_numpy(a["bias"]).float() if m["bias"] else None, **conv)
+                torch.from_numpy(a["bias"]).float() if m["bias"] else None, **conv, tile_rows=m.get("tile_rows"),
+                **adc)
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise ExportError(f"{out}: layer {name}: the manifest and integers.npz disagree ({type(e).__name__}: "
                               f"{e})") from None

@@ -26,6 +26,7 @@ from torch import nn
 
 from noisesim.context import noise_disabled
 from noisesim.export.integers import ExportError
+from noisesim.nn.prepare import sim_layers
 from noisesim.noise.base import NoiseModel
 from noisesim.quant.fake_quant import FakeQuantize
 
@@ -34,6 +35,10 @@ NOISE_FREE = "the ONNX file holds the noise-free quantized network: analog noise
 
 
 def _check(sim: nn.Module) -> None:
+    for m in sim_layers(sim):
+        if m.tiled:
+            raise ExportError(f"{m.name}: array tiles and ADCs have no QDQ form; the integer export writes them "
+                              "(noisesim export, tiles.npz)")
     for name, q in sim.named_modules():
         if not isinstance(q, FakeQuantize) or not q.enabled:
             continue

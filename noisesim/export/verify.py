@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Optional
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -42,12 +43,17 @@ def _as_2d(li: LayerIntegers, x: torch.Tensor, w: torch.Tensor):
 
 def integer_psum(li: LayerIntegers, x_int: torch.Tensor, dtype: torch.dtype = torch.int64) -> torch.Tensor:
     """psum = Σ (x_int - z_x)(w_int - z_w), accumulated in int64 (``dtype`` float32 / float64: exact while every
-    partial sum is below 2^24 / 2^53)."""
+    partial sum is below 2^24 / 2^53). With ``li.tile_rows`` N: one psum per tile, shape (T, *output), over
+    consecutive slices of N products of the fan-in (zero-padded to T N)."""
     x = x_int - li.input_grid.zero_point.reshape(())
     zw = li.weight_grid.zero_point.reshape(-1)
     w = li.weight - zw.reshape(-1, *([1] * (li.weight.dim() - 1)))
+    rows = li.tile_rows
     if li.kind == "linear":
-        return torch.matmul(x.to(dtype), w.t().to(dtype))
+        if rows is None:
+            return torch.matmul(x.to(dtype), w.t().to(dtype))
+        xt, wt = _tiles(x.to(dtype), rows), _tiles(w.to(dtype), rows)  # (..., T, N), (O, T, N)
+        return torch.einsum("...tk,otk->t...o", xt, wt)
     x4, w4, stride, padding, dilation = _as_2d(li, x, w)
     n, c, h, wd = x4.shape
     out_h = (h + 2 * padding[0] - dilation[0] * (w4.shape[2] - 1) - 1) // stride[0] + 1
@@ -61,18 +67,68 @@ def integer_psum(li: LayerIntegers, x_int: torch.Tensor, dtype: torch.dtype = to
         cols = F.unfold(x_part.to(unfold_dtype), w4.shape[2:], dilation=dilation, padding=padding, stride=stride)
         cols = cols.round().to(dtype)  # exact: the unfolded values are the integers themselves
         cols = cols.reshape(len(x_part), g, -1, cols.shape[-1])  # (n, groups, C/g*kh*kw, L)
-        outs.append(torch.matmul(wg.unsqueeze(0), cols).reshape(len(x_part), w4.shape[0], out_h, out_w))
-    out = torch.cat(outs)
-    return out.squeeze(2) if x_int.dim() == 3 else out
+        if rows is None:
+            outs.append(torch.matmul(wg.unsqueeze(0), cols).reshape(len(x_part), w4.shape[0], out_h, out_w))
+        else:  # (n, g, T, N, L) against (g, O/g, T, N): (T, n, g, O/g, L)
+            p = torch.einsum("ngtkl,gotk->tngol", _tiles(cols, rows, dim=2), _tiles(wg, rows))
+            outs.append(p.reshape(p.shape[0], len(x_part), w4.shape[0], out_h, out_w))
+    out = torch.cat(outs, dim=0 if rows is None else 1)
+    return out.squeeze(-2) if x_int.dim() == 3 else out
+
+
+def _tiles(t: torch.Tensor, rows: int, dim: int = -1) -> torch.Tensor:
+    """``t`` with dimension ``dim`` zero-padded to T N and split into (T, N)."""
+    dim = dim % t.dim()
+    tiles = -(-t.shape[dim] // rows)
+    pad = tiles * rows - t.shape[dim]
+    if pad:
+        t = torch.cat([t, t.new_zeros(*t.shape[:dim], pad, *t.shape[dim + 1:])], dim)
+    return t.unflatten(dim, (tiles, rows))
+
+
+def adc_codes(li: LayerIntegers, psum: torch.Tensor) -> torch.Tensor:
+    """Each tile's ADC code: clamp(round(psum · Δx · Δw / s), -q_max, q_max), from the psums (T, *output)."""
+    shape = (-1,) + (1,) * (psum.dim() - 3) if li.kind == "conv" else (-1,)
+    ratio = (li.psum_scale.to(torch.float64) / li.adc_scale).reshape(shape)
+    return torch.round(psum.to(torch.float64) * ratio).clamp(-li.adc_levels, li.adc_levels).to(torch.int64)
 
 
 def dequantize(li: LayerIntegers, psum: torch.Tensor) -> torch.Tensor:
-    """y = psum · Δx · Δw + bias (per output channel)."""
+    """y = psum · Δx · Δw + bias (per output channel); from tile psums (T, *output): their sum, or with an ADC
+    y = s · Σ_t code_t + bias."""
+    if li.tile_rows is not None or li.adc_scale is not None:
+        if li.tile_rows is None:
+            psum = psum.unsqueeze(0)
+        if li.adc_scale is not None:
+            y = adc_codes(li, psum).sum(0).to(torch.float64) * li.adc_scale
+            shape = (-1,) + (1,) * (y.dim() - 2) if li.kind == "conv" else (-1,)
+            return (y if li.bias is None else y + li.bias.to(torch.float64).reshape(shape)).float()
+        psum = psum.sum(0)
     shape = (-1,) + (1,) * (psum.dim() - 2) if li.kind == "conv" else (-1,)
     y = psum.to(torch.float64) * li.psum_scale.to(torch.float64).reshape(shape)
     if li.bias is not None:
         y = y + li.bias.to(torch.float64).reshape(shape)
     return y.float()
+
+
+def tile_vectors(layers: dict[str, LayerIntegers], captured: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                 sample: int = 0) -> dict[str, np.ndarray]:
+    """What an RTL test bench of the analog tiles checks, for one sample: per layer on tiles or with an ADC, its
+    input integers (``<layer>/input_int``), every tile's psum (``<layer>/psum``, shape (T, *output)) and, with an
+    ADC, every tile's code (``<layer>/adc_code``) and the output y = s · Σ codes + bias (``<layer>/output``)."""
+    out = {}
+    for name, li in layers.items():
+        if li.tile_rows is None and li.adc_scale is None:
+            continue
+        x_int = li.input_grid.quantize(captured[name][0][sample:sample + 1].detach().cpu())
+        psum = integer_psum(li, x_int)
+        psum = psum.unsqueeze(0) if li.tile_rows is None else psum
+        out[f"{name}/input_int"] = x_int[0].numpy().astype(np.int32)
+        out[f"{name}/psum"] = psum[:, 0].numpy()
+        if li.adc_scale is not None:
+            out[f"{name}/adc_code"] = adc_codes(li, psum)[:, 0].numpy().astype(np.int32)
+        out[f"{name}/output"] = dequantize(li, psum if li.tile_rows is not None else psum[0])[0].numpy()
+    return out
 
 
 def _exact_dtype(li: LayerIntegers) -> torch.dtype:

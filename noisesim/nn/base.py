@@ -151,7 +151,7 @@ class SimLayer(nn.Module):
             p = n(p, tile_ops, inplace=True)
         if self.adc is not None:
             if self.adc.rule == "full_scale":
-                self._set_full_scale(min(rows, self.fan_in))
+                self.set_full_scale_bound()
             y = self.adc.convert_and_sum(p)
         else:
             y = p.sum(0)
@@ -177,8 +177,10 @@ class SimLayer(nn.Module):
         return quantizer_bound(self.act_quant), quantizer_bound(self.weight_quant, self.weight)
 
     @torch.no_grad()
-    def _set_full_scale(self, rows: int) -> None:
-        """r = N max|w| max|x|, recomputed when a quantizer range changes."""
+    def set_full_scale_bound(self) -> None:
+        """r = N max|w| max|x| for a ``full_scale`` ADC, recomputed when a quantizer range changes (N: the rows a
+        tile sums, at most the fan-in)."""
+        rows = min(self.tile_rows or self.fan_in, self.fan_in)
         quants = [q for q in (*self.activation_quantizers(), self.weight_quant) if q is not None]
 
         def key():
