@@ -129,7 +129,7 @@ def test_tiles_adcs_and_noise_sums_reach_the_layers_and_the_results(tmp_path, da
     taps) is 3 tiles, every tile's partial sum one conversion, and the energy per inference splits into its
     optical, ADC and DAC parts in results.csv and the layers file."""
     code, df = run(tmp_path, data, "--noise_type", "thermal+shot", "--e_mac", 5, "--tile_rows", 64, "--adc_bits", 6,
-                   "--overrides", '{"first": {"tile_rows": null}}', "--eval_batches", 1)
+                   "--overrides", '{"first": {"tile_rows": null}}', "--eval_batches", 1, "--val_batch_size", 8)
     r = df.iloc[0]
     assert code == 0 and r["noise_type"] == "thermal+shot" and r["tile_rows"] == 64 and r["adc_bits"] == 6
     layers = pd.read_csv(tmp_path / "logs/run/layers" / f"{r['point_id']}.csv").set_index("name")

@@ -133,7 +133,8 @@ def _run(args) -> int:
             raise _Error(f"--sample {args.sample}: the batch holds {len(x)} samples")
         paths = write_tile(layers[args.layer], x, out / "hardware", args.array, args.itile, args.otile,
                            args.psum_bits, args.sample, args.psum_overflow)
-    tiles = tile_vectors(layers, captured_inputs(sim, batch), args.sample)
+    on_tiles = any(li.tile_rows is not None or li.adc_scale is not None for li in layers.values())
+    tiles = tile_vectors(layers, captured_inputs(sim, batch), args.sample) if on_tiles else {}
     if tiles:  # the analog tiles' psums and ADC codes of one sample, for an RTL test bench
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "tiles.npz", lambda f: np.savez_compressed(f, **tiles), binary=True)
