@@ -13,11 +13,12 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 from noisesim.registry import NOISE_MODELS, OBSERVERS
-from noisesim.settings import (ConfigError, at_least_one, in_range, parse_bits, parse_mapping, parse_optional_int,
-                               percentile_range, positive, registered, setting)
+from noisesim.settings import (ConfigError, at_least_one, check_field, coerce, in_range, parse_bits, parse_mapping,
+                               parse_optional_int, percentile_range, positive, registered, setting)
 
 BIT_ROUNDING = ("none", "round", "discrete", "discrete_linear", "stochastic")
 NOISE_BITS_RANGES = ("span", "relu")  # the R_out of the noise bits (docs/physics.md, "Conventions")
@@ -405,6 +406,51 @@ class SimConfig:
     @classmethod
     def from_json(cls, text: str) -> "SimConfig":
         return cls.from_dict(json.loads(text))
+
+
+HARDWARE_PRESETS = Path(__file__).resolve().parent / "configs" / "hardware"
+PRESET_CONSTANTS = ("tile_rows", "adc_bits", "adc_fom", "dac_fom")  # every hardware preset states these
+
+
+def hardware_presets() -> list[str]:
+    """The names of the shipped hardware presets (``noisesim/configs/hardware/``)."""
+    return sorted(p.stem for p in HARDWARE_PRESETS.glob("*.yaml"))
+
+
+def hardware_preset(name: str) -> dict[str, Any]:
+    """The settings of a hardware preset: a shipped name (``photonic``, ``imc``) or a YAML file of SimConfig
+    settings, checked (every one of ``PRESET_CONSTANTS`` given, every value valid), e.g.
+    ``SimConfig(**hardware_preset("photonic"), weight_bits=8)``. Raises ConfigError naming the problem."""
+    import yaml
+
+    path = HARDWARE_PRESETS / f"{name}.yaml"
+    path = path if path.is_file() else Path(name)
+    if not path.is_file():
+        raise ConfigError(f"{name}: no such preset or file; choose from {', '.join(hardware_presets())} or give a "
+                          "YAML file", "hardware")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})", "hardware") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings to values", "hardware")
+    fields = {f.name: f for f in dataclasses.fields(SimConfig)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{path}: unknown settings {', '.join(unknown)}", "hardware")
+    missing = [k for k in PRESET_CONSTANTS if data.get(k) is None]
+    if missing:
+        raise ConfigError(f"{path}: no value for {', '.join(missing)} (a preset states {', '.join(PRESET_CONSTANTS)})",
+                          "hardware")
+    for key, value in data.items():
+        try:
+            check_field(fields[key], coerce(fields[key], value))
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{path}: {key}: {e}", "hardware") from None
+        if fields[key].metadata["parse"] is float and not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: {key}: {value!r} is not a number", "hardware")
+    SimConfig(**data)  # the combination is valid too
+    return data
 
 
 def _compile(pattern: str) -> re.Pattern:

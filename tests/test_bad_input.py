@@ -105,6 +105,13 @@ def test_hardware_flags_and_noise_sums(tmp_path, capsys, data):
                   "--noise_sigma", "thermal+shot")
     fails_cleanly(capsys, tmp_path, [*base, "--noise_type", "shot", "--act_bits", "none", "--adc_bits", "6",
                                      "--adc_range", "full_scale"], "--adc_range", "act_bits")
+    fails_cleanly(capsys, tmp_path, [*base, "--hardware", "no_such_preset"], "--hardware no_such_preset", "photonic")
+    for text, why in (("tile_rows: 64\nadc_bits: 6\nadc_fom:\ndac_fom: 3\n", "no value for adc_fom"),
+                      ("tile_rows: 64\nadc_bits: 6\nadc_fom: lots\ndac_fom: 3\n", "adc_fom"),
+                      ("tile_rows: 64\nadc_bits: 6\nadc_fom: 10\ndac_fom: 3\nwavelength: 1550\n", "wavelength")):
+        preset = tmp_path / "preset.yaml"
+        preset.write_text(text)
+        fails_cleanly(capsys, tmp_path, [*base, "--hardware", str(preset)], "--hardware", why)
 
 
 def test_devices_folders_and_files_that_are_not_what_the_flag_needs(tmp_path, capsys, data):

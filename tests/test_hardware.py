@@ -284,7 +284,8 @@ def test_hardware_presets_set_their_settings_under_the_flags(name, tmp_path):
     each constant in the file carries its source (a comment)."""
     import yaml
 
-    from noisesim.experiment.cli import HARDWARE, parse_args
+    from noisesim.config import HARDWARE_PRESETS as HARDWARE
+    from noisesim.experiment.cli import parse_args
     from noisesim.usage import UsageError
 
     text = (HARDWARE / f"{name}.yaml").read_text()
@@ -334,3 +335,32 @@ def test_integer_export_writes_every_tiles_psum_and_adc_code(adc, tmp_path):
         assert codes.shape == (math.ceil(72 / 20), 16, 8, 8) and np.abs(codes).max() <= 31
         assert np.allclose(codes.sum(0) * layers["2"].adc_scale + layers["2"].bias.numpy()[:, None, None],
                            captured["2"][1][2].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_tiles_and_adcs_match_aihwkit_lightning():
+    """aihwkit-lightning's AnalogLinear with max_input_size 64, out_res 2^6 - 2 states and out_bound 2 (the
+    ADC range r = input_range x out_bound x max|w| of each slice): noisesim with tile_rows 64, 6-bit ADCs over
+    the same r gives the same outputs, float weights and inputs, noise off."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lightning = pytest.importorskip("aihwkit_lightning.nn.conversion")
+        from aihwkit_lightning.simulator.configs import TorchInferenceRPUConfig
+    torch.manual_seed(0)
+    linear, x = nn.Linear(256, 16), torch.randn(512, 256)
+    with torch.no_grad():
+        linear.weight[0, ::64] = 0.2  # every slice of 64 rows has the same max|w| (aihwkit bounds each slice)
+    rpu = TorchInferenceRPUConfig()
+    rpu.mapping.max_input_size = 64
+    rpu.forward.out_res, rpu.forward.out_bound = 2 ** 6 - 2, 2.0
+    rpu.pre_post.input_range.enable = True
+    analog = lightning.convert_to_analog(nn.Sequential(linear), rpu).eval()
+    input_range = float(x.abs().max()) * 1.01  # nothing clips at the input
+    sim = noisesim.calibrate(noisesim.prepare(nn.Sequential(linear), noisesim.SimConfig(**FLOAT, tile_rows=64,
+                                                                                         adc_bits=6)), [x])
+    noisesim.sim_layers(sim)[0].adc.set_bound(input_range * 2.0 * 0.2)
+    with torch.no_grad():
+        analog[0].input_range.fill_(input_range)
+        want, got = analog(x), sim(x)
+    assert torch.allclose(got, want, atol=1e-5) and (want != linear(x)).float().mean() > 0.2  # the ADCs quantize

@@ -17,18 +17,13 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from noisesim.config import ConfigError
+from noisesim.config import HARDWARE_PRESETS, ConfigError, hardware_preset, hardware_presets
 from noisesim.experiment.config import GROUPS, ExperimentConfig
 from noisesim.settings import coerce, default_of
 from noisesim.usage import Parser, UsageError
 
 DEFAULT_STUDY = Path(__file__).resolve().parents[1] / "configs" / "default_study.yaml"
-HARDWARE = Path(__file__).resolve().parents[1] / "configs" / "hardware"  # the hardware presets (docs/hardware.md)
 
-
-def hardware_presets() -> list[str]:
-    """The names of the shipped hardware presets."""
-    return sorted(p.stem for p in HARDWARE.glob("*.yaml"))
 
 
 class _Boolean(argparse.BooleanOptionalAction):
@@ -107,6 +102,10 @@ def parse_args(argv: Optional[Sequence[str]] = None, prog: str = "main.py",
     defaults = {} if config_path.lower() == "none" else load_yaml(config_path, config)
     hardware = _flag_value(argv, "--hardware", "a preset name or a YAML file")
     if hardware is not None:
+        try:
+            hardware_preset(hardware)
+        except ConfigError as e:
+            raise UsageError(f"--hardware {e}") from None
         defaults.update(load_yaml(_hardware_path(hardware), config, "--hardware"))
     parser = build_parser(prog, defaults, "" if config_path.lower() == "none" else config_path, config)
     values = {k: v for k, v in vars(parser.parse_args(argv)).items() if k not in ("config", "hardware")}
@@ -141,12 +140,8 @@ def _flag_value(argv: list[str], flag: str, what: str) -> Optional[str]:
 
 def _hardware_path(name: str) -> str:
     """The YAML file of hardware preset ``name`` (a shipped name, or a path)."""
-    if (HARDWARE / f"{name}.yaml").is_file():
-        return str(HARDWARE / f"{name}.yaml")
-    if Path(name).is_file():
-        return name
-    raise UsageError(f"--hardware {name}: no such preset or file; choose from {', '.join(hardware_presets())} "
-                     "or give a YAML file")
+    shipped = HARDWARE_PRESETS / f"{name}.yaml"
+    return str(shipped) if shipped.is_file() else name
 
 
 def load_yaml(path: str, config: type = ExperimentConfig, flag: str = "--config") -> dict[str, Any]:
