@@ -23,6 +23,8 @@ SETTINGS = {
     "W8A8, noise-free": {},
     "tile_rows 64": {"tile_rows": 64},
     "tile_rows 64, adc_bits 6": {"tile_rows": 64, "adc_bits": 6},
+    "thermal": {"noise_type": "thermal"},
+    "thermal, tile_rows 64, adc_bits 6": {"noise_type": "thermal", "tile_rows": 64, "adc_bits": 6},
     "thermal+shot": {"noise_type": "thermal+shot"},
     "thermal+shot, tile_rows 64, adc_bits 6": {"noise_type": "thermal+shot", "tile_rows": 64, "adc_bits": 6},
 }

@@ -15,6 +15,8 @@ interleaved so that load on the machine affects them alike:
 * w8a8+thermal       quantized, thermal noise
 * w8a8+shot          quantized, shot noise
 * compiled           w8a8+thermal under torch.compile (``--compile``)
+* tiled              w8a8+thermal on arrays of 64 rows with 6-bit ADCs (docs/hardware.md); its ratio to the
+                     untiled w8a8+thermal is printed too, and on CUDA both forwards' peak memory
 * aihwkit-lightning  convert_to_analog, 8-bit input/output, output noise (when installed; CPU)
 
 and training steps (forward + backward + optimiser step): fp32 (every weight trains) against energy
@@ -55,8 +57,8 @@ def _aihwkit(model: torch.nn.Module):
     return convert_to_analog(model, rpu).eval()
 
 
-def _prepared(model, x, noise_type="none"):
-    cfg = noisesim.SimConfig(weight_bits=8, act_bits=8, noise_type=noise_type, e_mac=10.0, seed=0)
+def _prepared(model, x, noise_type="none", **hardware):
+    cfg = noisesim.SimConfig(weight_bits=8, act_bits=8, noise_type=noise_type, e_mac=10.0, seed=0, **hardware)
     sim = noisesim.prepare(model, cfg)
     noisesim.calibrate(sim, [x])
     return sim
@@ -106,6 +108,7 @@ def eval_variants(model, x, call, compile_: bool, device) -> dict[str, Callable[
     thermal = _prepared(model, x, "thermal")
     variants = {"fp32": model, "rng floor": RngFloor(copy.deepcopy(model)), "w8a8": _prepared(model, x),
                 "w8a8+thermal": thermal, "w8a8+shot": _prepared(model, x, "shot")}
+    variants["w8a8+thermal tiled N=64 ADC 6b"] = _prepared(model, x, "thermal", tile_rows=64, adc_bits=6)
     if compile_:
         variants["w8a8+thermal compiled"] = torch.compile(thermal)
     if device.type == "cpu" and not isinstance(x, dict):
@@ -120,6 +123,22 @@ def eval_variants(model, x, call, compile_: bool, device) -> dict[str, Callable[
         return f
 
     return {k: run(m) for k, m in variants.items()}
+
+
+def _peak_memory(model, x, call, device: torch.device) -> str:
+    """On CUDA, the peak memory of one eval forward, untiled and tiled (w8a8+thermal); '' on the CPU."""
+    if device.type != "cuda":
+        return ""
+    peaks = []
+    for hw in ({}, {"tile_rows": 64, "adc_bits": 6}):
+        sim = _prepared(model, x, "thermal", **hw)
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        with torch.no_grad():
+            call(sim, x)
+        peaks.append(torch.cuda.max_memory_allocated(device))
+        del sim
+    return f"   peak memory {peaks[0] / 2 ** 20:.0f} MiB -> {peaks[1] / 2 ** 20:.0f} MiB ({peaks[1] / peaks[0]:.2f}x)"
 
 
 def train_variants(model, x, y, call, loss_fn) -> dict[str, Callable[[], object]]:
@@ -195,6 +214,9 @@ def main(argv=None) -> None:
         for k, t in med.items():
             floor = f"{t / med['rng floor']:8.2f}" if k not in ("fp32", "rng floor") else ""
             print(f"{name:<17} {k:<32} {t * 1e3:9.1f} {t / med['fp32']:7.2f} {floor}")
+        tiled = "w8a8+thermal tiled N=64 ADC 6b"
+        print(f"{name:<17} {'tiled / untiled w8a8+thermal':<32} {med[tiled] / med['w8a8+thermal']:9.2f}"
+              + _peak_memory(model, x, call, device))
         if args.train:
             tr = _time(train_variants(model, x, y, call, loss_fn), args.repeats, device)
             for k, t in tr.items():
