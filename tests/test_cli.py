@@ -138,6 +138,8 @@ def test_tiles_adcs_and_noise_sums_reach_the_layers_and_the_results(tmp_path, da
     assert math.isclose(r["energy_j"], layers["energy_j"].sum(), rel_tol=1e-9)
     assert math.isclose(r["energy_j"], r["energy_optical_j"] + r["energy_adc_j"] + r["energy_dac_j"], rel_tol=1e-9)
     assert r["energy_adc_j"] > 100 * r["energy_optical_j"] and 0 <= r["adc_clip_rate"] < 0.01
+    table = (tmp_path / "logs/run/energy_breakdown.md").read_text()
+    assert f"| thermal+shot | uniform | 5 | 5 | {r['accuracy']:.2%}" in table and "ADCs" in table
     from noisesim.experiment.export import main as export
 
     assert export([str(tmp_path / "logs/run"), "--psum_bits", "24"]) == 0  # the integers recover every tile's codes

@@ -42,6 +42,9 @@ def markdown(rows: pd.DataFrame) -> str:
     n = rows["examples"].iloc[0] if "examples" in rows else "?"
     draws = rows["draws"].iloc[0] if "draws" in rows else "?"
     lines.append("")
+    if {"float_accuracy", "clean_accuracy"} <= set(rows) and rows["float_accuracy"].notna().any():
+        lines.append(f"On these examples the float network scores {rows['float_accuracy'].iloc[0]:.2%} and the "
+                     f"noise-free quantized one, on the same tiles and ADCs, {rows['clean_accuracy'].iloc[0]:.2%}.")
     lines.append(f"{n} evaluation examples, {draws} noise draw(s) per point; intervals: 95% bootstrap over "
                  "examples and draws. Target E: the uniform energy per MAC whose joules (light and ADCs at their "
                  "configured bits) the point spends. Light, ADCs and DACs are shares of the joules per inference.")
