@@ -364,3 +364,26 @@ def test_tiles_and_adcs_match_aihwkit_lightning():
         analog[0].input_range.fill_(input_range)
         want, got = analog(x), sim(x)
     assert torch.allclose(got, want, atol=1e-5) and (want != linear(x)).float().mean() > 0.2  # the ADCs quantize
+
+
+def test_trained_joint_allocation_learns_light_and_adc_bits_within_the_joules():
+    """Log-energies and ADC log2-bits trained together under lambda * max(0, log J - log B): whole ADC bits that
+    moved, and the joules (light + ADCs) those of the uniform point."""
+    from noisesim.allocate import AllocationProblem, JointTrainedAllocator
+    from noisesim.data.tasks import Classification
+    from noisesim.train.loop import TrainConfig
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+    x, y = torch.randn(256, 256), torch.randint(0, 10, (256,))
+    sim = noisesim.prepare(model, noisesim.SimConfig(noise_type="thermal", e_mac=5.0, tile_rows=64, adc_bits=6))
+    noisesim.calibrate(sim, [x])
+    allocator = JointTrainedAllocator(TrainConfig(steps=40, lr=0.2, progress=False), lambd=5.0)
+    alloc = allocator.allocate(AllocationProblem(sim, 5.0, "layer", [(x[:128], y[:128]), (x[128:], y[128:])],
+                                                 Classification()))
+    report = noisesim.energy_report(sim, x[:8])
+    spent = report.attrs["energy_optical_j"] + report.attrs["energy_adc_j"]
+    assert math.isclose(spent, alloc.info["budget_j"], rel_tol=1e-5) and alloc.info["steps"] > 0
+    bits = [a.adc_bits for a in alloc.layers.values()]
+    assert all(float(b).is_integer() for b in bits) and bits != [6.0, 6.0, 6.0]
+    assert report["e_mac"].max() > 5.0  # light bought with ADC bits

@@ -1,7 +1,7 @@
 """Allocation methods, one per file, each returning an :class:`Allocation` (registered in ALLOCATORS):
 uniform, trained (constrained loss), greedy (sensitivity + epsilon), hessian (Hutchinson + integer
-program), closed_form (Lagrangian optimum of the second-order loss), joint (light and ADC bits under one
-budget of joules)."""
+program), closed_form (Lagrangian optimum of the second-order loss), joint and joint_trained (light and ADC bits
+under one budget of joules: closed form, or trained)."""
 from noisesim.allocate.allocation import Allocation, LayerAllocation
 from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, Cost, NoSettings, measure_cost
 from noisesim.allocate.closed_form import ClosedFormAllocator, ClosedFormSettings, closed_form_energies, waterfill_bits
@@ -9,6 +9,7 @@ from noisesim.allocate.greedy import GreedyAllocator, GreedySettings, greedy
 from noisesim.allocate.rounding import round_to_budget
 from noisesim.allocate.integer_program import HessianAllocator, choose, hessian_weight_bits
 from noisesim.allocate.joint import JointAllocator, JointProblem, JointSettings
+from noisesim.allocate.joint_trained import JointTrainedAllocator
 from noisesim.allocate.sensitivity import (HutchinsonSettings, Sensitivity, SensitivitySettings, fisher_sensitivity, finite_difference_sensitivity,
                                            hessian_sensitivity, weight_hessian_trace)
 from noisesim.allocate.trained import TrainedAllocator, TrainedSettings, TrainingSettings

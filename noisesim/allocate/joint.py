@@ -26,13 +26,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 import numpy as np
-import torch
 
 from noisesim.allocate.allocation import Allocation
 from noisesim.allocate.base import AllocationJob, AllocationProblem, Allocator, measure_cost
 from noisesim.allocate.integer_program import choose
 from noisesim.allocate.sensitivity import SensitivitySettings, fisher_sensitivity
 from noisesim.energy import EnergyCosts
+from noisesim.nn.base import SimLayer
 from noisesim.nn.prepare import sim_layers
 from noisesim.registry import ALLOCATORS
 from noisesim.settings import setting
@@ -122,6 +122,19 @@ def whole_bits(p: JointProblem, grid: int = 25) -> tuple[np.ndarray, np.ndarray]
     return p.energies_for(b), b
 
 
+def hardware_budget(problem: AllocationProblem, what: str) -> tuple[list[SimLayer], float, float, float]:
+    """(the noisy layers, h nu and F in joules, B): the joules of light and ADCs of the uniform point, every layer at
+    the target energy and every ADC at its configured bits. ValueError naming ``what`` when there is no budget."""
+    layers = [m for m in sim_layers(problem.model) if m.noise is not None]
+    if problem.target_emac is None or not layers or any(m.adc is None for m in layers):
+        raise ValueError(f"{what} shares one budget between light and ADCs: it needs a target energy, a noise model "
+                         "and an ADC on every noisy layer (--adc_bits)")
+    costs = EnergyCosts.of(layers[0].sim_config)
+    photon, fom = costs.photon_energy * 1e-18, costs.adc_fom * 1e-15
+    budget = sum(m.macs * photon * problem.target_emac + m.conversions * fom * 2.0 ** m.adc.bits for m in layers)
+    return layers, photon, fom, float(budget)
+
+
 @dataclass(frozen=True)
 class JointSettings(SensitivitySettings):
     joint_bits: tuple[int, ...] = setting((2, 12), "the ADC bits the joint allocation may give a layer: LOW HIGH",
@@ -149,18 +162,12 @@ class JointAllocator(Allocator):
 
     def allocate(self, problem: AllocationProblem) -> Allocation:
         model = problem.model
-        layers = [m for m in sim_layers(model) if m.noise is not None]
-        if problem.target_emac is None or not layers or any(m.adc is None for m in layers):
-            raise ValueError("the joint allocation shares one budget between light and ADCs: it needs a target "
-                             "energy, a noise model and an ADC on every noisy layer (--adc_bits)")
+        layers, photon, fom, uniform = hardware_budget(problem, "the joint allocation")
         with measure_cost(model) as cost:
             sens = fisher_sensitivity(model, problem.batches, problem.task, self.batches, teacher=problem.teacher)
-        costs = EnergyCosts.of(layers[0].sim_config)
-        photon, fom = costs.photon_energy * 1e-18, costs.adc_fom * 1e-15
         configured = np.array([m.adc.bits for m in layers])
         macs = np.array([m.macs for m in layers], float)
         conversions = np.array([m.conversions for m in layers], float)
-        uniform = float(np.sum(macs * photon * problem.target_emac) + np.sum(conversions * fom * 2.0 ** configured))
         power = sens.extra["gradient_power"]
         p = JointProblem(c=np.array([0.5 * float(sens.values[m.name].sum()) for m in layers]),
                          a=np.array([0.5 * power[m.name] * (2 * float(m.adc.bound())) ** 2 / 12 for m in layers]),

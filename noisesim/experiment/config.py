@@ -241,7 +241,7 @@ class ExperimentConfig:
 
     def trains(self, p: Point) -> bool:
         """Whether the point trains anything (energies, bits or ranges)."""
-        return p.allocation == "trained" or self.train_bitwidth or self.train_qminmax
+        return p.allocation in ("trained", "joint_trained") or self.train_bitwidth or self.train_qminmax
 
     def trains_bits(self, p: Point) -> bool:
         """Whether the point's model needs learnable weight bit-widths."""

@@ -32,7 +32,8 @@ class ADC(nn.Module):
 
     @property
     def bits(self) -> float:
-        return float(self.quant.cfg.bits)
+        """The bits in use (whole bits; the rounded value of a learnable bit-width)."""
+        return self.quant.mean_bits()
 
     def bound(self) -> torch.Tensor:
         """r: the largest magnitude the converter represents."""
