@@ -52,8 +52,8 @@ def test_with_noise_and_adc_off_a_tiled_network_equals_the_untiled_one(rows, gro
     model = Products(groups, stride, dilation, padding, mode).eval()
     x = torch.randn(3, 3, 11, 11)
     plain = noisesim.prepare(model, noisesim.SimConfig(**FLOAT))
-    tiled = noisesim.prepare(model, noisesim.SimConfig(**FLOAT, tile_rows=rows))
-    with torch.no_grad():
+    tiled = noisesim.prepare(model, noisesim.SimConfig(**FLOAT, tile_rows=rows, noise_type="shot"))  # the partial
+    with torch.no_grad(), noisesim.noise_disabled(tiled):  # sums are computed for shot noise, here switched off
         want, got = plain(x), tiled(x)
     assert torch.allclose(got, want, rtol=1e-4, atol=1e-5 * want.abs().max())
     tiles = {m.name: m.tiles for m in noisesim.sim_layers(tiled)}
@@ -79,10 +79,12 @@ def _noise(sim, x):
     return noisy - clean
 
 
-def test_thermal_noise_per_tile_adds_up_to_the_untiled_variance():
+@pytest.mark.parametrize("adc_bits", [None, 16])
+def test_thermal_noise_per_tile_adds_up_to_the_untiled_variance(adc_bits):
     """sigma_t = sigma R_w R_x sqrt(D_t / E) for each of the tiles of 64, 64, 64, 8 rows: their variances add
-    to sigma^2 R_w^2 R_x^2 D / E, the untiled layer's."""
-    sim, x = _linear_sim("thermal", rows=64)
+    to sigma^2 R_w^2 R_x^2 D / E, the untiled layer's, whether drawn per partial sum (before a 16-bit ADC, whose
+    own error is negligible here) or, without an ADC, once per output."""
+    sim, x = _linear_sim("thermal", rows=64, adc_bits=adc_bits)
     r_x, r_w = sim.act_quant.full_range(), sim.weight_quant.full_range()
     want = 0.01 * r_x * r_w * math.sqrt(200 / 4.0)
     got = _noise(sim, x).std()
@@ -183,14 +185,14 @@ def test_tiles_per_layer_through_overrides_and_an_einsum_they_cannot_split():
     with torch.no_grad():
         sim(torch.randn(2, 100))
     assert [m.tiles for m in noisesim.sim_layers(sim)] == [1, 4]
-    two_sums = noisesim.prepare(Einsum("ij,jk->i"), noisesim.SimConfig(**FLOAT, tile_rows=2))
+    two_sums = noisesim.prepare(Einsum("ij,jk->i"), noisesim.SimConfig(**FLOAT, tile_rows=2, noise_type="shot"))
     with pytest.raises(ValueError, match="tile_rows"):
         two_sums(torch.randn(3, 4), torch.randn(4, 5))
 
 
 def test_fisher_sensitivities_see_the_tiles():
-    """A probe on the partial sums sums each tile's unit variance: for thermal noise the tiled layer's
-    sensitivity equals the untiled one's (same total variance)."""
+    """A probe on the partial sums (before 16-bit ADCs) sums each tile's unit variance: for thermal noise the
+    tiled layer's sensitivity equals the untiled one's (same total variance)."""
     from noisesim.allocate.sensitivity import fisher_sensitivity
     from noisesim.data.tasks import Classification
 
@@ -199,7 +201,8 @@ def test_fisher_sensitivities_see_the_tiles():
     x, y = torch.randn(64, 96), torch.randint(0, 4, (64,))
     got = []
     for rows in (None, 20):
-        sim = noisesim.prepare(model, noisesim.SimConfig(noise_type="thermal", tile_rows=rows))
+        sim = noisesim.prepare(model, noisesim.SimConfig(noise_type="thermal", tile_rows=rows,
+                                                         adc_bits=None if rows is None else 16))
         noisesim.calibrate(sim, [x])
         got.append(fisher_sensitivity(sim, [(x, y)], Classification()).per_layer())
     for name in got[0]:

@@ -17,7 +17,7 @@ from torch import nn
 
 from noisesim.config import SimConfig
 from noisesim.nn.adc import ADC
-from noisesim.nn.tiles import Norms, tile_fan_ins
+from noisesim.nn.tiles import Norms, tile_count, tile_fan_ins
 from noisesim.noise import NoiseModel, Operands, make_noise
 from noisesim.ops import along_dim
 from noisesim.quant.fake_quant import FakeQuantize
@@ -137,8 +137,17 @@ class SimLayer(nn.Module):
                      bias_dim: int = -1) -> torch.Tensor:
         """The output computed as partial sums: ``product(N)`` gives them, shape (T, *output), and their norms
         (``plain()``: the one product without bias, when one tile holds the whole fan-in); each gets the output
-        noise with its tile's fan-in, then the ADC; they are summed, then the bias added."""
+        noise with its tile's fan-in, then the ADC; they are summed, then the bias added. Without an ADC, a noise
+        whose variance over the tiles adds up to the untiled one (``tile_additive``: thermal) runs on the plain
+        product, with the same distribution and none of the T-fold work."""
         rows = self.tile_rows or self.fan_in
+        n = self.noise
+        if self.adc is None and (n is None or n.acts_on == "weight" or n.tile_additive):
+            # no ADC and a noise whose tiles' variances add up to the untiled one: the sum of independent draws per
+            # tile has the distribution of one draw per output, and the partial sums add up to the plain product
+            self.tiles = tile_count(self.fan_in, rows)
+            y = plain()
+            return self.finish(y if bias is None else y + along_dim(bias, y.dim(), bias_dim), ops)
         if rows >= self.fan_in:
             p, tile_ops = plain().unsqueeze(0), ops
         else:
@@ -146,7 +155,6 @@ class SimLayer(nn.Module):
             tile_ops = Operands(self._tile_fan_ins(rows, p), ops._ranges, norms, key=ops.key,
                                 fan_in_key=(self.fan_in, rows))
         self.tiles = p.shape[0]
-        n = self.noise
         if n is not None and n.acts_on in ("output", "both"):
             p = n(p, tile_ops, inplace=True)
         if self.adc is not None:

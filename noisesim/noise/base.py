@@ -68,6 +68,8 @@ class NoiseModel(nn.Module, abc.ABC):
     acts_on = "output"  # the tensor the noise is added to: "output" or "weight"
     default_sigma: Optional[float] = None  # the model's noise constant (None: it has none)
     needs_quantizers = False  # its scale is set by the quantizer ranges (weights and inputs must be quantized)
+    tile_additive = False  # its output variance is proportional to the fan-in alone: over tiles it adds up to the
+    # untiled one, so tiles without ADCs need no partial sums (noisesim.nn.base.SimLayer.finish_tiles)
 
     def __init__(self, cfg: NoiseConfig, fan_in: int, channels: int, channel_dim: int):
         super().__init__()

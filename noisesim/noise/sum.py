@@ -39,6 +39,7 @@ class NoiseSum(NoiseModel):
                         "output" if self.output_parts else "weight")
         if self.acts_on == "weight":
             self.channel_dim = 0
+        self.tile_additive = all(p.tile_additive for p in self.output_parts)
 
     @property
     def sigma(self) -> Optional[float]:

@@ -24,6 +24,7 @@ THERMAL_SIGMA = 0.01
 class ThermalNoise(NoiseModel):
     default_sigma = THERMAL_SIGMA
     needs_quantizers = True
+    tile_additive = True
 
     def std(self, ops: Operands, ndim: int) -> torch.Tensor:
         r_x, r_w = ops.ranges()
