@@ -4,7 +4,8 @@
 every noise model is silent and records the range of the tensor it would perturb; on a normal
 exit the quantizers freeze their observed ranges. ``calibrate(model, batches)`` runs it over
 batches in eval mode without gradients, then, for ADCs whose range is observed, a second pass
-in which only the ADCs observe the partial sums of the now quantized inputs (noise off). ``noise_disabled(model)``: no noise inside.
+in which only the ADCs observe the partial sums of the now quantized inputs (noise off).
+``noise_disabled(model)``: no noise inside.
 ``noise_as_quantizer(model)``: every noise model is replaced by its equivalent uniform
 quantizer (the noise bits) inside. Each restores every module's previous state on exit.
 """

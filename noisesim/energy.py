@@ -193,8 +193,8 @@ def energy_report(model: nn.Module, example_input=None, photon_energy: float = P
     ``example_input`` runs a noise-free forward first (needed if none has run yet).
     ``df.attrs`` holds the totals: macs, avg_energy (photons), avg_energy_aj, avg_weight_bits, avg_act_bits,
     avg_noise_bits (MAC-weighted), energy_j / energy_optical_j / energy_adc_j / energy_dac_j (per inference),
-    energy_per_mac_j, adc_clip_rate (over every ADC), and ``coverage`` (the fraction of all MACs that run instrumented, measured
-    at calibration; NaN before) with ``uncovered`` (what runs uninstrumented, one text).
+    energy_per_mac_j, adc_clip_rate (over every ADC), and ``coverage`` (the fraction of all MACs that run instrumented,
+    measured at calibration; NaN before) with ``uncovered`` (what runs uninstrumented, one text).
     """
     if example_input is not None:
         count_macs(model, example_input)

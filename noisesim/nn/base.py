@@ -152,8 +152,7 @@ class SimLayer(nn.Module):
             p, tile_ops = plain().unsqueeze(0), ops
         else:
             p, norms = product(rows)
-            tile_ops = Operands(self._tile_fan_ins(rows, p), ops._ranges, norms, key=ops.key,
-                                fan_in_key=(self.fan_in, rows))
+            tile_ops = ops.for_tiles(self._tile_fan_ins(rows, p), norms, (self.fan_in, rows))
         self.tiles = p.shape[0]
         if n is not None and n.acts_on in ("output", "both"):
             p = n(p, tile_ops, inplace=True)

@@ -86,8 +86,8 @@ class SimConv(SimLayer):
         xq = self.quantize_input(x)
         w, ops = self.perturbed_weight(lambda w_norm: self.norms(xq, w_norm))
         if self.tiled:
-            return self.finish_tiles(lambda rows: self._psums(xq, w, rows), lambda: self._conv(xq, w, None, self.groups),
-                                     ops, self.bias, -(self.dims + 1))
+            return self.finish_tiles(lambda rows: self._psums(xq, w, rows),
+                                     lambda: self._conv(xq, w, None, self.groups), ops, self.bias, -(self.dims + 1))
         return self.finish(self._conv(xq, w, self.bias, self.groups), ops)
 
     def _psums(self, xq: torch.Tensor, w: torch.Tensor, rows: int):

@@ -56,6 +56,12 @@ class Operands:
         self._ranges, self._norms = ranges, norms
         self.read_norms = False
 
+    def for_tiles(self, fan_in: torch.Tensor, norms: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                  fan_in_key: tuple) -> "Operands":
+        """These operands for the partial sums of a tiled layer: the same ranges (and key), each tile's fan-in and
+        norms."""
+        return Operands(fan_in, self._ranges, norms, key=self.key, fan_in_key=fan_in_key)
+
     def ranges(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self._ranges()
 
@@ -65,7 +71,7 @@ class Operands:
 
 
 class NoiseModel(nn.Module, abc.ABC):
-    acts_on = "output"  # the tensor the noise is added to: "output" or "weight"
+    acts_on = "output"  # the tensor the noise is added to: "output" or "weight" (a NoiseSum of both: "both")
     default_sigma: Optional[float] = None  # the model's noise constant (None: it has none)
     needs_quantizers = False  # its scale is set by the quantizer ranges (weights and inputs must be quantized)
     tile_additive = False  # its output variance is proportional to the fan-in alone: over tiles it adds up to the

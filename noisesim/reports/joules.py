@@ -21,7 +21,8 @@ PARTS = (("energy_optical_j", "light"), ("energy_adc_j", "ADCs"), ("energy_dac_j
 def breakdown(df: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
     """The table's rows, sorted by allocation and energy (``layers``: the points' layer files, for the ADC bits)."""
     rows = df.dropna(subset=["energy_j"]).copy()
-    rows["order"] = rows["allocation_label"].map({a: i for i, a in enumerate(allocation_order(rows["allocation_label"]))})
+    order = allocation_order(rows["allocation_label"])
+    rows["order"] = rows["allocation_label"].map({a: i for i, a in enumerate(order)})
     if not layers.empty and "adc_bits" in layers:
         conv = layers.assign(w=layers["conversions"] * layers["adc_bits"]).groupby("point_id")
         rows["mean_adc_bits"] = rows["point_id"].map(conv["w"].sum() / conv["conversions"].sum())
