@@ -1,9 +1,12 @@
-"""Small data sets written in their real on-disk formats."""
+"""Small data sets written in their real on-disk formats, and small helpers the tests share."""
 import gzip
 import struct
 from pathlib import Path
 
 import numpy as np
+import torch
+
+import noisesim
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -78,3 +81,12 @@ def separable_task(seed: int = 0, n: int = 3000, n_train: int = 2000, classes: i
         opt.step()
     train = TensorBatches(x[:n_train], y[:n_train], 100, shuffle=True, generator=torch.Generator().manual_seed(1))
     return net.eval(), train, TensorBatches(x[n_train:], y[n_train:], 500 if n - n_train <= 1000 else 1000)
+
+
+def output_noise(sim, x):
+    """The noise a prepared model adds on ``x``: its output minus the same output with noise off."""
+    with torch.no_grad():
+        noisy = sim(x)
+        with noisesim.noise_disabled(sim):
+            clean = sim(x)
+    return noisy - clean

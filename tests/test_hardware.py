@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import noisesim
 from noisesim.energy import EnergyCosts
 from noisesim.nn import Einsum, Matmul
+from tests.helpers import output_noise
 
 FLOAT = dict(weight_bits=None, act_bits=None)
 
@@ -71,13 +71,6 @@ def _linear_sim(noise_type, rows=None, x_scale=1.0, w_scale=1.0, **kw):
     return sim, x
 
 
-def _noise(sim, x):
-    with torch.no_grad():
-        noisy = sim(x)
-        with noisesim.noise_disabled(sim):
-            clean = sim(x)
-    return noisy - clean
-
 
 @pytest.mark.parametrize("adc_bits", [None, 16])
 def test_thermal_noise_per_tile_adds_up_to_the_untiled_variance(adc_bits):
@@ -87,7 +80,7 @@ def test_thermal_noise_per_tile_adds_up_to_the_untiled_variance(adc_bits):
     sim, x = _linear_sim("thermal", rows=64, adc_bits=adc_bits)
     r_x, r_w = sim.act_quant.full_range(), sim.weight_quant.full_range()
     want = 0.01 * r_x * r_w * math.sqrt(200 / 4.0)
-    got = _noise(sim, x).std()
+    got = output_noise(sim, x).std()
     assert sim.tiles == 4 and abs(got / want - 1) < 0.02, (got, want)
 
 
@@ -100,7 +93,7 @@ def test_shot_noise_per_tile_follows_each_tiles_own_operands():
     slices = [slice(i, i + 50) for i in range(0, 200, 50)]
     var = sum(x[:, s].norm(dim=1, keepdim=True) ** 2 * w[:, s].norm(dim=1) ** 2 / (50 * 4.0) for s in slices)
     untiled = x.norm(dim=1, keepdim=True) ** 2 * w.norm(dim=1) ** 2 / (200 * 4.0)
-    noise = _noise(sim, x)
+    noise = output_noise(sim, x)
     ratio = (noise ** 2 / var).mean()  # E[n^2 / var] = 1, over 160 000 outputs
     assert abs(ratio - 1) < 0.02, ratio
     assert (noise ** 2 / untiled).mean() < 0.7  # the tiles change shot noise: 20/50 against 144/200 here
@@ -110,7 +103,7 @@ def test_noise_sources_add_their_variances():
     """thermal+shot: var = var_thermal + var_shot at the same energy; thermal+weight likewise."""
     def var(kind):
         sim, x = _linear_sim(kind)
-        return _noise(sim, x).var()
+        return output_noise(sim, x).var()
 
     thermal, shot, weight = var("thermal"), var("shot"), var("weight")
     assert abs(var("thermal+shot") / (thermal + shot) - 1) < 0.03

@@ -8,6 +8,7 @@ from torch import nn
 
 import noisesim
 from noisesim.nn import Einsum, Matmul
+from tests.helpers import output_noise
 
 TOL = 0.03  # relative tolerance on standard deviations
 C_OUT = 16
@@ -44,13 +45,6 @@ def _per_channel_std(t, channel_dim):
     return t.movedim(channel_dim, 0).reshape(t.shape[channel_dim], -1).std(1)
 
 
-def _output_noise(sim, x):
-    with torch.no_grad():
-        noisy = sim(x)
-        with noisesim.noise_disabled(sim):
-            clean = sim(x)
-    return noisy - clean
-
 
 def _patch_norm(kind, xq, sim):
     """||x_patch|| per output element, computed independently with unfold."""
@@ -72,7 +66,7 @@ GRID = [pytest.param(k, g, id=f"{k}-{'channel' if g else 'layer'}")
 @pytest.mark.parametrize("kind,per_channel", GRID)
 def test_thermal_std_matches_formula(kind, per_channel):
     sim, float_layer, x = _sim(kind, "thermal", per_channel)
-    delta = _output_noise(sim, x)
+    delta = output_noise(sim, x)
     ch = -1 if kind == "linear" else 1
     d = FAN_IN[kind]
     r_w = 2 * float_layer.weight.abs().max()  # symmetric 8-bit per-tensor weights: R = 2 max|w|
@@ -85,7 +79,7 @@ def test_thermal_std_matches_formula(kind, per_channel):
 @pytest.mark.parametrize("kind,per_channel", GRID)
 def test_shot_std_matches_formula(kind, per_channel):
     sim, float_layer, x = _sim(kind, "shot", per_channel, weight_bits=None, act_bits=None)
-    delta = _output_noise(sim, x)
+    delta = output_noise(sim, x)
     ch = -1 if kind == "linear" else 1
     d = FAN_IN[kind]
     w_norm = float_layer.weight.detach().flatten(1).norm(dim=1)
@@ -129,7 +123,7 @@ def test_std_scales_as_inverse_sqrt_energy(noise_type):
                 wq = sim.weight_stats()[0]
                 stds.append(torch.stack([sim.perturbed_weight()[0] - wq for _ in range(100)]).std().item())
         else:
-            stds.append(_output_noise(sim, x).std().item())
+            stds.append(output_noise(sim, x).std().item())
     assert stds[0] / stds[1] == pytest.approx(10.0, rel=TOL)
 
 
@@ -144,7 +138,7 @@ def test_thermal_std_scales_as_sqrt_fan_in():
         x[0, 0], x[0, 1] = 0.0, 1.0  # R_x = 1 for every D
         sim = noisesim.prepare(lin, noisesim.SimConfig(noise_type="thermal", e_mac=4.0, seed=0))
         noisesim.calibrate(sim, [x])
-        stds.append(_output_noise(sim, x).std().item())
+        stds.append(output_noise(sim, x).std().item())
         assert stds[-1] == pytest.approx(0.01 * 2 * 1 * math.sqrt(d / 4.0), rel=TOL)
     assert stds[1] / stds[0] == pytest.approx(4.0, rel=TOL)
 
@@ -155,7 +149,7 @@ def test_the_reference_fan_in_of_a_depthwise_conv_changes_the_noise_by_root_grou
     stds, macs = [], []
     for groups in (True, False):
         sim, _, x = _sim("depthwise", noise_type, False, fan_in_groups=groups)
-        stds.append(_output_noise(sim, x).std().item())
+        stds.append(output_noise(sim, x).std().item())
         macs.append(sim.macs)
         assert sim.noise_fan_in == 9 * (1 if groups else C_OUT) and sim.fan_in == 9
     assert stds[1] / stds[0] == pytest.approx(factor, rel=TOL) and macs[0] == macs[1]
@@ -166,7 +160,7 @@ def test_noise_bits_over_the_positive_part_follow_the_reference():
     span, _, x = _sim("conv", "thermal", False)
     relu, _, _ = _sim("conv", "thermal", False, noise_bits_range="relu")
     for sim in (span, relu):
-        _output_noise(sim, x)  # records sigma
+        output_noise(sim, x)  # records sigma
     lo, hi = span.noise.out_lo.item(), span.noise.out_hi.item()
     assert lo < 0 < hi and relu.noise.output_range() == pytest.approx(hi) and span.noise.output_range() == \
         pytest.approx(hi - lo)
@@ -235,7 +229,7 @@ def _low_energy_linear():
     sim, _, x = _sim("linear", "thermal", False)
     sim.noise.set_energy(0.5)
     with torch.no_grad():
-        sigma = _output_noise(sim, x).std().item()
+        sigma = output_noise(sim, x).std().item()
         with noisesim.noise_disabled(sim):
             clean = sim(x)
     return sim, x, sigma, clean
@@ -265,7 +259,7 @@ def test_noise_bits_follow_the_measured_sigma_for_every_noise_model(noise_type, 
             noise = torch.stack([sim.perturbed_weight()[0] - wq for _ in range(400)], 1)
         rms = noise.pow(2).reshape(C_OUT, -1).mean(1).sqrt()
     else:
-        noise = _output_noise(sim, x)
+        noise = output_noise(sim, x)
         rms = noise.pow(2).movedim(1, 0).reshape(C_OUT, -1).mean(1).sqrt()
     assert torch.allclose(sim.noise.last_std, rms, rtol=TOL)  # RMS sigma per output channel
 
@@ -320,7 +314,7 @@ def test_thermal_noise_follows_per_token_input_ranges():
     x = torch.randn(2048, 64) * torch.where(torch.arange(2048) % 2 == 0, 1.0, 10.0)[:, None]  # two token scales
     sim = noisesim.prepare(lin, noisesim.SimConfig(noise_type="thermal", e_mac=4.0, act_dynamic=True, seed=0))
     noisesim.calibrate(sim, [x])
-    delta = _output_noise(sim, x)
+    delta = output_noise(sim, x)
     r_x = x.amax(1) - x.amin(1).clamp(max=0)  # asymmetric per-token range (contains 0)
     r_w = 2 * lin.weight.abs().max()
     expected = 0.01 * r_w * r_x * math.sqrt(64 / 4.0)
@@ -352,7 +346,7 @@ def test_a_reused_thermal_std_follows_every_change_of_range_and_energy():
         with torch.no_grad():
             r_x, r_w = sim.act_quant.full_range(), sim.weight_quant.full_range()
             expected = 0.01 * r_w * r_x * torch.sqrt(FAN_IN["conv"] / sim.noise.energy())
-            measured = _per_channel_std(_output_noise(sim, x), 1)
+            measured = _per_channel_std(output_noise(sim, x), 1)
         assert torch.allclose(measured, expected.expand(C_OUT), rtol=TOL)
 
     check()
