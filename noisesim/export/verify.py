@@ -29,6 +29,7 @@ from noisesim.batches import call_model, split_batch
 from noisesim.context import noise_disabled
 from noisesim.export.integers import ExportError, LayerIntegers, export_layer
 from noisesim.nn.prepare import sim_layers
+from noisesim.nn.tiles import split_tiles
 
 EXACT_FLOAT32, EXACT_FLOAT64 = 2 ** 24, 2 ** 53
 _PATCH_ELEMENTS = 2 ** 25  # unfolded patches per chunk of samples (bounds memory)
@@ -52,7 +53,7 @@ def integer_psum(li: LayerIntegers, x_int: torch.Tensor, dtype: torch.dtype = to
     if li.kind == "linear":
         if rows is None:
             return torch.matmul(x.to(dtype), w.t().to(dtype))
-        xt, wt = _tiles(x.to(dtype), rows), _tiles(w.to(dtype), rows)  # (..., T, N), (O, T, N)
+        xt, wt = split_tiles(x.to(dtype), -1, rows), split_tiles(w.to(dtype), -1, rows)  # (..., T, N), (O, T, N)
         return torch.einsum("...tk,otk->t...o", xt, wt)
     x4, w4, stride, padding, dilation = _as_2d(li, x, w)
     n, c, h, wd = x4.shape
@@ -70,20 +71,10 @@ def integer_psum(li: LayerIntegers, x_int: torch.Tensor, dtype: torch.dtype = to
         if rows is None:
             outs.append(torch.matmul(wg.unsqueeze(0), cols).reshape(len(x_part), w4.shape[0], out_h, out_w))
         else:  # (n, g, T, N, L) against (g, O/g, T, N): (T, n, g, O/g, L)
-            p = torch.einsum("ngtkl,gotk->tngol", _tiles(cols, rows, dim=2), _tiles(wg, rows))
+            p = torch.einsum("ngtkl,gotk->tngol", split_tiles(cols, 2, rows), split_tiles(wg, -1, rows))
             outs.append(p.reshape(p.shape[0], len(x_part), w4.shape[0], out_h, out_w))
     out = torch.cat(outs, dim=0 if rows is None else 1)
     return out.squeeze(-2) if x_int.dim() == 3 else out
-
-
-def _tiles(t: torch.Tensor, rows: int, dim: int = -1) -> torch.Tensor:
-    """``t`` with dimension ``dim`` zero-padded to T N and split into (T, N)."""
-    dim = dim % t.dim()
-    tiles = -(-t.shape[dim] // rows)
-    pad = tiles * rows - t.shape[dim]
-    if pad:
-        t = torch.cat([t, t.new_zeros(*t.shape[:dim], pad, *t.shape[dim + 1:])], dim)
-    return t.unflatten(dim, (tiles, rows))
 
 
 def adc_codes(li: LayerIntegers, psum: torch.Tensor) -> torch.Tensor:

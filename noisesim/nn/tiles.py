@@ -31,7 +31,7 @@ def tile_fan_ins(fan_in: int, rows: int) -> list[int]:
     return [rows] * (t - 1) + [fan_in - rows * (t - 1)]
 
 
-def _split(t: torch.Tensor, dim: int, rows: int) -> torch.Tensor:
+def split_tiles(t: torch.Tensor, dim: int, rows: int) -> torch.Tensor:
     """``t`` with dimension ``dim`` zero-padded to T N and split into (T, N) (T at ``dim``, N after it)."""
     dim = dim % t.dim()
     size = t.shape[dim]
@@ -45,7 +45,7 @@ def _split(t: torch.Tensor, dim: int, rows: int) -> torch.Tensor:
 
 def linear_psums(x: torch.Tensor, w: torch.Tensor, rows: int) -> tuple[torch.Tensor, Norms]:
     """x (..., D) times w (O, D)^T as partial sums (T, ..., O)."""
-    xt, wt = _split(x, -1, rows), _split(w, -1, rows)  # (..., T, N), (O, T, N)
+    xt, wt = split_tiles(x, -1, rows), split_tiles(w, -1, rows)  # (..., T, N), (O, T, N)
     p = torch.einsum("...tn,otn->t...o", xt, wt)
 
     def norms() -> Norms:
@@ -61,7 +61,7 @@ def matmul_psums(a: torch.Tensor, b: torch.Tensor, rows: int) -> tuple[torch.Ten
     squeeze = [d for d, v in ((-2, a.dim() == 1), (-1, b.dim() == 1)) if v]
     a2 = a.unsqueeze(0) if a.dim() == 1 else a
     b2 = b.unsqueeze(-1) if b.dim() == 1 else b
-    at, bt = _split(a2, -1, rows), _split(b2, -2, rows)  # (..., M, T, N), (..., T, N, P)
+    at, bt = split_tiles(a2, -1, rows), split_tiles(b2, -2, rows)  # (..., M, T, N), (..., T, N, P)
     p = torch.einsum("...mtn,...tnp->t...mp", at, bt)
 
     def norms() -> Norms:
@@ -86,7 +86,7 @@ def einsum_psums(equation: str, a: torch.Tensor, b: torch.Tensor, rows: int) -> 
     c = summed[0]
     free = [ch for ch in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if ch not in equation]
     t, n = free[0], free[1]
-    at, bt = _split(a, ia.index(c), rows), _split(b, ib.index(c), rows)
+    at, bt = split_tiles(a, ia.index(c), rows), split_tiles(b, ib.index(c), rows)
     ia2, ib2 = ia.replace(c, t + n), ib.replace(c, t + n)
     p = torch.einsum(f"{ia2},{ib2}->{t}{out}", at, bt)
 
