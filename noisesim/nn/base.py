@@ -126,10 +126,14 @@ class SimLayer(nn.Module):
 
     def finish(self, y: torch.Tensor, ops: Operands) -> torch.Tensor:
         """Count MACs and add the output noise (if the noise model acts on outputs) to the fresh output ``y``."""
-        self.out_elems = y[0].numel() if y.dim() > 1 else y.numel()
-        self.macs = self.fan_in * self.out_elems
+        self._count_outputs(y)
         n = self.noise
         return n(y, ops, inplace=True) if n is not None and n.acts_on in ("output", "both") else y
+
+    def _count_outputs(self, y: torch.Tensor) -> None:
+        """Output elements and MACs per sample, from the output ``y`` of this forward."""
+        self.out_elems = y[0].numel() if y.dim() > 1 else y.numel()
+        self.macs = self.fan_in * self.out_elems
 
     # -- tiles and ADC ----------------------------------------------------------
     def finish_tiles(self, product: Callable[[int], tuple[torch.Tensor, Callable[[], Norms]]],
@@ -162,8 +166,7 @@ class SimLayer(nn.Module):
             y = self.adc.convert_and_sum(p)
         else:
             y = p.sum(0)
-        self.out_elems = y[0].numel() if y.dim() > 1 else y.numel()
-        self.macs = self.fan_in * self.out_elems
+        self._count_outputs(y)
         self.conversions = self.tiles * self.out_elems if self.adc is not None else 0
         return y if bias is None else y + along_dim(bias, y.dim(), bias_dim)
 
