@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from noisesim.config import HARDWARE_PRESETS, ConfigError, hardware_preset, hardware_presets
+from noisesim.config import ConfigError, hardware_preset, hardware_presets
 from noisesim.experiment.config import GROUPS, ExperimentConfig
 from noisesim.settings import coerce, default_of
 from noisesim.usage import Parser, UsageError
@@ -103,10 +103,9 @@ def parse_args(argv: Optional[Sequence[str]] = None, prog: str = "main.py",
     hardware = _flag_value(argv, "--hardware", "a preset name or a YAML file")
     if hardware is not None:
         try:
-            hardware_preset(hardware)
+            defaults.update(as_defaults(hardware_preset(hardware), config, f"--hardware {hardware}"))
         except ConfigError as e:
             raise UsageError(f"--hardware {e}") from None
-        defaults.update(load_yaml(_hardware_path(hardware), config, "--hardware"))
     parser = build_parser(prog, defaults, "" if config_path.lower() == "none" else config_path, config)
     values = {k: v for k, v in vars(parser.parse_args(argv)).items() if k not in ("config", "hardware")}
     try:
@@ -138,12 +137,6 @@ def _flag_value(argv: list[str], flag: str, what: str) -> Optional[str]:
     return found
 
 
-def _hardware_path(name: str) -> str:
-    """The YAML file of hardware preset ``name`` (a shipped name, or a path)."""
-    shipped = HARDWARE_PRESETS / f"{name}.yaml"
-    return str(shipped) if shipped.is_file() else name
-
-
 def load_yaml(path: str, config: type = ExperimentConfig, flag: str = "--config") -> dict[str, Any]:
     """The YAML file's settings as parser defaults (keys checked against the config's fields)."""
     if not Path(path).is_file():
@@ -154,12 +147,18 @@ def load_yaml(path: str, config: type = ExperimentConfig, flag: str = "--config"
         raise UsageError(f"{flag} {path}: not valid YAML ({str(e).splitlines()[0]})")
     if not isinstance(data, dict):
         raise UsageError(f"{flag} {path}: expected a mapping of flag names to values")
+    return as_defaults(data, config, f"{flag} {path}")
+
+
+def as_defaults(data: dict[str, Any], config: type, where: str) -> dict[str, Any]:
+    """Settings read from ``where`` (a YAML file) as parser defaults: keys checked against the config's fields,
+    values coerced to their shape (sweeps as lists)."""
     fields = {f.name: f for f in dataclasses.fields(config)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise UsageError(f"{flag} {path}: unknown keys {', '.join(unknown)}")
+        raise UsageError(f"{where}: unknown keys {', '.join(unknown)}")
     try:
         values = {k: coerce(fields[k], v) for k, v in data.items()}
     except ValueError as e:
-        raise UsageError(f"{flag} {path}: {e}")
+        raise UsageError(f"{where}: {e}")
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
