@@ -43,11 +43,13 @@ def test_closed_form_energies_meet_budget_and_floor_and_no_transfer_lowers_the_l
     assert (e * m).sum() / m.sum() == pytest.approx(e_avg, rel=1e-9)
     assert (e >= low * (1 - 1e-12)).all()
     # move the MACs' worth of energy delta from layer i to layer j: the loss sum c / E may not fall
-    i, j = data.draw(st.integers(0, len(c) - 1)), data.draw(st.integers(0, len(c) - 1))
-    assume(i != j)
+    # drawn, not filtered (a filter on i != j and on floored givers tripped Hypothesis's filter_too_much check):
+    # a giver above the floor exists, since the average is above it
+    givers = [k for k in range(len(c)) if (e[k] - low) * m[k] > 1e-7 * e_avg * m.sum()]
+    i = data.draw(st.sampled_from(givers))
+    j = data.draw(st.sampled_from([k for k in range(len(c)) if k != i]))
     frac = data.draw(st.floats(0.01, 0.99))
     delta = frac * (e[i] - low) * m[i]  # what i can give without leaving the floor
-    assume(delta > 1e-9 * e_avg * m.sum())
     moved = e.copy()
     moved[i] -= delta / m[i]
     moved[j] += delta / m[j]
