@@ -183,6 +183,8 @@ def test_resume_runs_each_point_once(tmp_path, data, capsys):
     assert code == 0 and len(df) == 3 and df["point_id"].is_unique
     out = capsys.readouterr().out
     assert "[1/1]" in out and "s left" not in out.split("[1/1]")[1].splitlines()[0]  # the last point: none left
+    plan = f"sweep: 3 points of resnet20 on fashion_mnist (noise thermal, allocation uniform, granularity layer) -> "
+    assert plan + str(tmp_path / "logs" / "run") in out.split("[1/1]")[0]  # said before the first point
     timing = json.loads((tmp_path / "logs/run/timing.json").read_text())
     assert {"data and model", "evaluation", "allocation", "total"} <= timing.keys()
     assert sum(v for k, v in timing.items() if k != "total") == pytest.approx(timing["total"], abs=0.05)
@@ -304,7 +306,9 @@ def test_flags_layer_over_the_default_study_and_config_none_gives_the_plain_defa
     layered = parse_args(["--device", "cpu", "--mc_repeats", "2"])
     assert layered.target_emac == study.target_emac == (3, 10, 30, 100, 300, 1000)
     assert layered.allocation == ("uniform", "closed_form")
-    assert layered.device == "cpu" and layered.mc_repeats == 2 and "flags override it" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert layered.device == "cpu" and layered.mc_repeats == 2 and "flags override it" in out
+    assert out.count("about 2 min on 2 CPU cores") == 1  # the bare command says how long it takes, once
     assert parse_args(["--config", "none"]) == ExperimentConfig()
 
 

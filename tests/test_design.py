@@ -179,10 +179,10 @@ def test_every_part_of_the_package_has_a_layer():
     assert parts == set(LAYER_OF), f"undeclared: {parts - set(LAYER_OF)}, gone: {set(LAYER_OF) - parts}"
 
 
-def test_the_readme_layout_names_every_part_of_the_package():
-    block = (ROOT.parent / "README.md").read_text().split("## Code layout", 1)[1].split("```", 2)[1]
+def test_the_documented_layout_names_every_part_of_the_package():
+    block = (ROOT.parent / "docs" / "design.md").read_text().split("## Code layout", 1)[1].split("```", 2)[1]
     missing = [p for p in sorted(LAYER_OF) if p != "__init__" and f"{p}/" not in block and f"{p}.py" not in block]
-    assert not missing, f"README's code layout lacks {missing}"
+    assert not missing, f"the code layout in docs/design.md lacks {missing}"
 
 
 def test_each_layer_imports_only_what_lies_below_it():

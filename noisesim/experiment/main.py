@@ -37,6 +37,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> int:
     points = cfg.points()
     for pair in cfg.skipped():
         print(f"note: {pair} is not a method's granularity; left out of the sweep", file=sys.stderr)
+    if distributed.is_main():
+        print(plan_line(cfg, len(points)))
     from noisesim.experiment.runner import Experiment  # torch models, data and plots load once the flags are good
 
     try:
@@ -45,6 +47,14 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "main.py") -> int:
         return _fail(error_line(e), prog)
     with contextlib.redirect_stdout(io.StringIO()) if not distributed.is_main() else contextlib.nullcontext():
         return _run(cfg, exp, points, argv, prog)
+
+
+def plan_line(cfg, n_points: int) -> str:
+    """What will run and where it goes, printed before anything loads."""
+    kinds = ", ".join(f"{k} {' '.join(map(str, v))}" for k, v in
+                      (("noise", cfg.noise_type), ("allocation", cfg.allocation), ("granularity", cfg.granularity)))
+    return (f"{'search' if cfg.binary_search else 'sweep'}: {n_points} points of {cfg.model} on {cfg.dataset} "
+            f"({kinds}) -> {Path(cfg.log_dir) / cfg.run_name}; each finished point prints the time left")
 
 
 def _run(cfg, exp: Experiment, points: list[Point], argv, prog: str) -> int:

@@ -3,6 +3,7 @@ quantization cards and savings tables from their results files.
 
     python main.py plot logs/<run>                        # every plot of one run, card.md/json, savings.md
     python main.py plot logs/<a> logs/<b> --out logs/a-vs-b   # also compare runs on the same axes
+    python -m noisesim.reports docs [--check]             # the tables of README.md and docs/, from their files
 
 A run folder's plots: accuracy_vs_energy, accuracy_vs_bits, noise_bits_accuracy,
 energy_by_layer, noise_bits_by_layer, bits_by_layer, snr_histogram, snr_by_layer,
@@ -21,6 +22,11 @@ from noisesim.usage import Parser, UsageError, fail
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m noisesim.reports") -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["docs"]:  # the documentation's tables (noisesim.reports.docs)
+        from noisesim.reports import docs
+
+        return docs.main(argv[1:], f"{prog} docs")
     p = Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folder(s) holding results.csv")
     p.add_argument("--out", help="folder for the comparison of several runs (needed with more than one RUN_DIR)")

@@ -1,0 +1,143 @@
+"""The documentation's tables, regenerated from the files runs wrote: ``python -m noisesim.reports docs``.
+
+A page (README.md, docs/*.md) marks each generated table with
+
+    <!-- generated from FILE -->
+    ...
+    <!-- end of generated table -->
+
+and the command rewrites what lies between the marks from FILE (a path from the repository root):
+
+* a Markdown file a run wrote (``savings.md``, ``energy_breakdown.md``, a benchmark's table) is copied whole;
+* a YAML list of rows (``examples/reproducing.yaml``) becomes a table whose cells are either written in the row
+  (what a paper reports, the commands, the verdict) or, for the measured numbers, read from a table a run wrote:
+  ``{file: F, where: {column: value, ...}, column: C}`` is the cell in column C of the row of F's table that
+  matches ``where``, ``{file: F, match: REGEX}`` the first group of REGEX in F. No measured number is ever typed
+  into a page; each comes with a link to its source.
+
+``--check`` changes nothing and exits 1, naming each page that differs from what its files give (the test suite
+runs it on the committed pages).
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from noisesim.io import atomic_write
+
+MARK = re.compile(r"(<!-- generated from (\S+) -->\n)(.*?)\n?(<!-- end of generated table -->)", re.S)
+
+
+class DocsError(ValueError):
+    """A generated block whose source is missing or does not hold what the page asks for."""
+
+
+def pages(root: Path) -> list[Path]:
+    """The pages that may hold generated tables: README.md and every Markdown page of docs/."""
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def markdown_rows(text: str) -> list[dict[str, str]]:
+    """The rows of every pipe table in ``text`` as dicts keyed by their table's header."""
+    rows, header = [], None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+        elif not all(set(c) <= set("-: ") for c in cells):
+            rows.append(dict(zip(header, cells)))
+    return rows
+
+
+def measured(spec: dict, root: Path, page_dir: Path) -> str:
+    """The cell ``spec['column']`` of the one row of ``spec['file']``'s tables that matches ``spec['where']``, or
+    the first group of the regex ``spec['match']`` in that file."""
+    path = root / spec["file"]
+    if not path.is_file():
+        raise DocsError(f"{spec['file']}: not found")
+    link = os.path.relpath(path, page_dir).replace(os.sep, "/")
+    if "match" in spec:  # a sentence the run wrote: the regex's first group
+        found = re.search(spec["match"], path.read_text())
+        if found is None:
+            raise DocsError(f"{spec['file']}: nothing matches {spec['match']!r}")
+        return f"{found.group(1)} ([source]({link}))"
+    where = {k: str(v) for k, v in spec.get("where", {}).items()}
+    rows = [r for r in markdown_rows(path.read_text()) if spec["column"] in r
+            and all(r.get(k) == v for k, v in where.items())]
+    if len(rows) != 1:
+        raise DocsError(f"{spec['file']}: {len(rows)} rows with column {spec['column']!r} match {where}, not 1")
+    return f"{rows[0][spec['column']]} ([source]({link}))"
+
+
+def cell(value, root: Path, page_dir: Path) -> str:
+    if isinstance(value, dict):
+        return measured(value, root, page_dir)
+    if isinstance(value, list):
+        return "<br>".join(cell(v, root, page_dir) for v in value)
+    return str(value).replace("\n", " ").replace("|", "\\|").strip()
+
+
+def yaml_table(path: Path, root: Path, page_dir: Path) -> str:
+    """A table from a YAML file: ``columns`` (header -> row key) and ``rows``."""
+    import yaml
+
+    spec = yaml.safe_load(path.read_text())
+    columns = spec["columns"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in spec["rows"]:
+        lines.append("| " + " | ".join(cell(row.get(key, ""), root, page_dir) for key in columns.values()) + " |")
+    return "\n".join(lines + ([""] + [spec["note"].strip()] if spec.get("note") else []))
+
+
+def generate(source: str, root: Path, page_dir: Path) -> str:
+    """What a block marked as generated from ``source`` holds, on a page in ``page_dir``."""
+    path = root / source
+    if not path.is_file():
+        raise DocsError(f"{source}: not found")
+    if path.suffix in (".yaml", ".yml"):
+        return yaml_table(path, root, page_dir)
+    return path.read_text().strip()
+
+
+def refresh(text: str, root: Path, page_dir: Path) -> str:
+    """``text`` (a page in ``page_dir``) with every generated block rewritten from its source."""
+    return MARK.sub(lambda m: m.group(1) + generate(m.group(2), root, page_dir) + "\n" + m.group(4), text)
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m noisesim.reports docs") -> int:
+    from noisesim.usage import Parser, UsageError, fail
+
+    p = Parser(prog=prog, description="Regenerate the tables of README.md and docs/ from the files runs wrote.")
+    p.add_argument("--root", default=".", help="the repository (default: the current folder)")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page differs")
+    try:
+        args = p.parse_args(argv)
+    except UsageError as e:
+        return fail(prog, e)
+    root = Path(args.root)
+    if not (root / "docs").is_dir():
+        return fail(prog, f"--root {args.root}: no docs/ folder there")
+    stale = []
+    for page in pages(root):
+        text = page.read_text()
+        try:
+            new = refresh(text, root, page.parent)
+        except DocsError as e:
+            return fail(prog, f"{page.relative_to(root)}: {e}")
+        if new != text:
+            stale.append(page.relative_to(root))
+            if not args.check:
+                atomic_write(page, lambda f: f.write(new))
+    for page in stale:
+        print(f"{'differs' if args.check else 'rewritten'}: {page}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
