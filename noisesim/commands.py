@@ -1,15 +1,8 @@
 """The ``noisesim`` command line: ``python main.py``, the installed ``noisesim`` and ``python -m noisesim``.
 
-    noisesim [FLAGS]                  sweeps of noise, energies and bits; allocations; iso-accuracy savings
-    noisesim precision [FLAGS]        training with precision that moves: AdaptiveDPC, CPT, Double Rounding
-    noisesim export RUN [FLAGS]       a run's network as integers, verified, with test-bench files
-    noisesim plot RUN... [FLAGS]      plots, quantization cards and savings tables redrawn from run folders
-    noisesim pretrain [FLAGS]         a float network trained with the project's training loop
-    noisesim migrate RUN              a run folder of an older noisesim brought to today's settings and ids
-    noisesim study NAME [IMAGENET_DIR]  a study of run_noise/ and run_quant/ from its YAML (noisesim/configs/studies)
-    noisesim query RUN KEY            one value of a run folder (a results cell, the kept QAT network)
-
-``noisesim COMMAND --help`` lists each command's flags.
+The first argument names a command (``COMMANDS``: precision, export, plot, pretrain, migrate, study, query); without
+one, the flags are the sweep's. ``noisesim --help`` lists the commands with examples
+(``noisesim.experiment.cli.OVERVIEW``), ``noisesim COMMAND --help`` each command's flags.
 """
 from __future__ import annotations
 

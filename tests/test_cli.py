@@ -326,6 +326,31 @@ def test_help_gives_every_flag_its_help_and_default_once():
     assert "[photons/MAC] (default: 3 10 30 100 300 1000)" in " ".join(text.split())  # the default study's grid
 
 
+def test_help_opens_with_the_commands_and_examples(capsys):
+    from noisesim.commands import COMMANDS
+    from noisesim.experiment.cli import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    head = capsys.readouterr().out.split("options:", 1)[0]
+    assert head.startswith("usage: main.py [COMMAND] [FLAGS]")
+    listed = head.split("commands:", 1)[1].split("examples:", 1)[0]
+    assert all(f"main.py {name} " in listed for name in COMMANDS)
+    assert "main.py plot logs/" in head.split("examples:", 1)[1]
+
+
+@pytest.mark.parametrize("name", ["precision", "export", "plot", "pretrain", "migrate", "study", "query"])
+def test_every_command_describes_itself_whole_under_its_prog(name, capsys):
+    """The description is complete (not a docstring's first line cut mid-sentence) and the usage names the prog."""
+    from noisesim.commands import main
+
+    with pytest.raises(SystemExit):
+        main([name, "--help"], prog="main.py")
+    out = capsys.readouterr().out
+    description = out.split("\n\n", 2)[1]
+    assert out.startswith(f"usage: main.py {name}") and description.rstrip().endswith((".", ")"))
+
+
 @pytest.mark.parametrize("name, flag", [("precision", "--method"), ("export", "--psum_bits"), ("plot", "--curve_fit"),
                                         ("pretrain", "--model_options")])
 def test_main_dispatches_the_other_commands(name, flag, capsys):

@@ -73,15 +73,38 @@ def add_flag(parser, f: dataclasses.Field, defaults: Optional[dict[str, Any]] = 
     parser.add_argument(flag, type=_parser(f), nargs=nargs, help=helptext, metavar=f.name.upper(), default=default)
 
 
+OVERVIEW = """Simulate analog noise and quantization in a network, allocate energies or bits per layer and
+channel, and measure the savings at iso-accuracy.
+
+commands:
+  {prog} [FLAGS]                  a sweep of noise, energies and bits; allocations; iso-accuracy savings
+  {prog} precision [FLAGS]        training with precision that moves: AdaptiveDPC, CPT, Double Rounding
+  {prog} export RUN [FLAGS]       a run's network as integers (verified), test-bench files, ONNX
+  {prog} plot RUN... [FLAGS]      plots, quantization cards and savings tables redrawn from run folders
+  {prog} pretrain [FLAGS]         a float network trained with the project's training loop
+  {prog} study NAME [DIR]         a study of run_noise/ and run_quant/ from its YAML file
+  {prog} migrate RUN              a run folder of an older noisesim brought up to date
+  {prog} query RUN KEY            one value of a run folder
+  {prog} COMMAND --help           each command's flags
+
+examples:
+  {prog}                                            the default study: shot noise, about 2 min on 2 CPU cores
+  {prog} --noise_type thermal --target_emac 2 5 10 20 50 --allocation uniform trained closed_form \\
+      --granularity layer channel --acc_drop 0.01   energies per layer and per channel, savings at float - 1 pt
+  {prog} --config none --model resnet20 --noise_type none --weight_bits 4 --act_bits 4   plain W4A4
+  {prog} plot logs/resnet20-fashion_mnist-shot       redraw a run's plots and tables
+"""
+
+
 def build_parser(prog: str = "main.py", defaults: Optional[dict[str, Any]] = None,
                  defaults_from: str = "", config: type = ExperimentConfig) -> Parser:
     """The parser of ``config``'s fields; ``defaults`` (from ``defaults_from``, a YAML file) replace the fields'
     own in help and parse."""
     defaults = defaults or {}
-    p = Parser(prog=prog, description="Simulate analog noise and quantization; allocate energies or bit-widths "
-               "per layer / channel; sweep, search iso-accuracy energies, plot. Lists sweep (Cartesian product). "
-               f"Defaults shown are {'those of ' + defaults_from if defaults_from else 'the plain defaults'}; "
-               "flags override them.")
+    shown = f"those of {defaults_from}" if defaults_from else "the plain defaults"
+    p = Parser(prog=prog, usage=f"{prog} [COMMAND] [FLAGS]", formatter_class=argparse.RawDescriptionHelpFormatter,
+               description=OVERVIEW.format(prog=prog) + f"\nThe flags below are the sweep's (no COMMAND). Every "
+               f"list-valued flag sweeps (Cartesian product).\nDefaults shown are {shown}; flags override them.")
     p.add_argument("--config", help=f"YAML file of defaults (keys are flag names without dashes), or 'none' for "
                    f"the plain defaults (default: {DEFAULT_STUDY.name}, the default study)")
     p.add_argument("--hardware", help="a hardware preset over those defaults: array rows, ADC, converter costs, noise "

@@ -164,8 +164,9 @@ class ExperimentConfig:
     resume: bool = setting(False, "skip sweep points already in results.csv", R, record=False, switch=True)
     device: Optional[str] = setting(None, "cpu or cuda[:N] (default: cuda when available)", R, record=False,
                                      parse=str)
-    compile: bool = setting(False, "evaluate with torch.compile'd models (same results; faster on repeated "
-                            "Monte-Carlo draws once compiled)", R, record=False)
+    compile: bool = setting(False, "evaluate with torch.compile'd models (same results; not faster on CPUs, where "
+                            "the noise draw breaks the graph in every layer: benchmarks/overhead.py --compile)", R,
+                            record=False)
     no_plot: bool = setting(False, "skip the plots (the card is still written; redraw with python main.py plot)",
                             R, record=False, switch=True)
     progress: bool = setting(True, "progress bars on terminals", R, record=False)

@@ -20,6 +20,8 @@ with ONNX Runtime on one evaluation batch and prints the largest output differen
 """
 from __future__ import annotations
 
+from argparse import RawDescriptionHelpFormatter
+
 import json
 import sys
 from pathlib import Path
@@ -47,7 +49,7 @@ PROG = "noisesim export"
 
 
 def build_parser(prog: str = PROG) -> Parser:
-    p = Parser(prog=prog, description=__doc__.splitlines()[0])
+    p = Parser(prog=prog, description=__doc__, formatter_class=RawDescriptionHelpFormatter)
     p.add_argument("run", help="a run folder written by main.py (its config.json names model, data and quantization)")
     p.add_argument("--point", help="point_id of the point to export (default: the run's first point)")
     p.add_argument("--out", help="output folder (default: RUN/export)")

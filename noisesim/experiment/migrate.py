@@ -92,8 +92,8 @@ def migrate(run: Path) -> tuple[int, Optional[Path]]:
     return changed, backup
 
 
-def build_parser() -> Parser:
-    p = Parser(prog=PROG, description="Bring a run folder written by an older noisesim to today's settings and "
+def build_parser(prog: str = PROG) -> Parser:
+    p = Parser(prog=prog, description="Bring a run folder written by an older noisesim to today's settings and "
                "point ids, so that --resume continues it (the folder is copied aside first).")
     p.add_argument("run", help="the run folder (holding config.json and results.csv)")
     return p
@@ -101,7 +101,7 @@ def build_parser() -> Parser:
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
     try:
-        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = build_parser(prog).parse_args(list(sys.argv[1:] if argv is None else argv))
         run = Path(args.run)
         if not (run / "config.json").is_file() or not (run / "results.csv").is_file():
             raise UsageError(f"{run}: not a run folder (no config.json and results.csv)")

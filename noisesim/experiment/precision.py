@@ -18,6 +18,8 @@ only) and prints its size.
 """
 from __future__ import annotations
 
+from argparse import RawDescriptionHelpFormatter
+
 import dataclasses
 import json
 import sys
@@ -83,7 +85,7 @@ class PrecisionConfig:
 
 
 def build_parser(prog: str = PROG) -> Parser:
-    p = Parser(prog=prog, description=__doc__.splitlines()[0])
+    p = Parser(prog=prog, description=__doc__, formatter_class=RawDescriptionHelpFormatter)
     groups = {g: p.add_argument_group(g) for g in (C, P)}
     for f in dataclasses.fields(PrecisionConfig):
         add_flag(groups[f.metadata["group"]], f)

@@ -140,8 +140,8 @@ def plan(name: str, study: dict, log_dir: Path, imagenet: Optional[str], presets
     return runs
 
 
-def build_parser() -> Parser:
-    p = Parser(prog=PROG, description="Run a study of the run_noise / run_quant scripts from its YAML file "
+def build_parser(prog: str = PROG) -> Parser:
+    p = Parser(prog=prog, description="Run a study of the run_noise / run_quant scripts from its YAML file "
                "(noisesim/configs/studies/); flags after -- go to every run's main.py.")
     p.add_argument("study", nargs="?", help="a study name (see --list) or a study .yaml file")
     p.add_argument("imagenet", nargs="?", metavar="IMAGENET_DIR", help="run the ImageNet models on this "
@@ -160,7 +160,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[:argv.index("--")] if "--" in argv else argv
     try:
-        args = build_parser().parse_intermixed_args(argv)
+        args = build_parser(prog).parse_intermixed_args(argv)
         if args.list:
             for n in study_names():
                 print(f"{n:<24} {' '.join(str(load_study(n).get('about', '')).split())}")
