@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 import noisesim
 from noisesim.models.cifar_resnet import resnet20
+from tables import emit
 
 SETTINGS = {
     "W8A8, noise-free": {},
@@ -53,12 +53,8 @@ def main(argv=None) -> None:
     floor = seconds["W8A8, noise-free"]
     lines = ["| ResNet-20, eval forward | seconds | × noise-free |", "|---|---|---|"]
     lines += [f"| {name} | {s:.2f} | {s / floor:.1f} |" for name, s in seconds.items()]
-    lines += ["", f"{args.batch} images of 28×28, median of {args.repeats} forwards, "
-              f"{torch.get_num_threads()} threads, `python benchmarks/hardware.py`."]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out:
-        Path(args.out).write_text(table)
+    emit(lines, f"{args.batch} images of 28×28, median of {args.repeats} forwards, {torch.get_num_threads()} threads, "
+         "`python benchmarks/hardware.py`.", args.out)
 
 
 if __name__ == "__main__":

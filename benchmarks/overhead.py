@@ -1,6 +1,6 @@
 """Overhead of noisesim against plain PyTorch, measured side by side in one process.
 
-    python benchmarks/overhead.py [--device cpu|cuda] [--repeats 7] [--threads N] [--compile] [--nets NAME ...]
+    python benchmarks/overhead.py [--device cpu|cuda] [--repeats 7] [--threads N] [--compile] [--nets NAME ...] [--out FILE.md]
 
 Networks (random weights: timing does not depend on them): on the CPU torchvision ResNet-18 at 64x64
 (batch 64) and the CIFAR ResNet-20 at 32x32 (batch 128); on CUDA ResNet-50 at 224x224 (batch 256) and a
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 import warnings
 from typing import Callable
@@ -35,6 +36,7 @@ import torch
 import torchvision
 
 import noisesim
+from tables import emit
 from noisesim.models.cifar_resnet import resnet20
 from noisesim.noise.sampler import GaussianSampler
 from noisesim.provenance import device_name
@@ -138,7 +140,7 @@ def _peak_memory(model, x, call, device: torch.device) -> str:
             call(sim, x)
         peaks.append(torch.cuda.max_memory_allocated(device))
         del sim
-    return f"   peak memory {peaks[0] / 2 ** 20:.0f} MiB -> {peaks[1] / 2 ** 20:.0f} MiB ({peaks[1] / peaks[0]:.2f}x)"
+    return f"; peak memory {peaks[0] / 2 ** 20:.0f} MiB -> {peaks[1] / 2 ** 20:.0f} MiB ({peaks[1] / peaks[0]:.2f}×)"
 
 
 def train_variants(model, x, y, call, loss_fn) -> dict[str, Callable[[], object]]:
@@ -197,6 +199,7 @@ def main(argv=None) -> None:
     p.add_argument("--compile", action="store_true", help="also time the torch.compile'd w8a8+thermal network")
     p.add_argument("--no-train", dest="train", action="store_false", help="skip the training steps")
     p.add_argument("--nets", nargs="+", default=None, help="only these networks (names as printed)")
+    p.add_argument("--out", help="also write the table to this markdown file")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -204,24 +207,25 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__} on {device_name(device)}; median of {args.repeats}")
-    print(f"{'network':<17} {'variant':<32} {'ms':>9} {'x fp32':>7} {'x floor':>8}")
+    lines = ["| network | variant | ms | × fp32 | × floor |", "|---|---|---|---|---|"]
     for name, model, x, call, y, loss_fn in networks(device, args.batch):
         if args.nets and name not in args.nets:
             continue
         model = model.to(device).eval()
         med = _time(eval_variants(model, x, call, args.compile, device), args.repeats, device)
         for k, t in med.items():
-            floor = f"{t / med['rng floor']:8.2f}" if k not in ("fp32", "rng floor") else ""
-            print(f"{name:<17} {k:<32} {t * 1e3:9.1f} {t / med['fp32']:7.2f} {floor}")
+            floor = f"{t / med['rng floor']:.2f}" if k not in ("fp32", "rng floor") else ""
+            lines.append(f"| {name} | {k} | {t * 1e3:.1f} | {t / med['fp32']:.2f} | {floor} |")
         tiled = "w8a8+thermal tiled N=64 ADC 6b"
-        print(f"{name:<17} {'tiled / untiled w8a8+thermal':<32} {med[tiled] / med['w8a8+thermal']:9.2f}"
-              + _peak_memory(model, x, call, device))
+        lines.append(f"| {name} | tiled / untiled w8a8+thermal: {med[tiled] / med['w8a8+thermal']:.2f}×"
+                     f"{_peak_memory(model, x, call, device)} | | | |")
         if args.train:
             tr = _time(train_variants(model, x, y, call, loss_fn), args.repeats, device)
-            for k, t in tr.items():
-                print(f"{name:<17} {k:<32} {t * 1e3:9.1f} {t / tr['train fp32']:7.2f}")
-
+            lines += [f"| {name} | {k} | {t * 1e3:.1f} | {t / tr['train fp32']:.2f} | |" for k, t in tr.items()]
+        print(lines[-1], file=sys.stderr)  # progress: each network as it finishes
+    emit(lines, f"torch {torch.__version__} on {device_name(device)}; median of {args.repeats} runs; "
+         f"`python benchmarks/overhead.py {' '.join(sys.argv[1:] if argv is None else argv)}`. Training rows "
+         "(train ...) are against the FP32 training step.", args.out)
 
 if __name__ == "__main__":
     main()

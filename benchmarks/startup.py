@@ -1,6 +1,6 @@
 """Start-up time of noisesim against ``import torch``, each in a fresh process, measured side by side.
 
-    python benchmarks/startup.py [--repeats 7]
+    python benchmarks/startup.py [--repeats 7] [--out FILE.md]
 
 Times, as the median over ``--repeats`` rounds (the three commands interleaved in each round, so that
 load on the machine affects them alike):
@@ -15,10 +15,14 @@ matplotlib) load when a command needs them, not at import.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import subprocess
 import sys
 import time
+
+from tables import emit
 
 COMMANDS = {
     "import torch": [sys.executable, "-c", "import torch"],
@@ -36,6 +40,7 @@ def _seconds(cmd: list[str]) -> float:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=7, help="rounds; each runs every command once (default 7)")
+    p.add_argument("--out", help="also write the table to this markdown file")
     args = p.parse_args(argv)
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}
     for name, cmd in COMMANDS.items():  # warm the file cache once
@@ -44,9 +49,10 @@ def main(argv=None) -> None:
         for name, cmd in COMMANDS.items():
             times[name].append(_seconds(cmd))
     floor = statistics.median(times["import torch"])
-    print(f"{'command':<18} {'median s':>9} {'x import torch':>15}   ({args.repeats} rounds, fresh processes)")
-    for name, t in times.items():
-        print(f"{name:<18} {statistics.median(t):>9.2f} {statistics.median(t) / floor:>15.2f}")
+    lines = ["| command | median s | × `import torch` |", "|---|---|---|"]
+    lines += [f"| `{name}` | {statistics.median(t):.2f} | {statistics.median(t) / floor:.2f} |" for name, t in times.items()]
+    emit(lines, f"{args.repeats} interleaved rounds, each command in a fresh process, {os.cpu_count()} CPUs "
+         f"({platform.machine()}); `python benchmarks/startup.py`.", args.out)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Small data sets written in their real on-disk formats, and small helpers the tests share."""
 import gzip
+import importlib.util
 import struct
 from pathlib import Path
 
@@ -90,3 +91,12 @@ def output_noise(sim, x):
         with noisesim.noise_disabled(sim):
             clean = sim(x)
     return noisy - clean
+
+
+def load_example(name: str):
+    """The script ``examples/<name>.py`` as a module (examples are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"examples_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

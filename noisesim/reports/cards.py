@@ -131,19 +131,24 @@ def _fmt(v: Any, pct: bool = False) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _cells(values) -> str:
+    """Table cells: a ``|`` inside a value (a regex in ``overrides``) is escaped so that it stays in its cell."""
+    return " | ".join(str(v).replace("|", "\\|") for v in values)
+
+
 def card_markdown(c: dict[str, Any], title: str) -> str:
     names = list(c["settings"])
     keys = list(next(iter(c["settings"].values())))
     lines = [f"# Quantization card: {title}", "", "## Confounders", "",
-             "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+             "| | " + _cells(names) + " |", "|---|" + "---|" * len(names)]
     for k in keys:
-        lines.append(f"| {k} | " + " | ".join(c["settings"][n][k] for n in names) + " |")
+        lines.append(f"| {k} | " + _cells(c["settings"][n][k] for n in names) + " |")
     if c.get("recorded"):
         runs = list(c["recorded"])
         labels = list(dict.fromkeys(k for n in runs for k in c["recorded"][n]))
-        lines += ["", "## Settings", "", "| | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
+        lines += ["", "## Settings", "", "| | " + _cells(runs) + " |", "|---|" + "---|" * len(runs)]
         for k in labels:
-            lines.append(f"| {k} | " + " | ".join(c["recorded"][n].get(k, "—") for n in runs) + " |")
+            lines.append(f"| {k} | " + _cells(c["recorded"][n].get(k, "—") for n in runs) + " |")
     lines += ["", "## Results", "",
               "Accuracy: mean over the noise draws, [95% bootstrap interval over test examples and noise draws] "
               "(rows written before intervals were bootstrapped: ± the t half-width over draws).", "",
@@ -158,11 +163,11 @@ def card_markdown(c: dict[str, Any], title: str) -> str:
             acc += f" ± {_fmt(r.get('accuracy_ci95') or 0.0, True)}"
         acc += " (no noise)" if r["noise_type"] == "none" else \
             f" ({int(r['examples'])} × {int(r['draws'])})" if r.get("examples") else ""
-        lines.append(" | ".join([
-            "", str(r["setting"]), str(r["noise_type"]), str(r["allocation_label"]), _fmt(r.get("nominal_emac")),
+        lines.append("| " + _cells([
+            r["setting"], r["noise_type"], r["allocation_label"], _fmt(r.get("nominal_emac")),
             _fmt(r.get("avg_emac")), _fmt(r.get("avg_emac_aj")), _fmt(r.get("avg_weight_bits")),
             _fmt(r.get("avg_act_bits")), acc, _fmt(r.get("uniform_accuracy_same_energy"), True),
-            _fmt(r.get("noise_bits_accuracy"), True), ""]).strip())
+            _fmt(r.get("noise_bits_accuracy"), True)]) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,7 @@ and the command rewrites what lies between the marks from FILE (a path from the 
 * a YAML list of rows (``examples/reproducing.yaml``) becomes a table whose cells are either written in the row
   (what a paper reports, the commands, the verdict) or, for the measured numbers, read from a table a run wrote:
   ``{file: F, where: {column: value, ...}, column: C}`` is the cell in column C of the row of F's table that
-  matches ``where``, ``{file: F, match: REGEX}`` the first group of REGEX in F. No measured number is ever typed
+  matches ``where`` (a value written ``~REGEX`` matches the cells that contain a match of REGEX), ``{file: F, match: REGEX}`` the first group of REGEX in F. No measured number is ever typed
   into a page; each comes with a link to its source.
 
 ``--check`` changes nothing and exits 1, naming each page that differs from what its files give (the test suite
@@ -31,6 +31,9 @@ from noisesim.io import atomic_write
 MARK = re.compile(r"(<!-- generated from (\S+) -->\n)(.*?)\n?(<!-- end of generated table -->)", re.S)
 
 
+CELL = re.compile(r"(?<!\\)\|")  # a cell border: a pipe not escaped as \|
+
+
 class DocsError(ValueError):
     """A generated block whose source is missing or does not hold what the page asks for."""
 
@@ -47,7 +50,7 @@ def markdown_rows(text: str) -> list[dict[str, str]]:
         if not line.startswith("|"):
             header = None
             continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        cells = [c.strip() for c in CELL.split(line.strip()[1:].removesuffix("|"))]
         if header is None:
             header = cells
         elif not all(set(c) <= set("-: ") for c in cells):
@@ -69,10 +72,17 @@ def measured(spec: dict, root: Path, page_dir: Path) -> str:
         return f"{found.group(1)} ([source]({link}))"
     where = {k: str(v) for k, v in spec.get("where", {}).items()}
     rows = [r for r in markdown_rows(path.read_text()) if spec["column"] in r
-            and all(r.get(k) == v for k, v in where.items())]
+            and all(_matches(r.get(k), v) for k, v in where.items())]
     if len(rows) != 1:
         raise DocsError(f"{spec['file']}: {len(rows)} rows with column {spec['column']!r} match {where}, not 1")
     return f"{rows[0][spec['column']]} ([source]({link}))"
+
+
+def _matches(cell: Optional[str], wanted: str) -> bool:
+    """A cell equals the value asked for, or, for a value written ``~REGEX``, contains a match of REGEX."""
+    if cell is None:
+        return False
+    return re.search(wanted[1:], cell) is not None if wanted.startswith("~") else cell == wanted
 
 
 def cell(value, root: Path, page_dir: Path) -> str:
@@ -84,7 +94,8 @@ def cell(value, root: Path, page_dir: Path) -> str:
 
 
 def yaml_table(path: Path, root: Path, page_dir: Path) -> str:
-    """A table from a YAML file: ``columns`` (header -> row key) and ``rows``."""
+    """A table from a YAML file: ``columns`` (header -> row key), ``rows`` and an optional ``note`` under it (text,
+    or a list of texts and measured cells)."""
     import yaml
 
     spec = yaml.safe_load(path.read_text())
@@ -92,7 +103,9 @@ def yaml_table(path: Path, root: Path, page_dir: Path) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in spec["rows"]:
         lines.append("| " + " | ".join(cell(row.get(key, ""), root, page_dir) for key in columns.values()) + " |")
-    return "\n".join(lines + ([""] + [spec["note"].strip()] if spec.get("note") else []))
+    note = spec.get("note") or []
+    note = " ".join(cell(part, root, page_dir) for part in (note if isinstance(note, list) else [note]))
+    return "\n".join(lines + (["", note] if note else []))
 
 
 def generate(source: str, root: Path, page_dir: Path) -> str:
