@@ -115,3 +115,14 @@ def test_a_pipe_inside_a_cell_stays_in_its_cell_from_the_card_to_the_docs(tmp_pa
     assert rows[0]["allocation"] == "uniform"  # the cells after the escaped pipe are where they belong
     spec = {"file": "card.md", "where": {"setting": "~query\\\\\\|key"}, "column": "accuracy"}
     assert measured(spec, tmp_path, tmp_path).startswith("77.10% [75.00%, 79.00%]")
+
+
+def test_the_models_table_names_every_registered_model_and_data_set():
+    import noisesim.data.registry  # noqa: F401  (registers the data sets)
+    import noisesim.models.zoo  # noqa: F401  (registers the models)
+    from noisesim.registry import DATASETS, MODELS
+
+    table = "\n".join(line for line in (ROOT / "docs" / "models.md").read_text().splitlines() if line.startswith("|"))
+    cells = {name.strip("*` ") for line in table.splitlines() for cell in line.split("|")[1:3]
+             for name in cell.replace("(", ",").split(",")}
+    assert set(MODELS) <= cells and set(DATASETS) <= cells, (set(MODELS) | set(DATASETS)) - cells
