@@ -20,10 +20,9 @@ with ONNX Runtime on one evaluation batch and prints the largest output differen
 """
 from __future__ import annotations
 
-from argparse import RawDescriptionHelpFormatter
-
 import json
 import sys
+from argparse import RawDescriptionHelpFormatter
 from pathlib import Path
 from typing import Optional, Sequence
 

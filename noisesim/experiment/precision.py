@@ -18,12 +18,11 @@ only) and prints its size.
 """
 from __future__ import annotations
 
-from argparse import RawDescriptionHelpFormatter
-
 import dataclasses
 import json
 import sys
 import time
+from argparse import RawDescriptionHelpFormatter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence

@@ -12,8 +12,9 @@ and the command rewrites what lies between the marks from FILE (a path from the 
 * a YAML list of rows (``examples/reproducing.yaml``) becomes a table whose cells are either written in the row
   (what a paper reports, the commands, the verdict) or, for the measured numbers, read from a table a run wrote:
   ``{file: F, where: {column: value, ...}, column: C}`` is the cell in column C of the row of F's table that
-  matches ``where`` (a value written ``~REGEX`` matches the cells that contain a match of REGEX), ``{file: F, match: REGEX}`` the first group of REGEX in F. No measured number is ever typed
-  into a page; each comes with a link to its source.
+  matches ``where`` (a value written ``~REGEX`` matches the cells that contain a match of REGEX), and
+  ``{file: F, match: REGEX}`` the first group of REGEX in F. No measured number is ever typed into a page; each
+  comes with a link to its source.
 
 ``--check`` changes nothing and exits 1, naming each page that differs from what its files give (the test suite
 runs it on the committed pages).
@@ -29,8 +30,6 @@ from typing import Optional, Sequence
 from noisesim.io import atomic_write
 
 MARK = re.compile(r"(<!-- generated from (\S+) -->\n)(.*?)\n?(<!-- end of generated table -->)", re.S)
-
-
 CELL = re.compile(r"(?<!\\)\|")  # a cell border: a pipe not escaped as \|
 
 
