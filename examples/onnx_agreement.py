@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
@@ -111,18 +112,12 @@ def main(argv=None) -> None:
         for build in cases():
             lines.append(agreement(build(), Path(tmp)))
             print(lines[-1], flush=True)
-    lines += ["", f"QDQ files (opset 13) run by ONNX Runtime {_version('onnxruntime')} on the CPU against noisesim's "
+    lines += ["", f"QDQ files (opset 13) run by ONNX Runtime {version('onnxruntime')} on the CPU against noisesim's "
               "fake-quantized networks with noise off; `python examples/onnx_agreement.py`."]
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out:
         Path(args.out).write_text(table)
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import version
-
-    return version(package)
 
 
 if __name__ == "__main__":
