@@ -8,12 +8,17 @@
 #      against the plain network, over the same grid of uniform energies (iso-accuracy energies in savings.md);
 #   4. the integer export of the QAT W4A4 ResNet-20 and the chokepoint VGG16s, verified layer by layer and on the
 #      whole test set, with the test-bench files of one array tile (export/hardware/).
-#   run_quant/qat.sh        env: EPOCHS (ResNet-20 QAT epochs, 3), VGG_EPOCHS (float 5, QAT 2), QAT_EMAC (5),
-#                           LOG_DIR, PYTHON
+#   run_quant/qat.sh [-- main.py flags]   env: EPOCHS (ResNet-20 QAT epochs, 3), VGG_EPOCHS (float 5, QAT 2),
+#                                          QAT_EMAC (5), LOG_DIR, PYTHON
+# Flags after -- reach every run (e.g. -- --eval_batches 2 scores on the first 2000 test images).
 source "$(dirname "$0")/../run_noise/common.sh"
+[[ ${1:-} == -- ]] && shift
+[[ $# -eq 0 ]] || [[ ${1:0:2} == -- ]] || { echo "qat.sh: unexpected argument '$1' (usage: qat.sh [-- main.py flags])" >&2; exit 2; }
+EXTRA=("$@")
 EPOCHS="${EPOCHS:-3}"
 read -r VGG_FLOAT VGG_QAT <<< "${VGG_EPOCHS:-5 2}"
-FMNIST_EVAL=(--model resnet20 --dataset fashion_mnist --val_batch_size 1000 --noise_type none --weight_per_channel)
+FMNIST_EVAL=(--model resnet20 --dataset fashion_mnist --val_batch_size 1000 --noise_type none --weight_per_channel
+             "${EXTRA[@]}")
 QAT=(--qat --act_learning pact --qat_val_samples 5000)
 
 kept() {  # the trained network a QAT run kept
@@ -31,7 +36,7 @@ VGG="$LOG_DIR/vgg16_fashion_mnist.pt"
 [[ -f $VGG ]] || "$PYTHON" main.py pretrain --model vgg16 --dataset fashion_mnist --epochs "$VGG_FLOAT" \
     --lr 0.05 --seed 0 --out "$VGG"
 VGG_EVAL=(--model vgg16 --dataset fashion_mnist --val_batch_size 1000 --noise_type none --weight_per_channel
-          --checkpoint_path "$VGG")
+          --checkpoint_path "$VGG" "${EXTRA[@]}")
 run vgg16-float "${VGG_EVAL[@]}" --weight_bits none --act_bits none
 run vgg16-choke8-w4a4-qat "${VGG_EVAL[@]}" --model_options '{"chokepoint": 8, "choke_channels": 8}' \
     --partial_checkpoint --weight_bits 4 --act_bits 4 "${QAT[@]}" --qat_epochs "$VGG_QAT"
@@ -40,7 +45,7 @@ run vgg16-choke16-w4a2-qat "${VGG_EVAL[@]}" --model_options '{"chokepoint": 8, "
 
 # 3. noise-aware training moves the iso-accuracy energy
 NOISY=(--model resnet20 --dataset fashion_mnist --val_batch_size 1000 --noise_type thermal --weight_bits 8
-       --act_bits 8 --target_emac 1 2 3 5 10 20 50 --mc_repeats 2 --acc_drop 0.01)
+       --act_bits 8 --target_emac 1 2 3 5 10 20 50 --mc_repeats 2 --acc_drop 0.01 "${EXTRA[@]}")
 run resnet20-thermal-plain "${NOISY[@]}"
 run resnet20-thermal-noise-aware "${NOISY[@]}" --qat --qat_emac "${QAT_EMAC:-5}" --qat_epochs 1 \
     --qat_val_samples 5000

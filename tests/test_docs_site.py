@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from noisesim.reports.docs import DocsError, main, markdown_rows, measured, refresh
+from noisesim.reports.docs import DocsError, main, markdown_rows, measured, refresh, yaml_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,6 +62,20 @@ def test_a_measured_cell_comes_from_the_matching_row_with_its_source(tmp_path):
             measured({**spec, **bad}, tmp_path, tmp_path)
     with pytest.raises(DocsError, match="not found"):
         measured({**spec, "file": "gone.md"}, tmp_path, tmp_path)
+
+
+def test_a_row_that_names_its_source_once_links_it_in_its_own_column(tmp_path):
+    (tmp_path / "run.md").write_text(TABLE)
+    (tmp_path / "rows.yaml").write_text(
+        "columns: {setting: s, uniform: u, joint: j, data: file}\nrows:\n"
+        "  - {s: E=3, file: run.md, u: {where: {allocation: uniform}, column: 'accuracy [95% CI]'},\n"
+        "     j: {where: {allocation: joint per layer}, column: 'accuracy [95% CI]'}}\n"
+        "  - {s: typed, u: '—'}\n")
+    lines = yaml_table(tmp_path / "rows.yaml", tmp_path, tmp_path / "docs").splitlines()
+    assert lines[2] == "| E=3 | 26.90% [24.90%, 28.80%] | 93.35% [92.25%, 94.35%] | [run.md](../run.md) |"
+    assert lines[3] == "| typed | — |  |  |"
+    with pytest.raises(DocsError, match="names no file"):
+        measured({"where": {}, "column": "a"}, tmp_path, tmp_path)
 
 
 def test_the_command_rewrites_stale_tables_and_check_names_them(tmp_path, capsys):

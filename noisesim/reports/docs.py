@@ -14,7 +14,8 @@ and the command rewrites what lies between the marks from FILE (a path from the 
   ``{file: F, where: {column: value, ...}, column: C}`` is the cell in column C of the row of F's table that
   matches ``where`` (a value written ``~REGEX`` matches the cells that contain a match of REGEX), and
   ``{file: F, match: REGEX}`` the first group of REGEX in F. No measured number is ever typed into a page; each
-  comes with a link to its source.
+  comes with a link to its source. A row may name its source once (``file: F``): its measured cells then leave
+  ``file`` out, and the column mapped to ``file`` holds the one link.
 
 ``--check`` changes nothing and exits 1, naming each page that differs from what its files give (the test suite
 runs it on the committed pages).
@@ -57,24 +58,32 @@ def markdown_rows(text: str) -> list[dict[str, str]]:
     return rows
 
 
-def measured(spec: dict, root: Path, page_dir: Path) -> str:
+def measured(spec: dict, root: Path, page_dir: Path, row_file: Optional[str] = None) -> str:
     """The cell ``spec['column']`` of the one row of ``spec['file']``'s tables that matches ``spec['where']``, or
-    the first group of the regex ``spec['match']`` in that file."""
-    path = root / spec["file"]
+    the first group of the regex ``spec['match']`` in that file; with a link to the file unless it is the row's
+    ``row_file`` (whose link has a column of its own)."""
+    name = spec.get("file", row_file)
+    if name is None:
+        raise DocsError(f"a measured cell names no file and its row none: {spec}")
+    path = root / name
     if not path.is_file():
-        raise DocsError(f"{spec['file']}: not found")
-    link = os.path.relpath(path, page_dir).replace(os.sep, "/")
+        raise DocsError(f"{name}: not found")
+    source = "" if "file" not in spec else f" ([source]({_link(path, page_dir)}))"
     if "match" in spec:  # a sentence the run wrote: the regex's first group
         found = re.search(spec["match"], path.read_text())
         if found is None:
-            raise DocsError(f"{spec['file']}: nothing matches {spec['match']!r}")
-        return f"{found.group(1)} ([source]({link}))"
+            raise DocsError(f"{name}: nothing matches {spec['match']!r}")
+        return found.group(1) + source
     where = {k: str(v) for k, v in spec.get("where", {}).items()}
     rows = [r for r in markdown_rows(path.read_text()) if spec["column"] in r
             and all(_matches(r.get(k), v) for k, v in where.items())]
     if len(rows) != 1:
-        raise DocsError(f"{spec['file']}: {len(rows)} rows with column {spec['column']!r} match {where}, not 1")
-    return f"{rows[0][spec['column']]} ([source]({link}))"
+        raise DocsError(f"{name}: {len(rows)} rows with column {spec['column']!r} match {where}, not 1")
+    return rows[0][spec["column"]] + source
+
+
+def _link(path: Path, page_dir: Path) -> str:
+    return os.path.relpath(path, page_dir).replace(os.sep, "/")
 
 
 def _matches(cell: Optional[str], wanted: str) -> bool:
@@ -84,11 +93,11 @@ def _matches(cell: Optional[str], wanted: str) -> bool:
     return re.search(wanted[1:], cell) is not None if wanted.startswith("~") else cell == wanted
 
 
-def cell(value, root: Path, page_dir: Path) -> str:
+def cell(value, root: Path, page_dir: Path, row_file: Optional[str] = None) -> str:
     if isinstance(value, dict):
-        return measured(value, root, page_dir)
+        return measured(value, root, page_dir, row_file)
     if isinstance(value, list):
-        return "<br>".join(cell(v, root, page_dir) for v in value)
+        return "<br>".join(cell(v, root, page_dir, row_file) for v in value)
     return str(value).replace("\n", " ").replace("|", "\\|").strip()
 
 
@@ -101,7 +110,9 @@ def yaml_table(path: Path, root: Path, page_dir: Path) -> str:
     columns = spec["columns"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in spec["rows"]:
-        lines.append("| " + " | ".join(cell(row.get(key, ""), root, page_dir) for key in columns.values()) + " |")
+        cells = [f"[{Path(row['file']).name}]({_link(root / row['file'], page_dir)})" if key == "file" and "file" in row
+                 else cell(row.get(key, ""), root, page_dir, row.get("file")) for key in columns.values()]
+        lines.append("| " + " | ".join(cells) + " |")
     note = spec.get("note") or []
     note = " ".join(cell(part, root, page_dir) for part in (note if isinstance(note, list) else [note]))
     return "\n".join(lines + (["", note] if note else []))
