@@ -21,7 +21,23 @@ STUDY="$(basename "$0" .sh)"
 LOG_ROOT="${LOG_DIR:-$ROOT/logs}"
 LOG_DIR="$LOG_ROOT/$STUDY"
 SECONDS=0
-trap 'echo "$STUDY: done in ${SECONDS} s"' EXIT
+# The command as typed (with the environment variables that change a study), for $LOG_ROOT/study_times.md
+COMMAND="$(basename "$(dirname "$0")")/$(basename "$0")${*:+ $*}"
+for var in EPOCHS VGG_EPOCHS QAT_EMAC; do
+    [[ -z ${!var:-} ]] || COMMAND="$var=\"${!var}\" $COMMAND"
+done
+
+# On success, append the study's wall time to $LOG_ROOT/study_times.md (the times docs/studies.md shows)
+finished() {
+    local status=$?
+    echo "$STUDY: done in ${SECONDS} s"
+    [[ $status -eq 0 ]] || return "$status"
+    local times="$LOG_ROOT/study_times.md"
+    mkdir -p "$LOG_ROOT"
+    [[ -f $times ]] || printf '| command | seconds | finished (UTC) | CPU cores |\n|---|---|---|---|\n' > "$times"
+    printf '| `%s` | %s | %s | %s |\n' "$COMMAND" "$SECONDS" "$(date -u +%Y-%m-%dT%H:%MZ)" "$(nproc)" >> "$times"
+}
+trap finished EXIT
 
 # study NAME ARGS...: the study noisesim/configs/studies/NAME.yaml
 study() {

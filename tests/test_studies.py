@@ -82,3 +82,19 @@ def test_scripts_hold_no_presets_grids_or_run_folder_reads(script):
     text = script.read_text()
     assert "declare -A" not in text and "read_csv" not in text and "find " not in text and "glob" not in text
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+def test_a_study_that_succeeds_records_its_command_and_wall_time(tmp_path):
+    """common.sh appends one row per successful study to $LOG_DIR/study_times.md (docs/studies.md reads it)."""
+    (tmp_path / "run_quant").mkdir()
+    for name, body in (("ok.sh", "sleep 1"), ("broken.sh", "false")):
+        script = tmp_path / "run_quant" / name
+        script.write_text(f'#!/usr/bin/env bash\nsource "{ROOT}/run_noise/common.sh"\n{body}\n')
+        script.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "LOG_DIR": str(tmp_path / "logs"), "EPOCHS": "2"}
+    assert subprocess.run([tmp_path / "run_quant" / "ok.sh", "--presets", "fmnist"], env=env).returncode == 0
+    assert subprocess.run([tmp_path / "run_quant" / "broken.sh"], env=env).returncode == 1
+    rows = (tmp_path / "logs" / "study_times.md").read_text().splitlines()
+    assert rows[0].startswith("| command | seconds |") and len(rows) == 3
+    command, seconds = rows[2].split(" | ")[:2]
+    assert command == '| `EPOCHS="2" run_quant/ok.sh --presets fmnist`' and 1 <= int(seconds) <= 30
