@@ -191,6 +191,7 @@ def test_precision_command_writes_results_integers_and_plots(tmp_path, capsys):
     import json
 
     from noisesim.experiment.precision import main
+    from noisesim.reports.docs import markdown_rows
     from tests.helpers import make_fashion_mnist
 
     data = make_fashion_mnist(tmp_path / "fm", n_train=300, n_test=64)
@@ -204,5 +205,10 @@ def test_precision_command_writes_results_integers_and_plots(tmp_path, capsys):
         assert (r["test_low"], r["test_high"]) == pytest.approx(binomial_interval(r["test_accuracy"], 64))
         assert r["test_high"] - r["test_low"] > 0.1  # 64 examples: wide
     assert (out / "accuracy_by_precision.png").is_file() and (out / "integers.pt").is_file()
+    table = markdown_rows((out / "results.md").read_text())  # what the docs read: the same numbers, rounded
+    assert [(t["bits"], t["test accuracy [95% CI]"]) for t in table] == [
+        (str(r["bits"]), f"{r['test_accuracy'] * 100:.2f}% [{r['test_low'] * 100:.2f}, {r['test_high'] * 100:.2f}]")
+        for r in record["results"]]
+    assert f"{record['integers_bytes'] / 1000:.0f} kB" in (out / "results.md").read_text()
     assert main(["--method", "cpt", "--epochs", "0", "--out", str(tmp_path / "x")]) == 2
     assert "--epochs 0" in capsys.readouterr().err

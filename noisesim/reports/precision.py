@@ -4,7 +4,8 @@
 (AdaptiveDPC: every layer's weight bits after each epoch; CPT: the bit-width schedule),
 ``accuracy_by_precision`` (Double Rounding: test accuracy at each bit-width of the one model, with the
 separately trained models' accuracies when ``separate`` gives them) and ``pareto`` (supernet
-sub-networks: test accuracy against average weight bits).
+sub-networks: test accuracy against average weight bits), and writes ``results.md``: the result rows with
+their 95% intervals over the test examples, the training time and the command.
 
     python -m noisesim.reports.precision FOLDER [--separate BITS=ACCURACY ...] [--subnets FOLDER]
 """
@@ -19,6 +20,7 @@ from typing import Optional, Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from noisesim.io import atomic_write
 from noisesim.reports.curves import save, style
 from noisesim.reports.layers import short_names
 from noisesim.stats import binomial_interval
@@ -123,11 +125,39 @@ def _title(record: dict) -> str:
     return " · ".join(p for p in parts if p)
 
 
+def results_table(record: dict) -> str:
+    """A folder's results as Markdown: one row per bit-width (Double Rounding), budget (supernet) or the one
+    trained model (AdaptiveDPC, CPT), the test accuracy with its 95% Wilson interval, then a note with the method,
+    the test examples, the training time, the stored integers' size (Double Rounding) and the command."""
+    rows, s = _rows(record), record.get("settings", {})
+    epochs = float(s.get("epochs", 0))
+    head = ["budget (avg W bits)"] if "budget" in rows else ["bits"] if "bits" in rows else []
+    lines = ["| method | " + " | ".join(head + ["average W bits", "test accuracy [95% CI]"]) + " |",
+             "|" + "---|" * (len(head) + 3)]
+    for r in rows.to_dict("records"):
+        key = [f"{r['budget']:g}"] if "budget" in rows else [str(r["bits"])] if "bits" in rows else []
+        acc = f"{r['test_accuracy'] * 100:.2f}%"
+        if "test_low" in r:
+            acc += f" [{r['test_low'] * 100:.2f}, {r['test_high'] * 100:.2f}]"
+        lines.append(f"| {s.get('method', '?')} | " + " | ".join(key + [f"{r['average_bits']:.2f}", acc]) + " |")
+    note = [f"{s.get('model', '?')} on {s.get('dataset', '?')}, {record.get('test_examples') or '?'} test examples "
+            f"(95% Wilson intervals); {epochs:g} epoch{'' if epochs == 1 else 's'} of training: "
+            f"{record.get('seconds', 0):.0f} s; "
+            f"float test accuracy {record.get('float_test_accuracy', float('nan')) * 100:.2f}%."]
+    if record.get("integers_bytes"):
+        note.append(f"Stored integers: {record['integers_bytes'] / 1000:.0f} kB (float32 weights: "
+                    f"{record['float32_weight_bytes'] / 1000:.0f} kB).")
+    note.append(f"Command: `{record.get('command', '?')}`")
+    return "\n".join(lines + ["", " ".join(note)]) + "\n"
+
+
 def draw_precision(folder: str | Path, separate: Optional[dict[int, float]] = None,
                    uniform: Optional[pd.DataFrame] = None) -> list[Path]:
+    """Every plot the folder's results support, and its ``results.md``."""
     folder = Path(folder)
     record = _load(folder)
     rows, title = _rows(record), _title(record)
+    atomic_write(folder / "results.md", lambda f: f.write(results_table(record)))
     return (bits_over_training(record, folder / "bits_over_training", title) +
             accuracy_by_precision(rows, folder / "accuracy_by_precision", separate, title) +
             pareto(rows, folder / "pareto", uniform, title))
