@@ -2,6 +2,8 @@
 convolution, the hardware text files round-trip, overflow is caught, and integer-only inference matches."""
 import itertools
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -209,6 +211,7 @@ def test_export_command(tmp_path, capsys):
 
     from noisesim.experiment.main import main as run_main
     from noisesim.experiment.export import main
+    from noisesim.reports.docs import markdown_rows
     from tests.helpers import make_fashion_mnist
 
     data = make_fashion_mnist(tmp_path / "fm", n_train=64, n_test=32)
@@ -220,6 +223,11 @@ def test_export_command(tmp_path, capsys):
                  "--integer_accuracy"]) == 0
     out = capsys.readouterr().out
     assert "largest recovery error" in out and "integer-only" in out
+    summary = markdown_rows((run / "export/summary.md").read_text())  # the row the docs read
+    fake, integer = re.search(r"fake-quantized accuracy ([0-9.]+), integer-only ([0-9.]+)", out).groups()
+    assert len(summary) == 1 and summary[0]["layers"] == "20" and summary[0]["run"] == "r"
+    assert summary[0]["fake-quantized accuracy"] == f"{float(fake) * 100:.2f}%"
+    assert summary[0]["integer-only accuracy"] == f"{float(integer) * 100:.2f}%"
     manifest = json.loads((run / "export/manifest.json").read_text())
     assert len(manifest["layers"]) == 20 and (run / "export/hardware/psum.txt").is_file()
     with np.load(run / "export/integers.npz") as z:

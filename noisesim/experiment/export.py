@@ -145,12 +145,14 @@ def _run(args) -> int:
     print(report.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     for name, why in skipped.items():
         print(f"not exported: {why}")
+    fake = integer = None
     if args.integer_accuracy:
         with torch.no_grad(), noise_disabled(sim):
             fake = evaluate(sim, exp.val_data, exp.task)
             with integer_inference(sim, layers):
                 integer = evaluate(sim, exp.val_data, exp.task)
         print(f"evaluation set: fake-quantized {exp.task.name} {fake:.4f}, integer-only {integer:.4f}")
+    atomic_write(out / "summary.md", lambda f: f.write(_summary(run, report, args.psum_bits, fake, integer)))
     if args.layer:
         print(f"test-bench files: {len(paths)} in {out / 'hardware'}")
     if tiles:
@@ -162,6 +164,18 @@ def _run(args) -> int:
           f"layer's output range (tolerance {args.tolerance:g}); {overflows} psums overflow {args.psum_bits} bits"
           f"{handled if overflows else ''}")
     return 0 if worst <= args.tolerance else 1
+
+
+def _summary(run: Path, report, psum_bits: int, fake: Optional[float], integer: Optional[float]) -> str:
+    """One Markdown row for the docs: the export's layers, worst recovery error, psum widths and, with
+    --integer_accuracy, the evaluation set's accuracy fake-quantized and with every layer in integers."""
+    pct = (lambda v: "—" if v is None else f"{v * 100:.2f}%")
+    bits = report["bits_needed"]
+    return ("| run | layers | largest recovery error (of the layer's output range) | psum bits needed | "
+            f"psums over {psum_bits} bits | fake-quantized accuracy | integer-only accuracy |\n"
+            "|---|---|---|---|---|---|---|\n"
+            f"| {run.name} | {len(report)} | {report['relative_error'].max():.2g} | {bits.min()}–{bits.max()} | "
+            f"{int(report['overflows'].sum())} | {pct(fake)} | {pct(integer)} |\n")
 
 
 def _onnx(sim, exp: Experiment, path: Path) -> int:
