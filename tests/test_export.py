@@ -1,7 +1,6 @@
 """Integer export: integers x scales reproduce every layer's fake-quantized output, psums equal an independent int64
 convolution, the hardware text files round-trip, overflow is caught, and integer-only inference matches."""
 import itertools
-
 import re
 
 import numpy as np
