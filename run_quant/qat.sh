@@ -10,7 +10,7 @@
 #      whole test set, with the test-bench files of one array tile (export/hardware/).
 #   run_quant/qat.sh [-- main.py flags]   env: EPOCHS (ResNet-20 QAT epochs, 3), VGG_EPOCHS (float 5, QAT 2),
 #                                          QAT_EMAC (5), LOG_DIR, PYTHON
-# Flags after -- reach every run (e.g. -- --eval_batches 2 scores on the first 2000 test images).
+# Flags after -- reach every run (e.g. -- --eval_batches 2 scores a fixed subset of 2000 test images).
 source "$(dirname "$0")/../run_noise/common.sh"
 [[ ${1:-} == -- ]] && shift
 [[ $# -eq 0 ]] || [[ ${1:0:2} == -- ]] || { echo "qat.sh: unexpected argument '$1' (usage: qat.sh [-- main.py flags])" >&2; exit 2; }
