@@ -13,7 +13,10 @@
 # Flags after -- reach every run (e.g. -- --eval_batches 2 scores a fixed subset of 2000 test images).
 source "$(dirname "$0")/../run_noise/common.sh"
 [[ ${1:-} == -- ]] && shift
-[[ $# -eq 0 ]] || [[ ${1:0:2} == -- ]] || { echo "qat.sh: unexpected argument '$1' (usage: qat.sh [-- main.py flags])" >&2; exit 2; }
+if [[ $# -gt 0 && ${1:0:2} != -- ]]; then
+    echo "qat.sh: unexpected argument '$1' (usage: qat.sh [-- main.py flags])" >&2
+    exit 2
+fi
 EXTRA=("$@")
 EPOCHS="${EPOCHS:-3}"
 read -r VGG_FLOAT VGG_QAT <<< "${VGG_EPOCHS:-5 2}"
