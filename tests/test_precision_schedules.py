@@ -1,5 +1,6 @@
 """Precision that moves during training: AdaptiveDPC's rule and bounds, the CPT schedule, and Double Rounding's
 bit switching from stored integers."""
+import re
 
 import numpy as np
 import pytest
@@ -210,5 +211,6 @@ def test_precision_command_writes_results_integers_and_plots(tmp_path, capsys):
         (str(r["bits"]), f"{r['test_accuracy'] * 100:.2f}% [{r['test_low'] * 100:.2f}, {r['test_high'] * 100:.2f}]")
         for r in record["results"]]
     assert f"{record['integers_bytes'] / 1000:.0f} kB" in (out / "results.md").read_text()
+    assert re.search(r"Command: `[^`\[]* --method double_rounding --bits 8 4 ", (out / "results.md").read_text())
     assert main(["--method", "cpt", "--epochs", "0", "--out", str(tmp_path / "x")]) == 2
     assert "--epochs 0" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -147,7 +148,8 @@ def results_table(record: dict) -> str:
     if record.get("integers_bytes"):
         note.append(f"Stored integers: {record['integers_bytes'] / 1000:.0f} kB (float32 weights: "
                     f"{record['float32_weight_bytes'] / 1000:.0f} kB).")
-    note.append(f"Command: `{record.get('command', '?')}`")
+    command = record.get("command", "?")
+    note.append(f"Command: `{shlex.join(command) if isinstance(command, list) else command}`")
     return "\n".join(lines + ["", " ".join(note)]) + "\n"
 
 
