@@ -126,11 +126,12 @@ def _title(record: dict) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def results_table(record: dict) -> str:
+def results_table(record: dict, rows: pd.DataFrame) -> str:
     """A folder's results as Markdown: one row per bit-width (Double Rounding), budget (supernet) or the one
     trained model (AdaptiveDPC, CPT), the test accuracy with its 95% Wilson interval, then a note with the method,
-    the test examples, the training time, the stored integers' size (Double Rounding) and the command."""
-    rows, s = _rows(record), record.get("settings", {})
+    the test examples, the training time, the stored integers' size (Double Rounding) and the command; ``rows`` are
+    the record's result rows with their intervals (``_rows``)."""
+    s = record.get("settings", {})
     epochs = float(s.get("epochs", 0))
     head = ["budget (avg W bits)"] if "budget" in rows else ["bits"] if "bits" in rows else []
     lines = ["| method | " + " | ".join(head + ["average W bits", "test accuracy [95% CI]"]) + " |",
@@ -159,7 +160,7 @@ def draw_precision(folder: str | Path, separate: Optional[dict[int, float]] = No
     folder = Path(folder)
     record = _load(folder)
     rows, title = _rows(record), _title(record)
-    atomic_write(folder / "results.md", lambda f: f.write(results_table(record)))
+    atomic_write(folder / "results.md", lambda f: f.write(results_table(record, rows)))
     return (bits_over_training(record, folder / "bits_over_training", title) +
             accuracy_by_precision(rows, folder / "accuracy_by_precision", separate, title) +
             pareto(rows, folder / "pareto", uniform, title))
